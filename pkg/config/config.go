@@ -1,0 +1,123 @@
+// Package config reads the settings every s6gate binary shares from the environment, so a
+// host test, the image and an operator's shell all agree on where things are:
+//
+//	GATEWAY_HOME           data root                               /opt/data
+//	GATEWAY_SCANDIR        s6 scan directory holding the slots     /run/service
+//	S6_COMMAND_DIR         where the s6 tools and with-contenv are /command
+//	GATEWAY_USER           service user the gateways run as        gateway
+//	GATEWAY_BIN            gateway binary that slots exec          /usr/local/bin/gateway
+//	GATEWAY_DRAIN_TIMEOUT  grace a gateway's child gets on stop    2s
+//
+// Paths must be absolute. S6_COMMAND_DIR ends up in a run script's "#!" line, so it may not
+// contain white space. Invalid settings are usage errors (exit code 2).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/s6gate/s6gate/pkg/exitcode"
+)
+
+// Defaults, as the image lays things out.
+const (
+	DefaultHome         = "/opt/data"
+	DefaultScanDir      = "/run/service"
+	DefaultCommandDir   = "/command"
+	DefaultUser         = "gateway"
+	DefaultBin          = "/usr/local/bin/gateway"
+	DefaultDrainTimeout = 2 * time.Second
+)
+
+// Settings are the shared settings.
+type Settings struct {
+	Home         string
+	ScanDir      string
+	CommandDir   string
+	User         string
+	Bin          string
+	DrainTimeout time.Duration
+}
+
+// FromEnv reads the settings through getenv (os.Getenv in binaries, a map in tests).
+func FromEnv(getenv func(string) string) (Settings, error) {
+	get := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	s := Settings{
+		Home:       get("GATEWAY_HOME", DefaultHome),
+		ScanDir:    get("GATEWAY_SCANDIR", DefaultScanDir),
+		CommandDir: get("S6_COMMAND_DIR", DefaultCommandDir),
+		User:       get("GATEWAY_USER", DefaultUser),
+		Bin:        get("GATEWAY_BIN", DefaultBin),
+	}
+	for _, p := range []struct{ env, val string }{
+		{"GATEWAY_HOME", s.Home}, {"GATEWAY_SCANDIR", s.ScanDir},
+		{"S6_COMMAND_DIR", s.CommandDir}, {"GATEWAY_BIN", s.Bin},
+	} {
+		if !filepath.IsAbs(p.val) || strings.ContainsAny(p.val, "\x00\n") {
+			return Settings{}, exitcode.Usagef("%s=%q: must be an absolute path", p.env, p.val)
+		}
+	}
+	s.Home, s.ScanDir = filepath.Clean(s.Home), filepath.Clean(s.ScanDir)
+	s.CommandDir, s.Bin = filepath.Clean(s.CommandDir), filepath.Clean(s.Bin)
+	if strings.ContainsAny(s.CommandDir, " \t\r\v\f") || len(s.CommandDir) > 200 {
+		return Settings{}, exitcode.Usagef("S6_COMMAND_DIR=%q: must have no white space and at most 200 bytes (it goes into a #! line)", s.CommandDir)
+	}
+	if s.User == "" || strings.ContainsAny(s.User, " \t\n:/\x00") {
+		return Settings{}, exitcode.Usagef("GATEWAY_USER=%q: not a user name", s.User)
+	}
+	d, err := ParseDuration(get("GATEWAY_DRAIN_TIMEOUT", ""), DefaultDrainTimeout)
+	if err != nil {
+		return Settings{}, exitcode.Usagef("GATEWAY_DRAIN_TIMEOUT: %v", err)
+	}
+	s.DrainTimeout = d
+	return s, nil
+}
+
+// ParseDuration accepts a Go duration ("2s", "1500ms") or a plain number of seconds ("2",
+// "0.5"). Empty means def. Negative values are refused.
+func ParseDuration(v string, def time.Duration) (time.Duration, error) {
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil {
+			return 0, fmt.Errorf("%q is not a duration (like 2s or 1500ms) or a number of seconds", v)
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q is negative", v)
+	}
+	return d, nil
+}
+
+// Tool is the path of an s6 tool (or with-contenv) in the command directory.
+func (s Settings) Tool(name string) string { return filepath.Join(s.CommandDir, name) }
+
+// CheckHome reports a missing or non-directory data root as a usage error: every verb needs
+// it, and creating it silently would hide a wrong GATEWAY_HOME.
+func (s Settings) CheckHome() error {
+	st, err := os.Stat(s.Home)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return exitcode.Usagef("data root %s does not exist (set GATEWAY_HOME or create it)", s.Home)
+	case err != nil:
+		return fmt.Errorf("data root %s: %w", s.Home, err)
+	case !st.IsDir():
+		return exitcode.Usagef("data root %s is not a directory", s.Home)
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/s6gate/s6gate/pkg/config"
+	"github.com/s6gate/s6gate/pkg/exitcode"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestFromEnvDefaults(t *testing.T) {
+	s, err := config.FromEnv(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, config.Settings{
+		Home: "/opt/data", ScanDir: "/run/service", CommandDir: "/command",
+		User: "gateway", Bin: "/usr/local/bin/gateway", DrainTimeout: 2 * time.Second,
+	}, s)
+	assert.Equal(t, "/command/s6-svc", s.Tool("s6-svc"))
+}
+
+func TestFromEnvOverridesAndErrors(t *testing.T) {
+	s, err := config.FromEnv(env(map[string]string{
+		"GATEWAY_HOME": "/data/", "GATEWAY_SCANDIR": "/tmp/scan", "S6_COMMAND_DIR": "/usr/bin",
+		"GATEWAY_USER": "nobody", "GATEWAY_BIN": "/x/gateway", "GATEWAY_DRAIN_TIMEOUT": "1500ms",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, "/data", s.Home)
+	assert.Equal(t, 1500*time.Millisecond, s.DrainTimeout)
+
+	bad := []map[string]string{
+		{"GATEWAY_HOME": "relative/path"},
+		{"GATEWAY_SCANDIR": "run/service"},
+		{"S6_COMMAND_DIR": "/has space/bin"},
+		{"GATEWAY_BIN": "gateway"},
+		{"GATEWAY_USER": "a:b"},
+		{"GATEWAY_DRAIN_TIMEOUT": "soon"},
+		{"GATEWAY_DRAIN_TIMEOUT": "-1s"},
+	}
+	for _, m := range bad {
+		_, err := config.FromEnv(env(m))
+		require.Error(t, err, m)
+		assert.Equal(t, exitcode.Usage, exitcode.Of(err), m)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"": 7 * time.Second, "2s": 2 * time.Second, "250ms": 250 * time.Millisecond,
+		"3": 3 * time.Second, "0.5": 500 * time.Millisecond, "0": 0,
+	} {
+		got, err := config.ParseDuration(in, 7*time.Second)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+}
+
+func TestCheckHome(t *testing.T) {
+	dir := t.TempDir()
+	assert.NoError(t, config.Settings{Home: dir}.CheckHome())
+	err := config.Settings{Home: filepath.Join(dir, "missing")}.CheckHome()
+	require.Error(t, err)
+	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+	assert.Contains(t, err.Error(), "missing")
+	f := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(f, nil, 0o600))
+	assert.Equal(t, exitcode.Usage, exitcode.Of(config.Settings{Home: f}.CheckHome()))
+}

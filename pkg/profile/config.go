@@ -1,0 +1,98 @@
+package profile
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+)
+
+// ConfigFile is the optional per-profile configuration in the profile's home.
+const ConfigFile = "profile.json"
+
+// MaxConfigSize caps profile.json reads.
+const MaxConfigSize = 1 << 20
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// EnvNameError reports an environment variable name that cannot be exported safely.
+type EnvNameError struct{ Name string }
+
+func (e *EnvNameError) Error() string {
+	return fmt.Sprintf("invalid environment variable name %q: must match ^[A-Za-z_][A-Za-z0-9_]*$", e.Name)
+}
+
+// ExitCode marks a bad variable name as bad usage.
+func (e *EnvNameError) ExitCode() int { return 2 }
+
+// ValidateEnvName returns an *EnvNameError unless name is a portable shell variable name.
+func ValidateEnvName(name string) error {
+	if !envNameRE.MatchString(name) {
+		return &EnvNameError{Name: name}
+	}
+	return nil
+}
+
+// Config is profile.json: {"command": [argv...], "env": {"K": "V"}}. Keys it does not know are
+// kept and written back unchanged.
+type Config struct {
+	Command []string
+	Env     map[string]string
+	rest    map[string]json.RawMessage
+}
+
+// ParseConfig decodes profile.json. An empty document (or one holding only whitespace) is an
+// empty configuration; anything else must be a JSON object with a string-array "command" and a
+// string-to-string "env" whose names are valid.
+func ParseConfig(b []byte) (Config, error) {
+	var c Config
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	if len(bytes.TrimSpace(b)) == 0 {
+		return c, nil
+	}
+	if err := json.Unmarshal(b, &c.rest); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", ConfigFile, err)
+	}
+	if c.rest == nil {
+		return Config{}, fmt.Errorf("%s: not a JSON object", ConfigFile)
+	}
+	if raw, ok := c.rest["command"]; ok {
+		if err := json.Unmarshal(raw, &c.Command); err != nil {
+			return Config{}, fmt.Errorf("%s: \"command\" must be an array of strings: %w", ConfigFile, err)
+		}
+		delete(c.rest, "command")
+	}
+	if raw, ok := c.rest["env"]; ok {
+		if err := json.Unmarshal(raw, &c.Env); err != nil {
+			return Config{}, fmt.Errorf("%s: \"env\" must be an object of strings: %w", ConfigFile, err)
+		}
+		delete(c.rest, "env")
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
+		if err := ValidateEnvName(k); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", ConfigFile, err)
+		}
+	}
+	return c, nil
+}
+
+// Marshal encodes the configuration, keeping unknown keys.
+func (c Config) Marshal() ([]byte, error) {
+	out := make(map[string]any, len(c.rest)+2)
+	for k, v := range c.rest {
+		out[k] = v
+	}
+	if len(c.Command) > 0 {
+		out["command"] = c.Command
+	}
+	if len(c.Env) > 0 {
+		out["env"] = c.Env
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}

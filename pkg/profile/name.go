@@ -1,0 +1,56 @@
+package profile
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+)
+
+// Default is the profile whose home is the data root itself. It always exists.
+const Default = "default"
+
+// MaxNameLen keeps "gateway-" + name within the 255-byte limit of a file name.
+const MaxNameLen = 251
+
+// ProfilesDir is the directory under the data root that holds named profiles' homes.
+const ProfilesDir = "profiles"
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// NameError reports an invalid profile name. It is a usage error (exit code 2).
+type NameError struct {
+	Name   string
+	Reason string
+}
+
+func (e *NameError) Error() string {
+	return fmt.Sprintf("invalid profile name %q: %s", e.Name, e.Reason)
+}
+
+// ExitCode marks a bad name as bad usage.
+func (e *NameError) ExitCode() int { return 2 }
+
+// Validate returns a *NameError unless name is a valid profile name.
+func Validate(name string) error {
+	switch {
+	case name == "":
+		return &NameError{Name: name, Reason: "empty"}
+	case len(name) > MaxNameLen:
+		return &NameError{Name: name, Reason: fmt.Sprintf("longer than %d bytes", MaxNameLen)}
+	case !nameRE.MatchString(name):
+		return &NameError{Name: name, Reason: "must match ^[a-z0-9][a-z0-9_-]*$ (lower-case letters, digits, '_' and '-', not first)"}
+	}
+	return nil
+}
+
+// HomeRel is the home of a (valid) profile relative to the data root: "" for the default
+// profile, "profiles/<name>" otherwise.
+func HomeRel(name string) string {
+	if name == Default {
+		return ""
+	}
+	return path.Join(ProfilesDir, name)
+}
+
+// LogRel is the s6-log directory of a profile's slot relative to the data root.
+func LogRel(name string) string { return path.Join("logs", "gateways", name) }

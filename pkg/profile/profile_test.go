@@ -1,0 +1,149 @@
+package profile_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/profile"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"coder", true},
+		{"my-profile", true},
+		{"assistant_v2", true},
+		{"a", true},
+		{"0", true},
+		{"0abc", true},
+		{"default", true},
+		{strings.Repeat("a", 251), true},
+		{"", false},
+		{"Coder", false},
+		{"foo/bar", false},
+		{"../escape", false},
+		{"..", false},
+		{"-leading-dash", false},
+		{"_leading_underscore", false},
+		{"name with spaces", false},
+		{"name.with.dots", false},
+		{"tab\tname", false},
+		{"new\nline", false},
+		{"ünicode", false},
+		{strings.Repeat("a", 252), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := profile.Validate(tt.name)
+			if tt.ok {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			var ne *profile.NameError
+			require.ErrorAs(t, err, &ne)
+			assert.Equal(t, tt.name, ne.Name)
+			assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+			assert.NotContains(t, err.Error(), "\n", "one-line message")
+		})
+	}
+}
+
+func TestHomeRel(t *testing.T) {
+	assert.Equal(t, "", profile.HomeRel("default"))
+	assert.Equal(t, "profiles/coder", profile.HomeRel("coder"))
+	assert.Equal(t, "logs/gateways/coder", profile.LogRel("coder"))
+}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		cmd     []string
+		env     map[string]string
+		wantErr string
+	}{
+		{name: "empty", in: ""},
+		{name: "whitespace", in: " \n"},
+		{name: "bom", in: "\xef\xbb\xbf{\"command\":[\"x\"]}", cmd: []string{"x"}},
+		{name: "full", in: `{"command":["sh","-c","echo hi"],"env":{"A":"1","B_2":"two words"}}`,
+			cmd: []string{"sh", "-c", "echo hi"}, env: map[string]string{"A": "1", "B_2": "two words"}},
+		{name: "invalid json", in: `{"command":`, wantErr: "profile.json"},
+		{name: "not an object", in: `[1,2]`, wantErr: "profile.json"},
+		{name: "null", in: `null`, wantErr: "not a JSON object"},
+		{name: "command not strings", in: `{"command":"sh -c x"}`, wantErr: `"command"`},
+		{name: "env not strings", in: `{"env":{"A":1}}`, wantErr: `"env"`},
+		{name: "bad env name", in: `{"env":{"A-B":"x"}}`, wantErr: `"A-B"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := profile.ParseConfig([]byte(tt.in))
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.cmd, c.Command)
+			assert.Equal(t, tt.env, c.Env)
+		})
+	}
+}
+
+func TestConfigRoundTripKeepsUnknownKeys(t *testing.T) {
+	c, err := profile.ParseConfig([]byte(`{"command":["a"],"note":"keep me","nested":{"x":[1,2]}}`))
+	require.NoError(t, err)
+	c.Env = map[string]string{"K": "v"}
+	c.Command = []string{"b", "c"}
+	b, err := c.Marshal()
+	require.NoError(t, err)
+	back, err := profile.ParseConfig(b)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b", "c"}, back.Command)
+	assert.Equal(t, map[string]string{"K": "v"}, back.Env)
+	assert.Contains(t, string(b), `"note": "keep me"`)
+	assert.Contains(t, string(b), `"nested"`)
+}
+
+func TestValidateEnvName(t *testing.T) {
+	for _, ok := range []string{"A", "_x", "PATH", "a1_B"} {
+		assert.NoError(t, profile.ValidateEnvName(ok), ok)
+	}
+	for _, bad := range []string{"", "1A", "A-B", "A B", "A=B", "A;rm", "$(x)"} {
+		err := profile.ValidateEnvName(bad)
+		require.Error(t, err, bad)
+		assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+	}
+}
+
+func TestDiscover(t *testing.T) {
+	root := t.TempDir()
+	names, skipped, err := profile.Discover(root)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"default"}, names, "no profiles/ dir: just the default profile")
+	assert.Empty(t, skipped)
+
+	p := filepath.Join(root, "profiles")
+	for _, d := range []string{"zeta", "alpha", "mid-1", "Bad", "default", ".hidden"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(p, d), 0o755))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(p, "file"), nil, 0o644))
+	require.NoError(t, os.Symlink(t.TempDir(), filepath.Join(p, "linked")))
+
+	names, skipped, err = profile.Discover(root)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"default", "alpha", "mid-1", "zeta"}, names)
+	var entries []string
+	for _, s := range skipped {
+		entries = append(entries, s.Entry)
+	}
+	assert.ElementsMatch(t, []string{"Bad", "default", "file", "linked"}, entries)
+}

@@ -1,0 +1,239 @@
+// Package s6test runs Debian's real s6 for tests, the way net/http/httptest runs a real
+// server: a private s6-svscan on a temporary scan directory, a command directory that holds
+// the real s6 tools (plus this repository's binaries, or a deliberately failing tool for fault
+// injection), and the repository's binaries built once per test process.
+//
+// s6-svscan and s6-supervise run fine unprivileged, so none of this needs root. A missing s6
+// installation skips the test on a developer machine and fails it under CI=true, where a
+// skipped test must never pass for a green one.
+package s6test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ToolsDir is where Debian installs the s6 tools.
+const ToolsDir = "/usr/bin"
+
+// InCI reports whether the tests run under CI (CI=true), where missing prerequisites fail.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Require stops the test unless Debian's s6 tools are installed: a skip locally, a failure in CI.
+func Require(t testing.TB) {
+	t.Helper()
+	for _, tool := range []string{"s6-svscan", "s6-supervise", "s6-svc", "s6-svscanctl", "s6-svstat", "s6-log", "s6-setuidgid"} {
+		if _, err := os.Stat(filepath.Join(ToolsDir, tool)); err != nil {
+			Missing(t, "s6 is not installed (apt-get install -y s6 execline): "+err.Error())
+		}
+	}
+}
+
+// RequireRoot stops the test unless it runs as root: a skip locally, a failure in CI.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "needs root")
+	}
+}
+
+// Missing reports a missing prerequisite: t.Skip outside CI, t.Fatal in CI.
+func Missing(t testing.TB, why string) {
+	t.Helper()
+	if InCI() {
+		t.Fatal("CI=true and a test prerequisite is missing: " + why)
+	}
+	t.Skip(why)
+}
+
+// CommandDir makes a command directory (what S6_COMMAND_DIR points at) holding symlinks to
+// the real s6 tools and to the given extra binaries (name → path). An extra whose name matches
+// a tool replaces it, which is how a test injects a failing s6-svscanctl.
+func CommandDir(t testing.TB, extra map[string]string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "command")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tools, err := filepath.Glob(filepath.Join(ToolsDir, "s6-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range tools {
+		if _, ok := extra[filepath.Base(p)]; ok {
+			continue
+		}
+		if err := os.Symlink(p, filepath.Join(dir, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, p := range extra {
+		if err := os.Symlink(p, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// FailingTool writes an executable that prints msg on stderr and exits rc, for fault injection.
+func FailingTool(t testing.TB, rc int, msg string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "failing-tool")
+	script := "#!/bin/sh\necho '" + strings.ReplaceAll(msg, "'", `'\''`) + "' >&2\nexit " + itoa(rc) + "\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Scan is a running s6-svscan on a private scan directory.
+type Scan struct {
+	Dir string
+	cmd *exec.Cmd
+	out *syncBuffer
+}
+
+// StartScan starts s6-svscan on dir (created if missing). The scan is torn down with
+// s6-svscanctl -t (supervisors bring their services down and exit) when the test ends.
+func StartScan(t testing.TB, dir string) *Scan {
+	t.Helper()
+	Require(t)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	cmd := exec.Command(filepath.Join(ToolsDir, "s6-svscan"), dir)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &Scan{Dir: dir, cmd: cmd, out: out}
+	waitFor(t, 5*time.Second, "s6-svscan to listen on "+dir, func() bool {
+		return exec.Command(filepath.Join(ToolsDir, "s6-svscanctl"), "-a", dir).Run() == nil
+	})
+	t.Cleanup(func() { s.Stop(t) })
+	return s
+}
+
+// Output is what s6-svscan and everything below it (run scripts, s6-log's stdout copy) printed.
+func (s *Scan) Output() string { return s.out.String() }
+
+// Stop tears the supervision tree down and waits for s6-svscan to exit. It is idempotent.
+func (s *Scan) Stop(t testing.TB) {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	_ = exec.Command(filepath.Join(ToolsDir, "s6-svscanctl"), "-t", s.Dir).Run()
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		t.Errorf("s6-svscan on %s did not exit within 10 s of s6-svscanctl -t", s.Dir)
+	}
+}
+
+// waitFor polls cond every 10 ms until it holds or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Eventually polls cond every 10 ms until it holds or timeout passes, then fails the test
+// with what it was waiting for.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	waitFor(t, timeout, what, cond)
+}
+
+type builds struct {
+	once sync.Once
+	dir  string
+	err  error
+	out  []byte
+}
+
+// binaries is per test process: every test binary builds the commands once.
+var binaries builds
+
+// Binaries builds this repository's commands (cmd/*) once per test process, statically, into
+// a temporary directory, and returns name → path.
+func Binaries(t testing.TB) map[string]string {
+	t.Helper()
+	binaries.once.Do(func() {
+		binaries.dir, binaries.err = os.MkdirTemp("", "s6gate-bin-")
+		if binaries.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-o", binaries.dir+"/", "./cmd/...")
+		cmd.Dir = repoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		binaries.out, binaries.err = cmd.CombinedOutput()
+	})
+	if binaries.err != nil {
+		t.Fatalf("building cmd/...: %v\n%s", binaries.err, binaries.out)
+	}
+	entries, err := os.ReadDir(binaries.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, e := range entries {
+		m[e.Name()] = filepath.Join(binaries.dir, e.Name())
+	}
+	return m
+}
+
+func goTool() string {
+	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+		return p
+	}
+	return "go"
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,264 @@
+package s6
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Status is a service's state as s6-supervise publishes it.
+type Status struct {
+	Supervised bool      // an s6-supervise process runs on the service directory
+	Up         bool      // the service process is running
+	PID        int       // its PID when Up
+	Since      time.Time // when it last went up or down (zero if unknown)
+	Ready      bool      // it notified readiness (or has no notification-fd)
+	WantUp     bool      // s6-supervise will (re)start it
+	NormallyUp bool      // no ./down file
+	Paused     bool
+	Finishing  bool // ./finish is running
+	ExitCode   int  // of the last run when down and it exited; -1 otherwise
+	Signal     int  // that killed the last run when down; 0 otherwise
+}
+
+// ErrNotSupervised means no s6-supervise runs on the service directory (it was never scanned,
+// s6-svscan is not running, or the slot is being removed).
+var ErrNotSupervised = errors.New("s6-supervise not running")
+
+// Status file layouts: s6 2.11 (Debian bookworm) and newer s6 with a pgid field.
+const (
+	statusSize211 = 35
+	statusSize212 = 43
+	taiOffset     = 1<<62 + 10 // TAI64 label of the Unix epoch as skalibs writes it
+)
+
+const (
+	flagPaused    = 1 << 0
+	flagFinishing = 1 << 1
+	flagWantUp    = 1 << 2
+	flagReady     = 1 << 3
+)
+
+// ParseStatusFile decodes the binary supervise/status file (35 or 43 bytes). It fills every
+// field but Supervised and NormallyUp, which live outside the file.
+func ParseStatusFile(b []byte) (Status, error) {
+	var pidOff, wstatOff, flagsOff int
+	switch len(b) {
+	case statusSize211:
+		pidOff, wstatOff, flagsOff = 24, 32, 34
+	case statusSize212:
+		pidOff, wstatOff, flagsOff = 24, 40, 42
+	default:
+		return Status{}, fmt.Errorf("supervise/status: unknown layout of %d bytes", len(b))
+	}
+	pid := binary.BigEndian.Uint64(b[pidOff:])
+	wstat := binary.BigEndian.Uint16(b[wstatOff:])
+	flags := b[flagsOff]
+	s := Status{
+		PID:       int(pid),
+		Since:     tai64n(b[0:12]),
+		Ready:     flags&flagReady != 0,
+		WantUp:    flags&flagWantUp != 0,
+		Paused:    flags&flagPaused != 0,
+		Finishing: flags&flagFinishing != 0,
+		ExitCode:  -1,
+	}
+	s.Up = s.PID != 0 && !s.Finishing
+	if !s.Up {
+		s.PID = 0
+		if sig := int(wstat & 0x7f); sig != 0 && sig != 0x7f {
+			s.Signal = sig
+		} else if sig == 0 {
+			s.ExitCode = int(wstat>>8) & 0xff
+		}
+	}
+	return s, nil
+}
+
+func tai64n(b []byte) time.Time {
+	secs := binary.BigEndian.Uint64(b[0:8])
+	nanos := binary.BigEndian.Uint32(b[8:12])
+	if secs < taiOffset {
+		return time.Time{}
+	}
+	return time.Unix(int64(secs-taiOffset), int64(nanos)).UTC()
+}
+
+// Supervised reports whether an s6-supervise process holds the lock of the service directory
+// dir (the test s6-svok makes). A missing lock file means no.
+func Supervised(dir string) (bool, error) {
+	fd, err := unix.Open(filepath.Join(dir, "supervise", "lock"), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, &os.PathError{Op: "open", Path: filepath.Join(dir, "supervise", "lock"), Err: err}
+	}
+	defer unix.Close(fd)
+	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_GETLK, &lk); err != nil {
+		return false, &os.PathError{Op: "fcntl", Path: filepath.Join(dir, "supervise", "lock"), Err: err}
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}
+
+// ReadStatus returns the state of the service directory dir, reading supervise/status
+// directly. It returns ErrNotSupervised when no s6-supervise runs there. tools is used only
+// when the status file has a layout this package does not know.
+func (t Tools) ReadStatus(ctx context.Context, dir string) (Status, error) {
+	ok, err := Supervised(dir)
+	if err != nil {
+		return Status{}, err
+	}
+	if !ok {
+		return Status{}, fmt.Errorf("%s: %w", dir, ErrNotSupervised)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "supervise", "status"))
+	var s Status
+	if err == nil {
+		s, err = ParseStatusFile(b)
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return Status{}, err
+		}
+		if s, err = t.svstat(ctx, dir); err != nil {
+			return Status{}, err
+		}
+	}
+	s.Supervised = true
+	_, derr := os.Lstat(filepath.Join(dir, "down"))
+	s.NormallyUp = errors.Is(derr, fs.ErrNotExist)
+	return s, nil
+}
+
+// svstatFields are requested from `s6-svstat -o`; every one exists in s6 2.11 and later.
+var svstatFields = []string{"up", "wantedup", "normallyup", "ready", "paused", "pid", "exitcode", "signum", "updownfor"}
+
+func (t Tools) svstat(ctx context.Context, dir string) (Status, error) {
+	out, err := t.Output(ctx, filepath.Base(dir), "status", "s6-svstat", "-o", strings.Join(svstatFields, ","), dir)
+	if err == nil {
+		return ParseSvstatFields(svstatFields, string(out), time.Now())
+	}
+	out, err2 := t.Output(ctx, filepath.Base(dir), "status", "s6-svstat", dir)
+	if err2 != nil {
+		return Status{}, err
+	}
+	return ParseSvstat(string(out), time.Now())
+}
+
+// ParseSvstatFields parses the output of `s6-svstat -o <fields>`: one space-separated value
+// per requested field, in order. Unknown fields are ignored.
+func ParseSvstatFields(fields []string, out string, now time.Time) (Status, error) {
+	vals := strings.Fields(out)
+	if len(vals) != len(fields) {
+		return Status{}, fmt.Errorf("s6-svstat -o: %d values for %d fields in %q", len(vals), len(fields), out)
+	}
+	s := Status{ExitCode: -1, Supervised: true}
+	for i, f := range fields {
+		v := vals[i]
+		var err error
+		switch f {
+		case "up":
+			s.Up, err = strconv.ParseBool(v)
+		case "wantedup":
+			s.WantUp, err = strconv.ParseBool(v)
+		case "normallyup":
+			s.NormallyUp, err = strconv.ParseBool(v)
+		case "ready":
+			s.Ready, err = strconv.ParseBool(v)
+		case "paused":
+			s.Paused, err = strconv.ParseBool(v)
+		case "pid":
+			s.PID, err = strconv.Atoi(v)
+		case "exitcode":
+			s.ExitCode, err = strconv.Atoi(v)
+		case "signum":
+			s.Signal, err = strconv.Atoi(v)
+		case "updownfor":
+			var secs int64
+			secs, err = strconv.ParseInt(v, 10, 64)
+			s.Since = now.Add(-time.Duration(secs) * time.Second)
+		}
+		if err != nil {
+			return Status{}, fmt.Errorf("s6-svstat -o: field %s=%q: %w", f, v, err)
+		}
+	}
+	if s.PID < 0 || !s.Up {
+		s.PID = 0
+	}
+	if s.Signal < 0 {
+		s.Signal = 0
+	}
+	return s, nil
+}
+
+var svstatRE = regexp.MustCompile(`^(up|down)(?: \(([^)]*)\))? (\d+) seconds?(.*)$`)
+
+// ParseSvstat parses the human line of `s6-svstat DIR`:
+//
+//	up (pid 42) 17 seconds                                   s6 2.11
+//	up (pid 42 pgid 42) 17 seconds, normally down, want down  newer s6
+//	down (exitcode 0) 3 seconds, normally up, ready 3 seconds
+//	down (signal SIGTERM) 0 seconds, normally up
+//	down 5 seconds
+func ParseSvstat(out string, now time.Time) (Status, error) {
+	line := strings.TrimSpace(out)
+	m := svstatRE.FindStringSubmatch(line)
+	if m == nil {
+		return Status{}, fmt.Errorf("s6-svstat: unrecognised output %q", line)
+	}
+	s := Status{Supervised: true, Up: m[1] == "up", ExitCode: -1}
+	secs, _ := strconv.ParseInt(m[3], 10, 64)
+	s.Since = now.Add(-time.Duration(secs) * time.Second)
+	paren := strings.Fields(m[2])
+	for i := 0; i+1 < len(paren); i += 2 {
+		switch paren[i] {
+		case "pid":
+			pid, err := strconv.Atoi(paren[i+1])
+			if err != nil {
+				return Status{}, fmt.Errorf("s6-svstat: pid %q: %w", paren[i+1], err)
+			}
+			s.PID = pid
+		case "exitcode":
+			s.ExitCode, _ = strconv.Atoi(paren[i+1])
+		case "signal":
+			s.Signal = int(unix.SignalNum(paren[i+1]))
+		}
+	}
+	if s.Up && s.PID == 0 {
+		return Status{}, fmt.Errorf("s6-svstat: %q: up without a pid", line)
+	}
+	// Defaults when the line does not say otherwise: s6-svstat prints "normally X" and
+	// "want X" only when they differ from the current state.
+	s.NormallyUp, s.WantUp = s.Up, s.Up
+	for _, part := range strings.Split(m[4], ",") {
+		switch p := strings.TrimSpace(part); {
+		case p == "normally up":
+			s.NormallyUp = true
+		case p == "normally down":
+			s.NormallyUp = false
+		case p == "want up":
+			s.WantUp = true
+		case p == "want down":
+			s.WantUp = false
+		case p == "paused":
+			s.Paused = true
+		case strings.HasPrefix(p, "ready"):
+			s.Ready = true
+		case strings.HasPrefix(p, "finish"):
+			s.Finishing = true
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,295 @@
+package safedir
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/s6gate/s6gate/pkg/owner"
+)
+
+// ErrSymlink is returned (inside an *os.PathError) when a path component or a file that must
+// be opened is a symbolic link.
+var ErrSymlink = errors.New("refusing to follow a symbolic link")
+
+// ErrNotRegular is returned when a file to read is not a regular file (a FIFO, a device, a dir).
+var ErrNotRegular = errors.New("not a regular file")
+
+// ErrTooLarge is returned when a file is larger than the caller's limit.
+var ErrTooLarge = errors.New("file too large")
+
+// Dir is an open directory. Its methods act on single names directly inside it.
+type Dir struct {
+	f       *os.File
+	path    string
+	created bool
+}
+
+// Open opens base/rel. base is trusted; every component of rel is opened with O_NOFOLLOW.
+// rel may be "" (base itself) and must be relative and clean (no "..").
+func Open(base, rel string) (*Dir, error) {
+	return open(base, rel, false, 0, nil)
+}
+
+// MkdirAll opens base/rel like Open, creating the missing components of rel with mode perm
+// (applied exactly, whatever the umask) and giving each directory it creates to own. Created
+// reports whether the last component was created by this call.
+func MkdirAll(base, rel string, perm os.FileMode, own *owner.Owner) (d *Dir, created bool, err error) {
+	d, err = open(base, rel, true, perm, own)
+	if err != nil {
+		return nil, false, err
+	}
+	return d, d.created, nil
+}
+
+func open(base, rel string, create bool, perm os.FileMode, own *owner.Owner) (*Dir, error) {
+	if rel != "" && (filepath.IsAbs(rel) || filepath.Clean(rel) != rel || rel == ".." || strings.HasPrefix(rel, "../")) {
+		return nil, &os.PathError{Op: "open", Path: rel, Err: errors.New("not a clean relative path")}
+	}
+	fd, err := unix.Open(base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: base, Err: err}
+	}
+	path := base
+	created := false
+	if rel != "" {
+		for _, name := range strings.Split(rel, "/") {
+			path = filepath.Join(path, name)
+			created = false
+			next, err := openDirAt(fd, name)
+			if errors.Is(err, unix.ENOENT) && create {
+				if err = unix.Mkdirat(fd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+					unix.Close(fd)
+					return nil, &os.PathError{Op: "mkdir", Path: path, Err: err}
+				}
+				created = err == nil
+				next, err = openDirAt(fd, name)
+				if err == nil && created {
+					err = settle(next, perm, own)
+				}
+			}
+			unix.Close(fd)
+			if err != nil {
+				return nil, &os.PathError{Op: "open", Path: path, Err: err}
+			}
+			fd = next
+		}
+	}
+	return &Dir{f: os.NewFile(uintptr(fd), path), path: path, created: created}, nil
+}
+
+// openDirAt opens name in dirfd as a directory without following a symlink. A symlink is
+// reported as ErrSymlink rather than the kernel's ELOOP or ENOTDIR.
+func openDirAt(dirfd int, name string) (int, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == nil {
+		return fd, nil
+	}
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		var st unix.Stat_t
+		if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return -1, ErrSymlink
+		}
+	}
+	return -1, err
+}
+
+// settle gives a freshly created fd its exact mode and owner.
+func settle(fd int, perm os.FileMode, own *owner.Owner) error {
+	if err := own.Fchown(fd); err != nil {
+		return err
+	}
+	// Mode after chown: chown clears set-id bits, and the umask must not matter.
+	return unix.Fchmod(fd, uint32(perm.Perm())|modeBits(perm))
+}
+
+func modeBits(m os.FileMode) uint32 {
+	var b uint32
+	if m&os.ModeSetuid != 0 {
+		b |= unix.S_ISUID
+	}
+	if m&os.ModeSetgid != 0 {
+		b |= unix.S_ISGID
+	}
+	if m&os.ModeSticky != 0 {
+		b |= unix.S_ISVTX
+	}
+	return b
+}
+
+// Path is the directory's path, for messages.
+func (d *Dir) Path() string { return d.path }
+
+// Join is the path of name inside d, for messages.
+func (d *Dir) Join(name string) string { return filepath.Join(d.path, name) }
+
+// Fd is the directory's file descriptor, valid until Close.
+func (d *Dir) Fd() int { return int(d.f.Fd()) }
+
+// Close releases the directory.
+func (d *Dir) Close() error { return d.f.Close() }
+
+// OpenDir opens the directory name inside d without following a symlink.
+func (d *Dir) OpenDir(name string) (*Dir, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	fd, err := openDirAt(d.Fd(), name)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: d.Join(name), Err: err}
+	}
+	return &Dir{f: os.NewFile(uintptr(fd), d.Join(name)), path: d.Join(name)}, nil
+}
+
+// ReadDir lists the directory. Entry types come from the directory itself, so a symlink shows
+// as a symlink.
+func (d *Dir) ReadDir() ([]fs.DirEntry, error) {
+	// Read through a fresh descriptor so repeated calls start at the beginning.
+	fd, err := unix.Openat(d.Fd(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: d.path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), d.path)
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// Lstat describes name without following a symlink.
+func (d *Dir) Lstat(name string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := checkName(name); err != nil {
+		return st, err
+	}
+	if err := unix.Fstatat(d.Fd(), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return st, &os.PathError{Op: "lstat", Path: d.Join(name), Err: err}
+	}
+	return st, nil
+}
+
+// ReadFile reads the regular file name, refusing symlinks, FIFOs and anything larger than
+// limit bytes. A missing file gives an error satisfying errors.Is(err, fs.ErrNotExist).
+func (d *Dir) ReadFile(name string, limit int64) ([]byte, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	p := d.Join(name)
+	// O_NONBLOCK: opening a FIFO planted under this name must not hang.
+	fd, err := unix.Openat(d.Fd(), name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			err = ErrSymlink
+		}
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &os.PathError{Op: "read", Path: p, Err: ErrNotRegular}
+	}
+	if st.Size > limit {
+		return nil, &os.PathError{Op: "read", Path: p, Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, st.Size, limit)}
+	}
+	buf := make([]byte, st.Size)
+	n, err := io.ReadFull(f, buf)
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: p, Err: fmt.Errorf("short read (%d of %d bytes): %w", n, st.Size, err)}
+	}
+	return buf, nil
+}
+
+// WriteFile atomically replaces name with data. The new file gets mode perm (exactly). When the
+// caller is root it keeps the owner of the file it replaces, or gets own when it is new; a
+// non-root caller cannot give files away and owns what it writes.
+// A symlink at name is replaced, never written through.
+func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode, own *owner.Owner) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot("/proc/self/fd/" + strconv.Itoa(d.Fd()))
+	if err != nil {
+		return fmt.Errorf("write %s: %w", d.Join(name), err)
+	}
+	defer root.Close()
+	pf, err := renameio.NewPendingFile(name, renameio.WithRoot(root), renameio.WithStaticPermissions(perm))
+	if err != nil {
+		return fmt.Errorf("write %s: %w", d.Join(name), err)
+	}
+	defer pf.Cleanup()
+	keep := own
+	if os.Geteuid() == 0 {
+		if st, err := d.Lstat(name); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			keep = &owner.Owner{UID: int(st.Uid), GID: int(st.Gid)}
+		}
+		if err := keep.Fchown(int(pf.Fd())); err != nil {
+			return fmt.Errorf("write %s: %w", d.Join(name), err)
+		}
+		// chown may clear mode bits; set the exact mode again.
+		if err := pf.Chmod(perm); err != nil {
+			return fmt.Errorf("write %s: %w", d.Join(name), err)
+		}
+	}
+	if _, err := pf.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", d.Join(name), err)
+	}
+	if err := pf.CloseAtomicallyReplace(); err != nil {
+		return fmt.Errorf("write %s: %w", d.Join(name), err)
+	}
+	// The rename is durable only once the directory is on disk too.
+	if err := d.f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("write %s: fsync directory: %w", d.Join(name), err)
+	}
+	return nil
+}
+
+// Remove removes the file (not directory) name. A missing file is not an error.
+func (d *Dir) Remove(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(d.Fd(), name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &os.PathError{Op: "remove", Path: d.Join(name), Err: err}
+	}
+	return nil
+}
+
+// Lock takes an exclusive flock(2) on the directory, serialising read-modify-write cycles of
+// the files in it between processes. The lock is released by the returned function or when
+// the process dies.
+func (d *Dir) Lock() (unlock func(), err error) {
+	// A private descriptor: flock locks belong to the open file description, so two goroutines
+	// (or two Dir values) in one process exclude each other too.
+	fd, err := unix.Openat(d.Fd(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: d.path, Err: err}
+	}
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "flock", Path: d.path, Err: err}
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+func checkName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return &os.PathError{Op: "open", Path: name, Err: errors.New("not a single file name")}
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package safedir_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/s6gate/s6gate/pkg/owner"
+	"github.com/s6gate/s6gate/pkg/safedir"
+)
+
+func TestOpenRefusesSymlinkComponents(t *testing.T) {
+	base := t.TempDir()
+	outside := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(base, "profiles", "real"), 0o755))
+	require.NoError(t, os.Symlink(outside, filepath.Join(base, "profiles", "evil")))
+	require.NoError(t, os.Symlink(filepath.Join(base, "profiles"), filepath.Join(base, "linkdir")))
+
+	d, err := safedir.Open(base, "profiles/real")
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(base, "profiles", "real"), d.Path())
+	require.NoError(t, d.Close())
+
+	for _, rel := range []string{"profiles/evil", "linkdir/real"} {
+		_, err := safedir.Open(base, rel)
+		require.Error(t, err, rel)
+		assert.ErrorIs(t, err, safedir.ErrSymlink, rel)
+	}
+	for _, rel := range []string{"../x", "/etc", "profiles/../profiles"} {
+		_, err := safedir.Open(base, rel)
+		assert.Error(t, err, rel)
+	}
+	_, err = safedir.Open(base, "profiles/missing")
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+}
+
+func TestMkdirAllCreatesWithExactModeAndReportsCreation(t *testing.T) {
+	old := unix.Umask(0o077)
+	defer unix.Umask(old)
+	base := t.TempDir()
+
+	d, created, err := safedir.MkdirAll(base, "profiles/coder", 0o750, nil)
+	require.NoError(t, err)
+	assert.True(t, created)
+	require.NoError(t, d.Close())
+	for _, p := range []string{"profiles", "profiles/coder"} {
+		st, err := os.Stat(filepath.Join(base, p))
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o750), st.Mode().Perm(), p)
+	}
+
+	d, created, err = safedir.MkdirAll(base, "profiles/coder", 0o750, nil)
+	require.NoError(t, err)
+	assert.False(t, created, "second call finds the directory")
+	require.NoError(t, d.Close())
+
+	require.NoError(t, os.Symlink(t.TempDir(), filepath.Join(base, "profiles", "evil")))
+	_, _, err = safedir.MkdirAll(base, "profiles/evil", 0o750, nil)
+	assert.ErrorIs(t, err, safedir.ErrSymlink)
+}
+
+func TestReadFileRefusesWhatIsNotARegularFile(t *testing.T) {
+	base := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("s3cret"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(base, "ok"), []byte("hello"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(base, "big"), make([]byte, 100), 0o600))
+	require.NoError(t, os.Symlink(secret, filepath.Join(base, "link")))
+	require.NoError(t, unix.Mkfifo(filepath.Join(base, "fifo"), 0o600))
+	d, err := safedir.Open(base, "")
+	require.NoError(t, err)
+	defer d.Close()
+
+	b, err := d.ReadFile("ok", 1024)
+	require.NoError(t, err)
+	assert.Equal(t, "hello", string(b))
+
+	_, err = d.ReadFile("missing", 1024)
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	_, err = d.ReadFile("link", 1024)
+	assert.ErrorIs(t, err, safedir.ErrSymlink)
+	_, err = d.ReadFile("fifo", 1024)
+	assert.ErrorIs(t, err, safedir.ErrNotRegular)
+	_, err = d.ReadFile("big", 99)
+	assert.ErrorIs(t, err, safedir.ErrTooLarge)
+	_, err = d.ReadFile("../ok", 1024)
+	assert.Error(t, err)
+}
+
+func TestWriteFileIsAtomicExactModeAndReplacesSymlinks(t *testing.T) {
+	old := unix.Umask(0o777)
+	defer unix.Umask(old)
+	base := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	require.NoError(t, os.WriteFile(victim, []byte("untouched"), 0o644))
+	require.NoError(t, os.Symlink(victim, filepath.Join(base, "state.json")))
+	d, err := safedir.Open(base, "")
+	require.NoError(t, err)
+	defer d.Close()
+
+	require.NoError(t, d.WriteFile("state.json", []byte(`{"a":1}`), 0o640, nil))
+
+	got, err := os.ReadFile(victim)
+	require.NoError(t, err)
+	assert.Equal(t, "untouched", string(got), "the symlink's target must not be written")
+	st, err := os.Lstat(filepath.Join(base, "state.json"))
+	require.NoError(t, err)
+	assert.True(t, st.Mode().IsRegular(), "the symlink is replaced by a regular file")
+	assert.Equal(t, os.FileMode(0o640), st.Mode().Perm(), "mode is exact whatever the umask")
+	b, err := d.ReadFile("state.json", 1024)
+	require.NoError(t, err)
+	assert.Equal(t, `{"a":1}`, string(b))
+
+	entries, err := d.ReadDir()
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temp file left behind")
+}
+
+func TestWriteFileOwnershipAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root; this test must run there")
+		}
+		t.Skip("needs root to chown")
+	}
+	base := t.TempDir()
+	d, err := safedir.Open(base, "")
+	require.NoError(t, err)
+	defer d.Close()
+	svc := &owner.Owner{UID: 4242, GID: 4343}
+
+	require.NoError(t, d.WriteFile("new", []byte("x"), 0o640, svc))
+	assertOwner(t, filepath.Join(base, "new"), 4242, 4343)
+
+	require.NoError(t, os.WriteFile(filepath.Join(base, "theirs"), []byte("x"), 0o600))
+	require.NoError(t, os.Chown(filepath.Join(base, "theirs"), 5000, 5001))
+	require.NoError(t, d.WriteFile("theirs", []byte("y"), 0o640, svc))
+	assertOwner(t, filepath.Join(base, "theirs"), 5000, 5001)
+
+	sub, created, err := safedir.MkdirAll(base, "a/b", 0o750, svc)
+	require.NoError(t, err)
+	assert.True(t, created)
+	require.NoError(t, sub.Close())
+	assertOwner(t, filepath.Join(base, "a"), 4242, 4343)
+	assertOwner(t, filepath.Join(base, "a", "b"), 4242, 4343)
+}
+
+func assertOwner(t *testing.T, p string, uid, gid uint32) {
+	t.Helper()
+	st, err := os.Lstat(p)
+	require.NoError(t, err)
+	sys := st.Sys().(*syscall.Stat_t)
+	assert.Equal(t, uid, sys.Uid, p)
+	assert.Equal(t, gid, sys.Gid, p)
+}
+
+func TestRemove(t *testing.T) {
+	base := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(base, "f"), nil, 0o600))
+	d, err := safedir.Open(base, "")
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, d.Remove("f"))
+	require.NoError(t, d.Remove("f"), "missing is fine")
+	_, err = os.Stat(filepath.Join(base, "f"))
+	assert.True(t, errors.Is(err, fs.ErrNotExist))
+}
+
+func TestLockExcludes(t *testing.T) {
+	base := t.TempDir()
+	d1, err := safedir.Open(base, "")
+	require.NoError(t, err)
+	defer d1.Close()
+	d2, err := safedir.Open(base, "")
+	require.NoError(t, err)
+	defer d2.Close()
+
+	unlock, err := d1.Lock()
+	require.NoError(t, err)
+	var acquired atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		u, err := d2.Lock()
+		if err == nil {
+			acquired.Store(true)
+			u()
+		}
+		close(done)
+	}()
+	// The second locker must still be waiting while the first holds the lock.
+	select {
+	case <-done:
+		t.Fatal("second Lock returned while the first was held")
+	case <-time.After(50 * time.Millisecond):
+	}
+	unlock()
+	<-done
+	assert.True(t, acquired.Load())
+}

@@ -1,0 +1,245 @@
+package slot
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/s6gate/s6gate/pkg/owner"
+	"github.com/s6gate/s6gate/pkg/profile"
+)
+
+// Prefix starts the name of every slot.
+const Prefix = "gateway-"
+
+// NotifyFD is the descriptor s6-supervise hands the gateway for its readiness notification.
+const NotifyFD = 3
+
+// KillTimeoutMS bounds how long s6-supervise waits after SIGTERM before SIGKILL (timeout-kill):
+// a gateway drains within GATEWAY_DRAIN_TIMEOUT, so only a wedged one ever meets it.
+const KillTimeoutMS = 10000
+
+// ExitFatalConfig is the gateway's "fatal configuration" exit code; finish turns it into 125
+// so s6-supervise stops restarting a gateway that cannot work.
+const ExitFatalConfig = 78
+
+// Name is the slot name of a profile.
+func Name(profileName string) string { return Prefix + profileName }
+
+// ProfileOf returns the profile of a slot name, and whether the name is a valid slot name.
+func ProfileOf(service string) (string, bool) {
+	p, ok := strings.CutPrefix(service, Prefix)
+	if !ok || profile.Validate(p) != nil {
+		return service, false
+	}
+	return p, true
+}
+
+// Spec is everything a slot is rendered from.
+type Spec struct {
+	Profile    string
+	Env        map[string]string // exported after HOME; names must be valid
+	Command    []string          // the gateway's child command; empty = built-in idle gateway
+	Down       bool              // write ./down: registered, not started
+	Home       string            // data root (HOME and GATEWAY_HOME of the gateway)
+	CommandDir string            // where with-contenv and the s6 tools are
+	User       string            // service user for s6-setuidgid
+	Bin        string            // the gateway binary
+}
+
+// Validate checks the names in spec; errors are usage errors.
+func (s Spec) Validate() error {
+	if err := profile.Validate(s.Profile); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		if err := profile.ValidateEnvName(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Quote quotes s for a POSIX shell: single quotes, with each embedded ' written as '"'"'.
+// Nothing inside can expand or end the word.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
+// RunScript is the slot's ./run.
+func RunScript(s Spec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#!%s /bin/sh\n", filepath.Join(s.CommandDir, "with-contenv"))
+	fmt.Fprintf(&b, "# %s: rendered by s6gate for profile %s and rebuilt at every boot.\n", Name(s.Profile), Quote(s.Profile))
+	b.WriteString("# Change profile.json (or use `gateway register`), not this file.\n")
+	b.WriteString("exec 2>&1\n")
+	fmt.Fprintf(&b, "export HOME=%s\n", Quote(s.Home))
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		fmt.Fprintf(&b, "export %s=%s\n", k, Quote(s.Env[k]))
+	}
+	fmt.Fprintf(&b, "export GATEWAY_HOME=%s\n", Quote(s.Home))
+	b.WriteString("export GATEWAY_SUPERVISED=1\n")
+	fmt.Fprintf(&b, "export GATEWAY_NOTIFY_FD=%d\n", NotifyFD)
+	fmt.Fprintf(&b, "set -- %s run -p %s --replace", Quote(s.Bin), Quote(s.Profile))
+	if len(s.Command) > 0 {
+		b.WriteString(" --")
+		for _, a := range s.Command {
+			b.WriteString(" " + Quote(a))
+		}
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then\n  set -- %s %s \"$@\"\nfi\n", Quote(filepath.Join(s.CommandDir, "s6-setuidgid")), Quote(s.User))
+	b.WriteString("exec \"$@\"\n")
+	return b.String()
+}
+
+// LogRunScript is the slot's ./log/run. The log directory is computed from $GATEWAY_HOME when
+// it runs, never baked in, so a data root mounted elsewhere still gets its logs.
+func LogRunScript(s Spec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#!%s /bin/sh\n", filepath.Join(s.CommandDir, "with-contenv"))
+	fmt.Fprintf(&b, "# Logger of %s, rendered by s6gate. `1` copies every line to stdout (docker logs).\n", Name(s.Profile))
+	b.WriteString(": \"${GATEWAY_HOME:=/opt/data}\"\n")
+	// A validated profile name holds no character a double-quoted string would expand.
+	fmt.Fprintf(&b, "dir=\"$GATEWAY_HOME/%s\"\n", profile.LogRel(s.Profile))
+	b.WriteString("set --\n")
+	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then\n  set -- %s %s\nfi\n", Quote(filepath.Join(s.CommandDir, "s6-setuidgid")), Quote(s.User))
+	b.WriteString("\"$@\" mkdir -p -- \"$dir\" || exit 111\n")
+	fmt.Fprintf(&b, "exec \"$@\" %s 1 n10 s1000000 T \"$dir\"\n", Quote(filepath.Join(s.CommandDir, "s6-log")))
+	return b.String()
+}
+
+// FinishScript is the slot's ./finish: exit code 78 (fatal configuration) becomes 125, which
+// tells s6-supervise not to restart the gateway.
+func FinishScript(s Spec) string {
+	return fmt.Sprintf("#!/bin/sh\n# %s: a gateway that exits %d (fatal configuration) stays down.\n"+
+		"if [ \"$1\" = %d ]; then\n  exit 125\nfi\nexit 0\n", Name(s.Profile), ExitFatalConfig, ExitFatalConfig)
+}
+
+// Render writes the slot for spec into dir, which must exist (normally a fresh staging
+// directory). Files are created exclusively; the skeleton is seeded last.
+func Render(dir string, s Spec, own *owner.Owner) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	files := []struct {
+		name    string
+		content string
+		mode    os.FileMode
+	}{
+		{"type", "longrun\n", 0o644},
+		{"notification-fd", fmt.Sprintf("%d\n", NotifyFD), 0o644},
+		{"timeout-kill", fmt.Sprintf("%d\n", KillTimeoutMS), 0o644},
+		{"run", RunScript(s), 0o755},
+		{"finish", FinishScript(s), 0o755},
+	}
+	if s.Down {
+		files = append(files, struct {
+			name    string
+			content string
+			mode    os.FileMode
+		}{"down", "", 0o644})
+	}
+	for _, f := range files {
+		if err := writeNew(filepath.Join(dir, f.name), f.content, f.mode, own); err != nil {
+			return err
+		}
+	}
+	if err := mkdirExact(filepath.Join(dir, "log"), 0o755, own); err != nil {
+		return err
+	}
+	if err := writeNew(filepath.Join(dir, "log", "run"), LogRunScript(s), 0o755, own); err != nil {
+		return err
+	}
+	return SeedSkeleton(dir, own)
+}
+
+// SeedSkeleton pre-creates the supervise skeleton in dir and, when dir/log exists, in dir/log:
+// event/ (03730), supervise/ (0755), supervise/event/ (03730) and the supervise/control FIFO
+// (0660), owned by own. Existing entries are left alone, so it is idempotent and safe on a
+// slot that s6-supervise already runs on.
+func SeedSkeleton(dir string, own *owner.Owner) error {
+	dirs := []string{dir}
+	if st, err := os.Lstat(filepath.Join(dir, "log")); err == nil && st.IsDir() {
+		dirs = append(dirs, filepath.Join(dir, "log"))
+	}
+	for _, d := range dirs {
+		for _, e := range []struct {
+			path string
+			mode os.FileMode
+			fifo bool
+		}{
+			{filepath.Join(d, "event"), 0o730 | os.ModeSetgid | os.ModeSticky, false},
+			{filepath.Join(d, "supervise"), 0o755, false},
+			{filepath.Join(d, "supervise", "event"), 0o730 | os.ModeSetgid | os.ModeSticky, false},
+			{filepath.Join(d, "supervise", "control"), 0o660, true},
+		} {
+			var err error
+			if e.fifo {
+				err = mkfifoExact(e.path, e.mode, own)
+			} else {
+				err = mkdirExact(e.path, e.mode, own)
+			}
+			if err != nil && !os.IsExist(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeNew(path, content string, mode os.FileMode, own *owner.Owner) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(content)
+	if err == nil {
+		err = own.Fchown(int(f.Fd()))
+	}
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// mkdirExact creates a directory with exactly mode (set-gid and sticky bits included).
+func mkdirExact(path string, mode os.FileMode, own *owner.Owner) error {
+	if err := unix.Mkdir(path, 0o700); err != nil {
+		return &os.PathError{Op: "mkdir", Path: path, Err: err}
+	}
+	return settle(path, mode, own)
+}
+
+func mkfifoExact(path string, mode os.FileMode, own *owner.Owner) error {
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		return &os.PathError{Op: "mkfifo", Path: path, Err: err}
+	}
+	return settle(path, mode, own)
+}
+
+// settle applies owner then mode (chown may clear set-id bits, so the mode comes last).
+func settle(path string, mode os.FileMode, own *owner.Owner) error {
+	if err := own.Lchown(path); err != nil {
+		return err
+	}
+	bits := uint32(mode.Perm())
+	if mode&os.ModeSetgid != 0 {
+		bits |= unix.S_ISGID
+	}
+	if mode&os.ModeSticky != 0 {
+		bits |= unix.S_ISVTX
+	}
+	if err := unix.Chmod(path, bits); err != nil {
+		return &os.PathError{Op: "chmod", Path: path, Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+// Package state reads and writes gateway_state.json, the per-profile record of what a gateway
+// is doing (gateway_state, written by the gateway) and what the operator wants
+// (desired_state, written by the verbs) — SPEC §3.
+//
+// Guarantees:
+//   - Writes are atomic and durable (safedir.WriteFile: renameio temp file, fsync, rename,
+//     fsync of the directory), never through a symlink, and keep the file's owner.
+//   - Update is a read-modify-write under an flock on the profile home, so the gateway and an
+//     operator verb writing at the same moment never lose each other's fields.
+//   - Keys this package does not own are preserved (same JSON values) on every write.
+//   - Read never fails a caller that only wants "the prior state": a missing, empty, BOM-led,
+//     invalid or non-object file reads as the zero State, with an error the caller can log
+//     (errors.Is(err, ErrCorrupt) for the damaged cases, nil when the file is just absent).
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/s6gate/s6gate/pkg/owner"
+	"github.com/s6gate/s6gate/pkg/safedir"
+)
+
+// FileName is the state file in every profile home.
+const FileName = "gateway_state.json"
+
+// MaxSize caps reads: a state file is a few hundred bytes.
+const MaxSize = 1 << 20
+
+// Mode of the state file: the owner (service user) writes, its group may read.
+const Mode os.FileMode = 0o640
+
+// Values of gateway_state (written by the gateway) and desired_state (written by the verbs).
+const (
+	Starting      = "starting"
+	Running       = "running"
+	Draining      = "draining"
+	Degraded      = "degraded"
+	Stopped       = "stopped"
+	StartupFailed = "startup_failed"
+)
+
+// ErrCorrupt marks a state file that exists but cannot be used.
+var ErrCorrupt = errors.New("unusable state file")
+
+// State is the toolkit-owned part of gateway_state.json. Empty fields are omitted on write.
+type State struct {
+	GatewayState string  `json:"gateway_state,omitempty"`
+	DesiredState string  `json:"desired_state,omitempty"`
+	PID          int     `json:"pid,omitempty"`
+	StartTime    *uint64 `json:"start_time,omitempty"`
+	ExitReason   string  `json:"exit_reason,omitempty"`
+	UpdatedAt    string  `json:"updated_at,omitempty"`
+}
+
+// owned lists the keys State writes; Update replaces exactly these.
+var owned = []string{"gateway_state", "desired_state", "pid", "start_time", "exit_reason", "updated_at"}
+
+// Intent is the run intent the boot reconciler acts on (SPEC §9.3): desired_state when set,
+// else gateway_state, where draining and degraded count as running. So does starting: a
+// gateway killed (SIGKILL, OOM) between "starting" and "running" was meant to run. It returns the value it
+// based the decision on ("" when there is none) and whether the gateway should autostart.
+func (s State) Intent() (source string, autostart bool) {
+	switch s.DesiredState {
+	case Running:
+		return s.DesiredState, true
+	case Stopped:
+		return s.DesiredState, false
+	}
+	switch s.GatewayState {
+	case Running, Draining, Degraded, Starting:
+		return s.GatewayState, true
+	}
+	return s.GatewayState, false
+}
+
+// Parse decodes a state document. It returns ErrCorrupt (wrapped, with the reason) for an
+// empty document, invalid JSON or a non-object, after skipping a UTF-8 BOM.
+func Parse(b []byte) (State, map[string]json.RawMessage, error) {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	if len(bytes.TrimSpace(b)) == 0 {
+		return State{}, nil, fmt.Errorf("%w: empty", ErrCorrupt)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return State{}, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if raw == nil {
+		return State{}, nil, fmt.Errorf("%w: not a JSON object", ErrCorrupt)
+	}
+	var s State
+	// Field by field, so one mistyped field does not hide the others.
+	fields := map[string]any{
+		"gateway_state": &s.GatewayState, "desired_state": &s.DesiredState, "pid": &s.PID,
+		"start_time": &s.StartTime, "exit_reason": &s.ExitReason, "updated_at": &s.UpdatedAt,
+	}
+	for k, dst := range fields {
+		if v, ok := raw[k]; ok {
+			_ = json.Unmarshal(v, dst)
+		}
+	}
+	return s, raw, nil
+}
+
+// Read reads the state in home. A missing file is (State{}, nil); every other problem yields
+// the zero State and an error naming the path.
+func Read(home *safedir.Dir) (State, error) {
+	s, _, err := read(home)
+	return s, err
+}
+
+func read(home *safedir.Dir) (State, map[string]json.RawMessage, error) {
+	b, err := home.ReadFile(FileName, MaxSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return State{}, nil, nil
+	}
+	if err != nil {
+		return State{}, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	s, raw, err := Parse(b)
+	if err != nil {
+		return State{}, nil, fmt.Errorf("%s: %w", home.Join(FileName), err)
+	}
+	return s, raw, nil
+}
+
+// Update applies change to the state in home and writes it back atomically, stamping
+// updated_at. A damaged file is replaced (its unknown keys cannot be recovered); the returned
+// warning says so, and the write still happens. own is the owner a new file gets when the
+// caller is root.
+func Update(home *safedir.Dir, own *owner.Owner, now time.Time, change func(*State)) (warning error, err error) {
+	unlock, err := home.Lock()
+	if err != nil {
+		return nil, fmt.Errorf("update %s: %w", home.Join(FileName), err)
+	}
+	defer unlock()
+	s, raw, warning := read(home)
+	if raw == nil {
+		raw = map[string]json.RawMessage{}
+	}
+	change(&s)
+	s.UpdatedAt = now.UTC().Format(time.RFC3339)
+	for _, k := range owned {
+		delete(raw, k)
+	}
+	mine, err := json.Marshal(s)
+	if err != nil {
+		return warning, err
+	}
+	var mineMap map[string]json.RawMessage
+	if err := json.Unmarshal(mine, &mineMap); err != nil {
+		return warning, err
+	}
+	for k, v := range mineMap {
+		raw[k] = v
+	}
+	out, err := json.MarshalIndent(raw, "", "  ")
+	if err != nil {
+		return warning, err
+	}
+	if err := home.WriteFile(FileName, append(out, '\n'), Mode, own); err != nil {
+		return warning, fmt.Errorf("update state: %w", err)
+	}
+	return warning, nil
+}
