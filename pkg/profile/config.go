@@ -3,10 +3,14 @@ package profile
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"regexp"
 	"slices"
+
+	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
 // ConfigFile is the optional per-profile configuration in the profile's home.
@@ -95,4 +99,20 @@ func (c Config) Marshal() ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// ReadConfig reads profile.json from an opened home. A missing file is an empty Config.
+func ReadConfig(home *safedir.Dir) (Config, error) {
+	b, err := home.ReadFile(ConfigFile, MaxConfigSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Config{}, nil
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", home.Path(), err)
+	}
+	return c, nil
 }

@@ -38,7 +38,7 @@ func TestParseStatusFile(t *testing.T) {
 	assert.True(t, up.WantUp)
 	assert.Equal(t, -1, up.ExitCode)
 	assert.Equal(t, 0, up.Signal)
-	assert.Equal(t, int64(0x6b023ad8-10), up.Since.Unix())
+	assert.Equal(t, int64(0x6b023ad8-37), up.Since.Unix())
 
 	down, err := s6.ParseStatusFile(mustHex(t, status211DownSignal))
 	require.NoError(t, err)

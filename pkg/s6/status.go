@@ -39,7 +39,9 @@ var ErrNotSupervised = errors.New("s6-supervise not running")
 const (
 	statusSize211 = 35
 	statusSize212 = 43
-	taiOffset     = 1<<62 + 10 // TAI64 label of the Unix epoch as skalibs writes it
+	// taiOffset is the TAI64 label skalibs writes for the Unix epoch: 2^62, plus TAI's 10 s
+	// head start on UTC in 1970, plus the 27 leap seconds since (none added after 2016).
+	taiOffset = 1<<62 + 37
 )
 
 const (

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/profile"
 )
@@ -50,6 +51,14 @@ type Spec struct {
 	CommandDir string            // where with-contenv and the s6 tools are
 	User       string            // service user for s6-setuidgid
 	Bin        string            // the gateway binary
+}
+
+// NewSpec is the spec of a profile's slot under settings s, from its profile.json.
+func NewSpec(s config.Settings, name string, cfg profile.Config, down bool) Spec {
+	return Spec{
+		Profile: name, Env: cfg.Env, Command: cfg.Command, Down: down,
+		Home: s.Home, CommandDir: s.CommandDir, User: s.User, Bin: s.Bin,
+	}
 }
 
 // Validate checks the names in spec; errors are usage errors.

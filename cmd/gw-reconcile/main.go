@@ -1,0 +1,61 @@
+// Command gw-reconcile is the boot hook that rebuilds every profile's s6 slot from the data
+// volume (run from /etc/cont-init.d, before services start). See docs/gw-reconcile.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/s6gate/s6gate/pkg/config"
+	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/owner"
+	"github.com/s6gate/s6gate/pkg/reconcile"
+)
+
+const usage = `usage: gw-reconcile [--dry-run]
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gw-reconcile", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dryRun := fs.Bool("dry-run", false, "report what would be done; change nothing")
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "gw-reconcile: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+		return exitcode.Of(err)
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fmt.Fprint(stdout, usage)
+			return exitcode.OK
+		}
+		return fail(exitcode.Usagef("%v", err))
+	}
+	if fs.NArg() > 0 {
+		return fail(exitcode.Usagef("unexpected argument %q", fs.Arg(0)))
+	}
+	s, err := config.FromEnv(os.Getenv)
+	if err != nil {
+		return fail(err)
+	}
+	own, err := owner.ForCaller(s.User)
+	if err != nil {
+		return fail(err)
+	}
+	_, err = reconcile.Run(context.Background(), reconcile.Options{
+		Settings: s, Owner: own, DryRun: *dryRun, Out: stdout,
+		Log: slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "gw-reconcile"),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return exitcode.OK
+}

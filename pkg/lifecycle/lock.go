@@ -1,0 +1,218 @@
+package lifecycle
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/s6gate/s6gate/pkg/owner"
+	"github.com/s6gate/s6gate/pkg/proc"
+	"github.com/s6gate/s6gate/pkg/safedir"
+)
+
+// Files in a profile home that identify the live gateway.
+const (
+	LockFile = "gateway.lock" // flock held for the gateway's whole life; content: its PID
+	PIDFile  = "gateway.pid"  // {"pid": N, "start_time": T}
+)
+
+// ErrLocked means another gateway holds the profile lock.
+var ErrLocked = errors.New("another gateway holds the profile lock")
+
+// Lock is a held profile lock.
+type Lock struct {
+	f    *os.File
+	home *safedir.Dir
+}
+
+// PIDRecord is the content of gateway.pid.
+type PIDRecord struct {
+	PID       int     `json:"pid"`
+	StartTime *uint64 `json:"start_time,omitempty"`
+}
+
+func openLockFile(home *safedir.Dir, own *owner.Owner) (*os.File, error) {
+	fd, err := unix.Openat(home.Fd(), LockFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: home.Join(LockFile), Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "open", Path: home.Join(LockFile), Err: safedir.ErrNotRegular}
+	}
+	if st.Uid == uint32(os.Geteuid()) && own != nil {
+		_ = own.Fchown(fd)
+	}
+	return os.NewFile(uintptr(fd), home.Join(LockFile)), nil
+}
+
+// TryLock takes the profile lock without waiting. ErrLocked means it is held.
+func TryLock(home *safedir.Dir, own *owner.Owner) (*Lock, error) {
+	f, err := openLockFile(home, own)
+	if err != nil {
+		return nil, err
+	}
+	if err := flockNB(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Lock{f: f, home: home}, nil
+}
+
+func flockNB(f *os.File) error {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EWOULDBLOCK):
+			return ErrLocked
+		default:
+			return &os.PathError{Op: "flock", Path: f.Name(), Err: err}
+		}
+	}
+}
+
+// Holder returns the PID holding the flock on the profile's lock file, from /proc/locks
+// (authoritative: no PID file can be stale). 0 means nobody or unknown.
+func Holder(home *safedir.Dir) int {
+	st, err := home.Lstat(LockFile)
+	if err != nil {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return 0
+	}
+	return holderFromLocks(b, st.Dev, st.Ino)
+}
+
+// holderFromLocks finds the FLOCK holder of (dev, ino) in the content of /proc/locks, whose
+// lines read "1: FLOCK  ADVISORY  WRITE 1441 fe:00:762101 0 EOF" (waiters carry "->").
+func holderFromLocks(b []byte, dev, ino uint64) int {
+	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(dev), unix.Minor(dev), ino)
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 6 || f[1] != "FLOCK" {
+			continue
+		}
+		if f[5] == want {
+			pid, _ := strconv.Atoi(f[4])
+			return pid
+		}
+	}
+	return 0
+}
+
+// Acquire takes the profile lock. If it is held and replace is set, it asks the holder to stop
+// (SIGTERM), waits up to grace for the lock, then SIGKILLs it and waits a little more.
+// Without replace a held lock is ErrLocked, naming the holder.
+func Acquire(home *safedir.Dir, own *owner.Owner, replace bool, grace time.Duration, log func(string, ...any)) (*Lock, error) {
+	l, err := TryLock(home, own)
+	if !errors.Is(err, ErrLocked) {
+		return l, err
+	}
+	holder := Holder(home)
+	if !replace {
+		return nil, fmt.Errorf("%w (pid %d); use --replace to take over", ErrLocked, holder)
+	}
+	if holder <= 0 || holder == os.Getpid() {
+		return nil, fmt.Errorf("%w and its holder cannot be identified", ErrLocked)
+	}
+	log("replacing the gateway that holds the profile lock", "holder_pid", holder)
+	_ = syscall.Kill(holder, syscall.SIGTERM)
+	if l, err = waitLock(home, own, grace); err == nil {
+		return l, nil
+	}
+	log("holder ignored SIGTERM; killing it", "holder_pid", holder)
+	_ = syscall.Kill(holder, syscall.SIGKILL)
+	return waitLock(home, own, 2*time.Second)
+}
+
+func waitLock(home *safedir.Dir, own *owner.Owner, d time.Duration) (*Lock, error) {
+	deadline := time.Now().Add(d)
+	for {
+		l, err := TryLock(home, own)
+		if !errors.Is(err, ErrLocked) || time.Now().After(deadline) {
+			return l, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Record writes the holder's identity: its PID into the lock file and gateway.pid.
+func (l *Lock) Record(pid int, start *uint64, own *owner.Owner) error {
+	if err := l.f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := l.f.WriteAt([]byte(strconv.Itoa(pid)+"\n"), 0); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(PIDRecord{PID: pid, StartTime: start})
+	return l.home.WriteFile(PIDFile, append(b, '\n'), 0o640, own)
+}
+
+// Release removes gateway.pid, empties the lock file and drops the lock.
+func (l *Lock) Release() {
+	_ = l.home.Remove(PIDFile)
+	_ = l.f.Truncate(0)
+	_ = l.f.Close()
+}
+
+// SweepStale clears a dead gateway's identity from home: when nobody holds the profile lock,
+// gateway.pid is removed and the lock file emptied (never removed: removing a lock file can
+// let two processes lock two different inodes). A held lock is left alone. It reports what it
+// cleared.
+func SweepStale(home *safedir.Dir) (cleared []string, err error) {
+	if _, err := home.Lstat(LockFile); err == nil {
+		f, err := openLockFile(home, nil)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := flockNB(f); errors.Is(err, ErrLocked) {
+			return nil, nil // a live gateway: not stale
+		} else if err != nil {
+			return nil, err
+		}
+		if st, _ := f.Stat(); st != nil && st.Size() > 0 {
+			if err := f.Truncate(0); err != nil {
+				return nil, err
+			}
+			cleared = append(cleared, LockFile)
+		}
+	}
+	if _, err := home.Lstat(PIDFile); err == nil {
+		if err := home.Remove(PIDFile); err != nil {
+			return cleared, err
+		}
+		cleared = append(cleared, PIDFile)
+	}
+	return cleared, nil
+}
+
+// ReadPID reads gateway.pid; a missing or unreadable file gives a zero record.
+func ReadPID(home *safedir.Dir) PIDRecord {
+	var r PIDRecord
+	b, err := home.ReadFile(PIDFile, 4096)
+	if err == nil {
+		_ = json.Unmarshal(b, &r)
+	}
+	if r.PID > 0 && !proc.Alive(r.PID, r.StartTime) {
+		return PIDRecord{}
+	}
+	return r
+}

@@ -1,0 +1,126 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/s6"
+	"github.com/s6gate/s6gate/pkg/slot"
+	"github.com/s6gate/s6gate/pkg/state"
+)
+
+// GatewayStatus is one line of `gateway status`: s6's view of the slot and the profile's
+// recorded state, side by side.
+type GatewayStatus struct {
+	Profile      string     `json:"profile"`
+	Slot         string     `json:"slot"`
+	Supervised   bool       `json:"supervised"`
+	Up           bool       `json:"up"`
+	PID          *int       `json:"pid"`
+	Ready        bool       `json:"ready"`
+	WantUp       bool       `json:"want_up"`
+	NormallyUp   bool       `json:"normally_up"`
+	Since        *time.Time `json:"since,omitempty"`
+	ExitCode     *int       `json:"last_exit_code,omitempty"`
+	Signal       *int       `json:"last_signal,omitempty"`
+	GatewayState *string    `json:"gateway_state"`
+	DesiredState *string    `json:"desired_state"`
+	ExitReason   string     `json:"exit_reason,omitempty"`
+	StateUpdated string     `json:"state_updated_at,omitempty"`
+	Problem      string     `json:"problem,omitempty"`
+}
+
+// Healthy reports whether a gateway is where its intent says it should be: a gateway meant to
+// run (desired_state running, or no recorded desire and s6 wanting it up) is up.
+func (g GatewayStatus) Healthy() bool {
+	want := g.WantUp
+	if g.DesiredState != nil {
+		want = *g.DesiredState == state.Running
+	}
+	return !want || g.Up
+}
+
+// Status reports the named profiles, or every registered one when names is empty. Each costs
+// a few small file reads (s6's status file, the lock, the state file) and no process spawn.
+func (o *Operator) Status(ctx context.Context, names []string) ([]GatewayStatus, error) {
+	if err := o.Settings.CheckHome(); err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		all, err := slot.List(o.Settings.ScanDir)
+		if err != nil {
+			return nil, err
+		}
+		names = all
+	}
+	out := make([]GatewayStatus, 0, len(names))
+	for _, n := range names {
+		if err := profile.Validate(n); err != nil {
+			return nil, err
+		}
+		if err := slot.Check(o.Settings.ScanDir, n); err != nil {
+			return nil, err
+		}
+		out = append(out, o.status(ctx, n))
+	}
+	return out, nil
+}
+
+func (o *Operator) status(ctx context.Context, name string) GatewayStatus {
+	g := GatewayStatus{Profile: name, Slot: o.slotDir(name)}
+	st, err := o.Tools.ReadStatus(ctx, g.Slot)
+	switch {
+	case err == nil:
+		g.Supervised, g.Up, g.Ready, g.WantUp, g.NormallyUp = true, st.Up, st.Ready, st.WantUp, st.NormallyUp
+		if st.Up {
+			g.PID = &st.PID
+		} else if st.Signal != 0 {
+			g.Signal = &st.Signal
+		} else if st.ExitCode >= 0 {
+			g.ExitCode = &st.ExitCode
+		}
+		if !st.Since.IsZero() {
+			since := st.Since
+			g.Since = &since
+		}
+	case errors.Is(err, s6.ErrNotSupervised):
+		g.Problem = "not supervised: s6-svscan has not picked up this slot (is s6-svscan running on " + o.Settings.ScanDir + "?)"
+	default:
+		g.Problem = err.Error()
+	}
+	home, err := o.openHome(name)
+	if err != nil {
+		g.Problem = join(g.Problem, "profile home: "+err.Error())
+		return g
+	}
+	defer home.Close()
+	s, err := state.Read(home)
+	if err != nil {
+		g.Problem = join(g.Problem, err.Error())
+	}
+	if s.GatewayState != "" {
+		g.GatewayState = &s.GatewayState
+	}
+	if s.DesiredState != "" {
+		g.DesiredState = &s.DesiredState
+	}
+	g.ExitReason, g.StateUpdated = s.ExitReason, s.UpdatedAt
+	return g
+}
+
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// List returns the registered profiles, sorted.
+func (o *Operator) List() ([]string, error) {
+	if err := o.Settings.CheckHome(); err != nil {
+		return nil, err
+	}
+	return slot.List(o.Settings.ScanDir)
+}

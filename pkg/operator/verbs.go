@@ -1,0 +1,309 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/s6gate/s6gate/pkg/marker"
+	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/s6"
+	"github.com/s6gate/s6gate/pkg/safedir"
+	"github.com/s6gate/s6gate/pkg/slot"
+	"github.com/s6gate/s6gate/pkg/state"
+)
+
+// RegisterOptions are register's arguments beyond the name.
+type RegisterOptions struct {
+	Env     map[string]string // merged into profile.json's env
+	Command []string          // replaces profile.json's command when non-empty
+	Start   bool              // start at once (and record desired_state=running)
+}
+
+// Register creates the profile's home if needed, records --env/command in profile.json,
+// publishes the slot (with ./down unless Start) and has s6-svscan pick it up. If the rescan
+// fails, the slot is removed again (and a home this call created), and the error returned.
+func (o *Operator) Register(ctx context.Context, name string, opt RegisterOptions) (Result, error) {
+	if err := o.precheck(name, false); err != nil {
+		return Result{}, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(opt.Env)) {
+		if err := profile.ValidateEnvName(k); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := slot.Check(o.Settings.ScanDir, name); err == nil {
+		return Result{}, &slot.AlreadyRegisteredError{Profile: name, Path: o.slotDir(name)}
+	} else if !errors.As(err, new(*slot.NotRegisteredError)) {
+		return Result{}, err
+	}
+
+	home, created, err := safedir.MkdirAll(o.Settings.Home, profile.HomeRel(name), 0o750, o.Owner)
+	if err != nil {
+		return Result{}, fmt.Errorf("register '%s': profile home: %w", name, err)
+	}
+	defer home.Close()
+	undoHome := func() {
+		if created {
+			_ = os.Remove(home.Path())
+		}
+	}
+	cfg, err := profile.ReadConfig(home)
+	if err != nil {
+		undoHome()
+		return Result{}, fmt.Errorf("register '%s': %w", name, err)
+	}
+	changed := len(opt.Env) > 0 || len(opt.Command) > 0
+	if len(opt.Env) > 0 && cfg.Env == nil {
+		cfg.Env = map[string]string{}
+	}
+	for k, v := range opt.Env {
+		cfg.Env[k] = v
+	}
+	if len(opt.Command) > 0 {
+		cfg.Command = opt.Command
+	}
+	if err := o.ensureLogDir(); err != nil {
+		undoHome()
+		return Result{}, fmt.Errorf("register '%s': %w", name, err)
+	}
+
+	dir, err := slot.Register(ctx, o.Tools, o.Settings.ScanDir, slot.NewSpec(o.Settings, name, cfg, !opt.Start), o.Owner)
+	if err != nil {
+		undoHome()
+		return Result{}, fmt.Errorf("register '%s': %w", name, err)
+	}
+
+	// From here on the gateway is registered; what follows records it for the next boot.
+	if changed {
+		b, err := cfg.Marshal()
+		if err == nil {
+			err = home.WriteFile(profile.ConfigFile, b, 0o600, o.Owner)
+		}
+		if err != nil {
+			return Result{Profile: name}, fmt.Errorf("register '%s': slot published but %s not saved: %w", name, profile.ConfigFile, err)
+		}
+	}
+	desired := state.Stopped
+	if opt.Start {
+		desired = state.Running
+	}
+	if err := o.setIntent(name, desired); err != nil {
+		return Result{Profile: name}, err
+	}
+	if !o.waitSupervised(ctx, dir, 5*time.Second) {
+		o.Log.Warn("s6-svscan has not picked up the slot yet", "slot", dir)
+		return Result{Profile: name, Note: "registered (not yet supervised)"}, nil
+	}
+	if opt.Start {
+		st, err := o.waitUp(ctx, name, s6.Status{})
+		return Result{Profile: name, PID: st.PID, Note: "registered and started"}, err
+	}
+	return Result{Profile: name, Note: "registered (down)"}, nil
+}
+
+// ensureLogDir makes <root>/logs/gateways for the slots' loggers, which create their own
+// directory in it as the service user.
+func (o *Operator) ensureLogDir() error {
+	d, _, err := safedir.MkdirAll(o.Settings.Home, "logs/gateways", 0o755, o.Owner)
+	if err != nil {
+		return err
+	}
+	return d.Close()
+}
+
+// Unregister stops the gateway as an operator stop would (so it does not come back running
+// after a restart), removes its slot and has s6-svscan forget it. The profile's home and data
+// stay; the profile comes back registered but down at the next boot unless its directory is
+// removed too. An absent slot is not an error.
+func (o *Operator) Unregister(ctx context.Context, name string) (Result, error) {
+	if err := o.precheck(name, false); err != nil {
+		return Result{}, err
+	}
+	err := slot.Check(o.Settings.ScanDir, name)
+	if errors.As(err, new(*slot.NotRegisteredError)) {
+		return Result{Profile: name, Note: "not registered; nothing to do"}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	dir := o.slotDir(name)
+	if ok, _ := s6.Supervised(dir); ok {
+		if _, err := o.stop(ctx, name); err != nil {
+			return Result{Profile: name}, fmt.Errorf("unregister '%s': %w", name, err)
+		}
+	} else if err := o.setIntent(name, state.Stopped); err != nil {
+		return Result{Profile: name}, err
+	}
+	if err := slot.Remove(ctx, o.Tools, o.Settings.ScanDir, name); err != nil {
+		var ce *s6.CommandError
+		if !errors.As(err, &ce) {
+			return Result{Profile: name}, err
+		}
+		o.Log.Warn("rescan after unregister failed; the slot is removed anyway", "err", err)
+	}
+	return Result{Profile: name, Note: "unregistered"}, nil
+}
+
+// Start records desired_state=running, removes ./down and brings the gateway up, waiting until
+// it is up and ready.
+func (o *Operator) Start(ctx context.Context, name string) (Result, error) {
+	if err := o.precheck(name, true); err != nil {
+		return Result{}, err
+	}
+	if err := o.setIntent(name, state.Running); err != nil {
+		return Result{Profile: name}, err
+	}
+	if err := o.setDown(name, false); err != nil {
+		return Result{Profile: name}, fmt.Errorf("start '%s': %w", name, err)
+	}
+	dir := o.slotDir(name)
+	o.waitSupervised(ctx, dir, 2*time.Second)
+	before, _ := o.Tools.ReadStatus(ctx, dir)
+	if err := o.Tools.Run(ctx, slot.Name(name), "start", "s6-svc", "-u", dir); err != nil {
+		return Result{Profile: name}, err
+	}
+	st, err := o.waitUp(ctx, name, before)
+	return Result{Profile: name, PID: st.PID, Note: "started"}, err
+}
+
+// Stop records desired_state=stopped, creates ./down, writes the planned-stop marker for the
+// supervised PID and brings the gateway down, waiting until it is down.
+func (o *Operator) Stop(ctx context.Context, name string) (Result, error) {
+	if err := o.precheck(name, true); err != nil {
+		return Result{}, err
+	}
+	return o.stop(ctx, name)
+}
+
+func (o *Operator) stop(ctx context.Context, name string) (Result, error) {
+	if err := o.setIntent(name, state.Stopped); err != nil {
+		return Result{Profile: name}, err
+	}
+	if err := o.setDown(name, true); err != nil {
+		return Result{Profile: name}, fmt.Errorf("stop '%s': %w", name, err)
+	}
+	dir := o.slotDir(name)
+	st, err := o.Tools.ReadStatus(ctx, dir)
+	if err == nil && st.Up {
+		o.markPlanned(name, st.PID)
+	}
+	if err := o.Tools.Run(ctx, slot.Name(name), "stop", "s6-svc", "-d", dir); err != nil {
+		return Result{Profile: name}, err
+	}
+	if !poll(ctx, o.Timeout, func() bool {
+		s, err := o.Tools.ReadStatus(ctx, dir)
+		return err == nil && !s.Up && !s.Finishing
+	}) {
+		return Result{Profile: name}, &TimeoutError{Profile: name, Wanted: "down", After: o.Timeout}
+	}
+	return Result{Profile: name, PID: st.PID, Note: "stopped"}, nil
+}
+
+// markPlanned writes the planned-stop marker for pid. Failure is logged, never returned: the
+// gateway then treats the stop as unplanned, which is the safe side.
+func (o *Operator) markPlanned(name string, pid int) {
+	home, err := o.openHome(name)
+	if err == nil {
+		err = marker.Write(home, o.Owner, marker.For(pid, time.Now()))
+		home.Close()
+	}
+	if err != nil {
+		o.Log.Warn("planned-stop marker not written; the gateway will treat this stop as unplanned", "profile", name, "pid", pid, "err", err)
+	}
+}
+
+// Restart records desired_state=running and restarts the gateway (s6-svc -t, an unmarked
+// SIGTERM, so the gateway persists running and s6 starts it again), or starts it if it is
+// down; it waits for a new, ready process.
+func (o *Operator) Restart(ctx context.Context, name string) (Result, error) {
+	if err := o.precheck(name, true); err != nil {
+		return Result{}, err
+	}
+	if err := o.setIntent(name, state.Running); err != nil {
+		return Result{Profile: name}, err
+	}
+	if err := o.setDown(name, false); err != nil {
+		return Result{Profile: name}, fmt.Errorf("restart '%s': %w", name, err)
+	}
+	dir := o.slotDir(name)
+	o.waitSupervised(ctx, dir, 2*time.Second)
+	before, _ := o.Tools.ReadStatus(ctx, dir)
+	// Up: an unmarked SIGTERM (-t), then "want up" in case it was on its way down. Down: -u.
+	args := []string{"-u", dir}
+	if before.Up {
+		args = []string{"-t", "-u", dir}
+	}
+	if err := o.Tools.Run(ctx, slot.Name(name), "restart", "s6-svc", args...); err != nil {
+		return Result{Profile: name}, err
+	}
+	st, err := o.waitUp(ctx, name, before)
+	return Result{Profile: name, PID: st.PID, Note: "restarted"}, err
+}
+
+// waitUp waits until the gateway is up and ready as a process other than before's. It fails
+// fast when s6 has given up on it (finish exited 125 after a fatal configuration): down, not
+// wanted up, and a state change since before — the last part tells "gave up" from "has not
+// processed our command yet".
+func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status) (s6.Status, error) {
+	dir := o.slotDir(name)
+	var last s6.Status
+	var gaveUp bool
+	ok := poll(ctx, o.Timeout, func() bool {
+		st, err := o.Tools.ReadStatus(ctx, dir)
+		if err != nil {
+			return false
+		}
+		last = st
+		if !st.WantUp && !st.Up && !st.Since.Equal(before.Since) {
+			gaveUp = true
+			return true
+		}
+		return st.Up && st.Ready && !(before.Up && st.PID == before.PID)
+	})
+	if gaveUp {
+		return last, &StartFailedError{Profile: name, Reason: orDefault(o.stateOf(name).ExitReason, "see the gateway log")}
+	}
+	if !ok {
+		return last, &TimeoutError{Profile: name, Wanted: "up and ready", After: o.Timeout, Detail: orDefault(o.stateOf(name).ExitReason, "")}
+	}
+	return last, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// StopAll stops every registered gateway.
+func (o *Operator) StopAll(ctx context.Context) ([]Result, error) {
+	return o.forEach(ctx, func(ctx context.Context, n string) Result {
+		r, err := o.stop(ctx, n)
+		r.Profile, r.Err = n, err
+		return r
+	})
+}
+
+// RestartAll restarts every registered gateway.
+func (o *Operator) RestartAll(ctx context.Context) ([]Result, error) {
+	return o.forEach(ctx, func(ctx context.Context, n string) Result {
+		r, err := o.Restart(ctx, n)
+		r.Profile, r.Err = n, err
+		return r
+	})
+}
+
+// StartAll starts every registered gateway.
+func (o *Operator) StartAll(ctx context.Context) ([]Result, error) {
+	return o.forEach(ctx, func(ctx context.Context, n string) Result {
+		r, err := o.Start(ctx, n)
+		r.Profile, r.Err = n, err
+		return r
+	})
+}
