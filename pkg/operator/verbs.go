@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -251,6 +252,9 @@ func (o *Operator) Restart(ctx context.Context, name string) (Result, error) {
 // processed our command yet".
 func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status) (s6.Status, error) {
 	dir := o.slotDir(name)
+	// Readiness exists only for services that notify (s6 2.11 never sets the flag otherwise).
+	_, nerr := os.Stat(filepath.Join(dir, "notification-fd"))
+	needReady := nerr == nil
 	var last s6.Status
 	var gaveUp bool
 	ok := poll(ctx, o.Timeout, func() bool {
@@ -263,7 +267,7 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status) (s
 			gaveUp = true
 			return true
 		}
-		return st.Up && st.Ready && !(before.Up && st.PID == before.PID)
+		return st.Up && (st.Ready || !needReady) && !(before.Up && st.PID == before.PID)
 	})
 	if gaveUp {
 		return last, &StartFailedError{Profile: name, Reason: orDefault(o.stateOf(name).ExitReason, "see the gateway log")}

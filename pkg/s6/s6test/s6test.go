@@ -61,7 +61,12 @@ func Missing(t testing.TB, why string) {
 // a tool replaces it, which is how a test injects a failing s6-svscanctl.
 func CommandDir(t testing.TB, extra map[string]string) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "command")
+	return commandDirIn(t, t.TempDir(), extra)
+}
+
+func commandDirIn(t testing.TB, parent string, extra map[string]string) string {
+	t.Helper()
+	dir := filepath.Join(parent, "command")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +112,11 @@ type Scan struct {
 // s6-svscanctl -t (supervisors bring their services down and exit) when the test ends.
 func StartScan(t testing.TB, dir string) *Scan {
 	t.Helper()
+	return startScan(t, dir, os.Environ())
+}
+
+func startScan(t testing.TB, dir string, env []string) *Scan {
+	t.Helper()
 	Require(t)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -114,6 +124,7 @@ func StartScan(t testing.TB, dir string) *Scan {
 	out := &syncBuffer{}
 	cmd := exec.Command(filepath.Join(ToolsDir, "s6-svscan"), dir)
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -175,6 +186,16 @@ type builds struct {
 // binaries is per test process: every test binary builds the commands once.
 var binaries builds
 
+// commands are the binaries Binaries builds.
+var commands = []string{"gateway", "gw-reconcile", "gw-render", "gw-mark", "with-contenv", "printcontenv"}
+
+// RemoveBinaries deletes what Binaries built; call it from TestMain after m.Run.
+func RemoveBinaries() {
+	if binaries.dir != "" {
+		_ = os.RemoveAll(binaries.dir)
+	}
+}
+
 // Binaries builds this repository's commands (cmd/*) once per test process, statically, into
 // a temporary directory, and returns name → path.
 func Binaries(t testing.TB) map[string]string {
@@ -184,9 +205,17 @@ func Binaries(t testing.TB) map[string]string {
 		if binaries.err != nil {
 			return
 		}
+		// The service user must be able to run them.
+		if binaries.err = os.Chmod(binaries.dir, 0o755); binaries.err != nil {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-o", binaries.dir+"/", "./cmd/...")
+		args := []string{"build", "-trimpath", "-o", binaries.dir + "/"}
+		for _, c := range commands {
+			args = append(args, "./cmd/"+c)
+		}
+		cmd := exec.CommandContext(ctx, goTool(), args...)
 		cmd.Dir = repoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		binaries.out, binaries.err = cmd.CombinedOutput()

@@ -1,0 +1,82 @@
+package lifecycle
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The persist-decision table of SPEC §7.
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		reason Reason
+		state  string
+		code   int
+	}{
+		{Unplanned, "running", 1},
+		{Planned, "stopped", 0},
+		{Restart, "stopped", 75},
+		{FatalConfig, "startup_failed", 78},
+		{ChildExited, "", -1},
+		{Reason(99), "running", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.reason.String(), func(t *testing.T) {
+			d := Decide(tt.reason)
+			assert.Equal(t, tt.state, d.State)
+			assert.Equal(t, tt.code, d.ExitCode)
+		})
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	code, why := exitStatus(nil)
+	assert.Equal(t, 0, code)
+	assert.Contains(t, why, "0")
+
+	err := exec.Command("sh", "-c", "exit 7").Run()
+	code, why = exitStatus(err)
+	assert.Equal(t, 7, code)
+	assert.Contains(t, why, "status 7")
+
+	err = exec.Command("sh", "-c", "kill -TERM $$").Run()
+	code, why = exitStatus(err)
+	assert.Equal(t, 128+15, code)
+	assert.Contains(t, why, "terminated")
+}
+
+func TestHolderFromLocks(t *testing.T) {
+	// /proc/locks captured on Debian 12; device fe:00, a waiter line with "->".
+	locks := []byte(`1: FLOCK  ADVISORY  WRITE 1441 fe:00:762101 0 EOF
+1: -> FLOCK  ADVISORY  WRITE 2000 fe:00:762101 0 EOF
+2: OFDLCK ADVISORY  READ -1 00:06:3 0 EOF
+3: POSIX  ADVISORY  WRITE 1425 fe:00:762141 0 EOF
+4: FLOCK  ADVISORY  WRITE 1426 00:2e:42 0 EOF
+`)
+	dev := uint64(0xfe << 8) // major 0xfe, minor 0
+	assert.Equal(t, 1441, holderFromLocks(locks, dev, 762101))
+	assert.Equal(t, 0, holderFromLocks(locks, dev, 762141), "POSIX locks are not the profile lock")
+	assert.Equal(t, 1426, holderFromLocks(locks, uint64(0x2e), 42))
+	assert.Equal(t, 0, holderFromLocks(locks, dev, 1))
+}
+
+func TestNotifierWritesNewlineAndCloses(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	fd := int(w.Fd())
+	notify := notifier(fd)
+	notify()
+	buf := make([]byte, 4)
+	n, err := r.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, "\n", string(buf[:n]))
+	_, err = r.Read(buf)
+	assert.Error(t, err, "the write end is closed after the notification")
+
+	notifier(-1)()  // no descriptor: no-op
+	notifier(999)() // not open: no-op, no panic
+}

@@ -1,0 +1,351 @@
+package lifecycle_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/s6gate/s6gate/pkg/lifecycle"
+	"github.com/s6gate/s6gate/pkg/marker"
+	"github.com/s6gate/s6gate/pkg/proc"
+	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/pkg/safedir"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s6test.RemoveBinaries()
+	os.Exit(code)
+}
+
+// gw is a gateway process started from the outside, as s6-supervise starts it.
+type gw struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	home   string
+	out    *bytes.Buffer
+	done   chan struct{}
+	status int
+}
+
+func startGateway(t *testing.T, root, profileName string, args []string, env []string, extra ...*os.File) *gw {
+	t.Helper()
+	bin := s6test.Binaries(t)["gateway"]
+	cmd := exec.Command(bin, append([]string{"run", "-p", profileName}, args...)...)
+	cmd.Env = append([]string{"GATEWAY_HOME=" + root, "GATEWAY_DRAIN_TIMEOUT=500ms", "PATH=/usr/bin:/bin"}, env...)
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.ExtraFiles = extra
+	require.NoError(t, cmd.Start())
+	g := &gw{t: t, cmd: cmd, home: root, out: out, done: make(chan struct{}), status: -1}
+	if profileName != "default" {
+		g.home = filepath.Join(root, "profiles", profileName)
+	}
+	go func() {
+		_ = cmd.Wait()
+		g.status = cmd.ProcessState.ExitCode()
+		close(g.done)
+	}()
+	t.Cleanup(func() {
+		if g.running() {
+			_ = cmd.Process.Kill()
+			<-g.done
+		}
+	})
+	return g
+}
+
+func (g *gw) running() bool {
+	select {
+	case <-g.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (g *gw) state() map[string]any {
+	b, err := os.ReadFile(filepath.Join(g.home, "gateway_state.json"))
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+func (g *gw) waitState(want string) {
+	g.t.Helper()
+	s6test.Eventually(g.t, 10*time.Second, "gateway_state="+want, func() bool {
+		return g.state()["gateway_state"] == want
+	})
+}
+
+func (g *gw) signal(sig syscall.Signal) { require.NoError(g.t, g.cmd.Process.Signal(sig)) }
+
+func (g *gw) wait() int {
+	g.t.Helper()
+	select {
+	case <-g.done:
+		return g.status
+	case <-time.After(15 * time.Second):
+		g.t.Fatalf("gateway did not exit; output:\n%s", g.out.String())
+		return -1
+	}
+}
+
+func newRoot(t *testing.T, profiles ...string) string {
+	root := t.TempDir()
+	for _, p := range profiles {
+		require.NoError(t, os.MkdirAll(filepath.Join(root, "profiles", p), 0o755))
+	}
+	return root
+}
+
+func writeMarker(t *testing.T, home string, m marker.Marker) {
+	d, err := safedir.Open(home, "")
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, marker.Write(d, nil, m))
+}
+
+func TestSignalClassificationAndPersistedState(t *testing.T) {
+	tests := []struct {
+		name      string
+		signal    syscall.Signal
+		marker    func(pid int, start uint64) *marker.Marker
+		wantState string
+		wantCode  int
+	}{
+		{name: "bare SIGTERM is unplanned", signal: syscall.SIGTERM, wantState: "running", wantCode: 1},
+		{name: "SIGTERM with a matching marker is an operator stop", signal: syscall.SIGTERM,
+			marker: func(pid int, start uint64) *marker.Marker {
+				return &marker.Marker{TargetPID: pid, TargetStartTime: &start, StopperPID: 1, WrittenAt: time.Now().UTC().Format(time.RFC3339Nano)}
+			}, wantState: "stopped", wantCode: 0},
+		{name: "marker naming our PID with another start time stays unplanned", signal: syscall.SIGTERM,
+			marker: func(pid int, start uint64) *marker.Marker {
+				other := start + 12345
+				return &marker.Marker{TargetPID: pid, TargetStartTime: &other, StopperPID: 1, WrittenAt: time.Now().UTC().Format(time.RFC3339Nano)}
+			}, wantState: "running", wantCode: 1},
+		{name: "marker older than 60 s stays unplanned", signal: syscall.SIGTERM,
+			marker: func(pid int, start uint64) *marker.Marker {
+				return &marker.Marker{TargetPID: pid, TargetStartTime: &start, StopperPID: 1, WrittenAt: time.Now().Add(-61 * time.Second).UTC().Format(time.RFC3339Nano)}
+			}, wantState: "running", wantCode: 1},
+		{name: "marker for another PID stays unplanned", signal: syscall.SIGTERM,
+			marker: func(pid int, start uint64) *marker.Marker {
+				return &marker.Marker{TargetPID: pid + 1, StopperPID: 1, WrittenAt: time.Now().UTC().Format(time.RFC3339Nano)}
+			}, wantState: "running", wantCode: 1},
+		{name: "SIGINT is a planned stop", signal: syscall.SIGINT, wantState: "stopped", wantCode: 0},
+		{name: "SIGQUIT is unplanned", signal: syscall.SIGQUIT, wantState: "running", wantCode: 1},
+		{name: "SIGUSR1 requests a restart", signal: syscall.SIGUSR1, wantState: "stopped", wantCode: lifecycle.ExitRestart},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := newRoot(t, "coder")
+			g := startGateway(t, root, "coder", nil, nil)
+			g.waitState("running")
+			pid := g.cmd.Process.Pid
+			if tt.marker != nil {
+				start, err := proc.StartTime(pid)
+				require.NoError(t, err)
+				writeMarker(t, g.home, *tt.marker(pid, start))
+			}
+			g.signal(tt.signal)
+			assert.Equal(t, tt.wantCode, g.wait(), g.out.String())
+			st := g.state()
+			assert.Equal(t, tt.wantState, st["gateway_state"], g.out.String())
+			assert.NotContains(t, st, "pid", "a gateway that exited leaves no pid behind")
+			assert.NoFileExists(t, filepath.Join(g.home, marker.FileName), "the marker is single use, matched or not")
+			assert.NoFileExists(t, filepath.Join(g.home, lifecycle.PIDFile))
+		})
+	}
+}
+
+func TestStartingThenRunningRecordsIdentity(t *testing.T) {
+	root := newRoot(t)
+	g := startGateway(t, root, "default", nil, nil)
+	g.waitState("running")
+	st := g.state()
+	assert.Equal(t, float64(g.cmd.Process.Pid), st["pid"])
+	start, err := proc.StartTime(g.cmd.Process.Pid)
+	require.NoError(t, err)
+	assert.Equal(t, float64(start), st["start_time"])
+	_, err = time.Parse(time.RFC3339, st["updated_at"].(string))
+	assert.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(root, lifecycle.PIDFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"pid":`)
+	assert.Contains(t, g.out.String(), "built-in idle gateway")
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
+
+func TestReadinessNotificationIsNotInheritedByTheChild(t *testing.T) {
+	root := newRoot(t, "coder")
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	g := startGateway(t, root, "coder", []string{"--", "sleep", "300"}, []string{"GATEWAY_NOTIFY_FD=3"}, w)
+	w.Close()
+	buf := make([]byte, 8)
+	n, err := r.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, "\n", string(buf[:n]), "one newline when ready")
+	// EOF while the child still runs: nobody else holds the descriptor.
+	_, err = r.Read(buf)
+	assert.Error(t, err)
+	assert.True(t, g.running())
+	assert.Equal(t, "running", g.state()["gateway_state"], "ready only after running is recorded")
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
+
+func TestWrapperForwardsSignalsAndDrainsTheChild(t *testing.T) {
+	root := newRoot(t, "coder")
+	flag := filepath.Join(t.TempDir(), "hup")
+	script := `trap 'echo hup > ` + flag + `' HUP; trap 'echo child-got-term; exit 0' TERM; echo child-started; while :; do sleep 0.05; done`
+	g := startGateway(t, root, "coder", []string{"--", "sh", "-c", script}, nil)
+	g.waitState("running")
+	s6test.Eventually(t, 5*time.Second, "child output on the gateway's stdout", func() bool {
+		return strings.Contains(g.out.String(), "child-started")
+	})
+	g.signal(syscall.SIGHUP)
+	s6test.Eventually(t, 5*time.Second, "SIGHUP forwarded to the child", func() bool {
+		_, err := os.Stat(flag)
+		return err == nil
+	})
+	g.signal(syscall.SIGTERM)
+	assert.Equal(t, 1, g.wait())
+	assert.Contains(t, g.out.String(), "child-got-term", "the child got SIGTERM to drain")
+	assert.Equal(t, "running", g.state()["gateway_state"])
+}
+
+func TestDrainTimeoutKillsAStubbornChild(t *testing.T) {
+	root := newRoot(t, "coder")
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	g := startGateway(t, root, "coder", []string{"--", "sh", "-c", `trap '' TERM; echo $$ > ` + pidFile + `; while :; do sleep 0.05; done`}, nil)
+	g.waitState("running")
+	var childPID int
+	s6test.Eventually(t, 5*time.Second, "child pid", func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false
+		}
+		_, err = fmtSscan(strings.TrimSpace(string(b)), &childPID)
+		return err == nil && childPID > 0
+	})
+	g.signal(syscall.SIGINT)
+	assert.Equal(t, 0, g.wait(), g.out.String())
+	assert.Contains(t, g.out.String(), "did not stop within the drain timeout")
+	assert.False(t, proc.Alive(childPID, nil), "the stubborn child was killed")
+	assert.Equal(t, "stopped", g.state()["gateway_state"])
+}
+
+func TestChildExitIsPassedThrough(t *testing.T) {
+	root := newRoot(t, "coder")
+	g := startGateway(t, root, "coder", []string{"--", "sh", "-c", "exit 9"}, nil)
+	assert.Equal(t, 9, g.wait())
+	st := g.state()
+	assert.Contains(t, st["exit_reason"], "exited with status 9")
+	assert.Equal(t, "running", st["gateway_state"], "a crash keeps the last recorded state")
+}
+
+func TestFatalConfiguration(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, home string)
+		args  []string
+		why   string
+	}{
+		{name: "child reports EX_CONFIG", args: []string{"--", "sh", "-c", "exit 78"}, why: "fatal configuration"},
+		{name: "command not found", args: []string{"--", "/nonexistent/cmd"}, why: "/nonexistent/cmd"},
+		{name: "invalid profile.json", setup: func(t *testing.T, home string) {
+			require.NoError(t, os.WriteFile(filepath.Join(home, "profile.json"), []byte("{nope"), 0o600))
+		}, why: "profile.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := newRoot(t, "coder")
+			if tt.setup != nil {
+				tt.setup(t, filepath.Join(root, "profiles", "coder"))
+			}
+			g := startGateway(t, root, "coder", tt.args, nil)
+			assert.Equal(t, lifecycle.ExitFatalConfig, g.wait(), g.out.String())
+			st := g.state()
+			assert.Equal(t, "startup_failed", st["gateway_state"])
+			assert.Contains(t, st["exit_reason"], tt.why)
+		})
+	}
+	t.Run("missing home", func(t *testing.T) {
+		g := startGateway(t, t.TempDir(), "ghost", nil, nil)
+		assert.Equal(t, lifecycle.ExitFatalConfig, g.wait())
+	})
+}
+
+func TestProfileJSONCommandAndEnv(t *testing.T) {
+	root := newRoot(t, "coder")
+	home := filepath.Join(root, "profiles", "coder")
+	require.NoError(t, os.WriteFile(filepath.Join(home, "profile.json"),
+		[]byte(`{"command":["sh","-c","echo value=$GREETING; exec sleep 300"],"env":{"GREETING":"hello world"}}`), 0o600))
+	g := startGateway(t, root, "coder", nil, nil)
+	s6test.Eventually(t, 5*time.Second, "child output", func() bool { return strings.Contains(g.out.String(), "value=hello world") })
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
+
+func TestProfileLockAndReplace(t *testing.T) {
+	root := newRoot(t, "coder")
+	first := startGateway(t, root, "coder", nil, nil)
+	first.waitState("running")
+
+	second := startGateway(t, root, "coder", nil, nil)
+	assert.Equal(t, 1, second.wait(), "without --replace a held lock is an error")
+	assert.Contains(t, second.out.String(), "another gateway holds the profile lock")
+	assert.Contains(t, second.out.String(), "pid "+itoa(first.cmd.Process.Pid))
+	assert.True(t, first.running())
+
+	third := startGateway(t, root, "coder", []string{"--replace"}, nil)
+	assert.Equal(t, 1, first.wait(), "the stray gateway got an unplanned SIGTERM")
+	s6test.Eventually(t, 10*time.Second, "replacement running", func() bool {
+		st := third.state()
+		return st["gateway_state"] == "running" && st["pid"] == float64(third.cmd.Process.Pid)
+	})
+	third.signal(syscall.SIGTERM)
+	third.wait()
+}
+
+func TestSweepStale(t *testing.T) {
+	root := newRoot(t)
+	d, err := safedir.Open(root, "")
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, os.WriteFile(filepath.Join(root, lifecycle.LockFile), []byte("4242\n"), 0o640))
+	require.NoError(t, os.WriteFile(filepath.Join(root, lifecycle.PIDFile), []byte(`{"pid":4242}`), 0o640))
+
+	cleared, err := lifecycle.SweepStale(d)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{lifecycle.LockFile, lifecycle.PIDFile}, cleared)
+	assert.NoFileExists(t, filepath.Join(root, lifecycle.PIDFile))
+	b, err := os.ReadFile(filepath.Join(root, lifecycle.LockFile))
+	require.NoError(t, err)
+	assert.Empty(t, b, "lock file emptied, not removed")
+
+	// A live gateway's identity is not stale.
+	g := startGateway(t, root, "default", nil, nil)
+	g.waitState("running")
+	cleared, err = lifecycle.SweepStale(d)
+	require.NoError(t, err)
+	assert.Empty(t, cleared)
+	assert.FileExists(t, filepath.Join(root, lifecycle.PIDFile))
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}

@@ -1,0 +1,213 @@
+package operator_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/s6gate/s6gate/pkg/marker"
+	"github.com/s6gate/s6gate/pkg/s6"
+	"github.com/s6gate/s6gate/pkg/s6/s6test"
+)
+
+type statusJSON struct {
+	Profile      string  `json:"profile"`
+	Up           bool    `json:"up"`
+	PID          *int    `json:"pid"`
+	Ready        bool    `json:"ready"`
+	GatewayState *string `json:"gateway_state"`
+	DesiredState *string `json:"desired_state"`
+}
+
+func status(t *testing.T, e *s6test.Env, run func(string, ...string) s6test.Result, name string) statusJSON {
+	t.Helper()
+	r := run("gateway", "status", "-p", name, "--json")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	var out []statusJSON
+	require.NoError(t, json.Unmarshal([]byte(r.Stdout), &out), r.Stdout)
+	require.Len(t, out, 1)
+	return out[0]
+}
+
+func stateFile(t *testing.T, e *s6test.Env, name string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.ProfileHome(name), "gateway_state.json"))
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	return m
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// The core promise end to end, with Debian's s6 and the real gateway binary in the slot:
+// register (down) → start → the gateway itself records running → a bare SIGTERM (what a
+// container stop sends) persists running and s6 brings it back → an operator stop persists
+// stopped and consumes the marker → unregister.
+func TestFlowRegisterStartKillStopUnregister(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+
+	r := e.MustRun("gateway", "register", "coder", "--env", "GREETING=hello world")
+	assert.Contains(t, r.Stdout, "registered gateway 'coder'")
+	assert.FileExists(t, filepath.Join(e.Slot("coder"), "down"))
+	st := status(t, e, e.Run, "coder")
+	assert.False(t, st.Up, "registered down")
+	assert.Equal(t, "stopped", str(st.DesiredState))
+
+	r = e.MustRun("gateway", "start", "-p", "coder")
+	assert.Contains(t, r.Stdout, "started gateway 'coder'")
+	st = status(t, e, e.Run, "coder")
+	require.True(t, st.Up)
+	require.NotNil(t, st.PID)
+	pid := *st.PID
+	assert.True(t, st.Ready)
+	assert.NoFileExists(t, filepath.Join(e.Slot("coder"), "down"))
+	sf := stateFile(t, e, "coder")
+	assert.Equal(t, "running", sf["gateway_state"], "written by the gateway itself")
+	assert.Equal(t, float64(pid), sf["pid"], "by the process s6 supervises")
+	assert.Equal(t, "running", sf["desired_state"])
+
+	// A bare kill: unplanned. The gateway persists running and s6 restarts it.
+	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+	var newPID int
+	s6test.Eventually(t, 15*time.Second, "s6 to restart the gateway with a new pid that recorded running", func() bool {
+		s, err := s6.Tools{Dir: e.CommandDir}.ReadStatus(context.Background(), e.Slot("coder"))
+		if err != nil || !s.Up || s.PID == pid || !s.Ready {
+			return false
+		}
+		newPID = s.PID
+		m := stateFile(t, e, "coder")
+		return m["gateway_state"] == "running" && m["pid"] == float64(s.PID)
+	})
+	assert.NotEqual(t, pid, newPID)
+	assert.Contains(t, e.Scan.Output(), "SIGTERM: no planned-stop marker", "the gateway logged why it counted the stop as unplanned")
+
+	// An operator stop: planned.
+	r = e.MustRun("gateway", "stop", "-p", "coder")
+	assert.Contains(t, r.Stdout, "stopped gateway 'coder'")
+	st = status(t, e, e.Run, "coder")
+	assert.False(t, st.Up)
+	sf = stateFile(t, e, "coder")
+	assert.Equal(t, "stopped", sf["gateway_state"])
+	assert.Equal(t, "stopped", sf["desired_state"])
+	assert.Contains(t, sf["exit_reason"], "planned stop")
+	assert.NoFileExists(t, filepath.Join(e.ProfileHome("coder"), marker.FileName), "marker consumed")
+
+	// The gateway's output reached the logger's file copy and stdout (docker logs).
+	logFile := filepath.Join(e.Home, "logs", "gateways", "coder", "current")
+	s6test.Eventually(t, 5*time.Second, "s6-log to write "+logFile, func() bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), "gateway started")
+	})
+	assert.Contains(t, e.Scan.Output(), "gateway started", "s6-log's `1` copies lines to stdout")
+
+	r = e.MustRun("gateway", "unregister", "coder")
+	assert.Contains(t, r.Stdout, "unregistered")
+	assert.NoDirExists(t, e.Slot("coder"))
+	entries, err := os.ReadDir(e.ScanDir)
+	require.NoError(t, err)
+	for _, en := range entries {
+		assert.Equal(t, ".s6-svscan", en.Name(), "nothing but s6-svscan's own directory is left")
+	}
+	r = e.Run("gateway", "status", "-p", "coder")
+	assert.Equal(t, 1, r.Code)
+	assert.Contains(t, r.Stderr, "no such gateway 'coder'")
+	assert.DirExists(t, e.ProfileHome("coder"), "unregister keeps the profile's data")
+}
+
+func TestFlowRestartAndAll(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	for _, p := range []string{"a", "b", "c"} {
+		e.MustRun("gateway", "register", p, "--start")
+	}
+	before := map[string]int{}
+	for _, p := range []string{"a", "b", "c"} {
+		st := status(t, e, e.Run, p)
+		require.True(t, st.Up, p)
+		before[p] = *st.PID
+	}
+	r := e.MustRun("gateway", "restart", "-p", "b")
+	assert.Contains(t, r.Stdout, "restarted gateway 'b'")
+	st := status(t, e, e.Run, "b")
+	assert.True(t, st.Up)
+	assert.NotEqual(t, before["b"], *st.PID, "a new process")
+	assert.Equal(t, "running", stateFile(t, e, "b")["gateway_state"])
+
+	r = e.MustRun("gateway", "stop", "--all")
+	for _, p := range []string{"a", "b", "c"} {
+		assert.Contains(t, r.Stdout, "stopped gateway '"+p+"'")
+		assert.Equal(t, "stopped", stateFile(t, e, p)["gateway_state"], p)
+	}
+	r = e.MustRun("gateway", "restart", "--all")
+	for _, p := range []string{"a", "b", "c"} {
+		assert.True(t, status(t, e, e.Run, p).Up, p)
+		assert.Equal(t, "running", stateFile(t, e, p)["desired_state"], p)
+	}
+	r = e.MustRun("gateway", "list")
+	assert.Equal(t, "a\nb\nc\n", r.Stdout)
+	r = e.MustRun("gateway", "status")
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	require.Len(t, lines, 4, r.Stdout)
+	assert.Regexp(t, `^PROFILE\s+S6\s+PID`, lines[0])
+	assert.Regexp(t, `^a\s+up\s+\d+`, lines[1])
+	r = e.MustRun("gateway", "status", "--check")
+	e.MustRun("gateway", "stop", "-p", "a")
+	e.MustRun("gateway", "status", "--check") // stopped on purpose is healthy
+}
+
+// An unprivileged operator (the service user, as with `docker exec -u gateway`) runs every
+// verb against slots seeded for it by root, as in the image.
+func TestFlowUnprivilegedOperator(t *testing.T) {
+	s6test.RequireRoot(t)
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	e.GrantScanControl()
+	e.MustRun("gateway", "register", "seeded") // as root: files go to the service user
+
+	as := e.RunAsService
+	mustAs := func(args ...string) s6test.Result {
+		t.Helper()
+		r := as("gateway", args...)
+		require.Equal(t, 0, r.Code, "as %s: gateway %v: %s", e.ServiceUser, args, r.Stderr)
+		return r
+	}
+	mustAs("start", "-p", "seeded")
+	st := status(t, e, as, "seeded")
+	require.True(t, st.Up)
+	mustAs("stop", "-p", "seeded")
+	assert.Equal(t, "stopped", stateFile(t, e, "seeded")["gateway_state"])
+	mustAs("restart", "-p", "seeded")
+	assert.True(t, status(t, e, as, "seeded").Up)
+
+	mustAs("register", "mine", "--start", "--", "sh", "-c", "echo mine-started; exec sleep 1000")
+	st = status(t, e, as, "mine")
+	assert.True(t, st.Up)
+	owner := func(p string) uint32 {
+		fi, err := os.Lstat(p)
+		require.NoError(t, err)
+		return fi.Sys().(*syscall.Stat_t).Uid
+	}
+	assert.Equal(t, uint32(e.UID), owner(e.ProfileHome("mine")))
+	assert.Equal(t, uint32(e.UID), owner(filepath.Join(e.ProfileHome("seeded"), "gateway_state.json")))
+	mustAs("unregister", "mine")
+	assert.NoDirExists(t, e.Slot("mine"))
+	mustAs("unregister", "seeded")
+	assert.NoDirExists(t, e.Slot("seeded"))
+}

@@ -1,0 +1,279 @@
+package operator_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/s6gate/s6gate/pkg/config"
+	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/marker"
+	"github.com/s6gate/s6gate/pkg/operator"
+	"github.com/s6gate/s6gate/pkg/s6"
+	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/pkg/slot"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s6test.RemoveBinaries()
+	os.Exit(code)
+}
+
+// newOperator builds an Operator over env's directories with the given command directory.
+func newOperator(t *testing.T, e *s6test.Env, cmdDir string) *operator.Operator {
+	t.Helper()
+	s := config.Settings{Home: e.Home, ScanDir: e.ScanDir, CommandDir: cmdDir, User: e.ServiceUser, Bin: e.Bin["gateway"], DrainTimeout: time.Second}
+	op, err := operator.New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	op.Timeout = 10 * time.Second
+	return op
+}
+
+// recorder is a command directory whose every s6 tool only records that it ran.
+func recorder(t *testing.T) (dir, log string) {
+	t.Helper()
+	log = filepath.Join(t.TempDir(), "calls")
+	script := filepath.Join(t.TempDir(), "record")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\necho \"$(basename \"$0\") $*\" >> "+log+"\n"), 0o755))
+	dir = filepath.Join(t.TempDir(), "command")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	for _, tool := range []string{"s6-svc", "s6-svscanctl", "s6-svstat", "s6-svwait", "s6-svok"} {
+		require.NoError(t, os.Symlink(script, filepath.Join(dir, tool)))
+	}
+	return dir, log
+}
+
+// snapshot lists every path under the roots with its mode and size, to prove nothing changed.
+func snapshot(t *testing.T, roots ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, r := range roots {
+		_ = filepath.Walk(r, func(p string, info os.FileInfo, err error) error {
+			if err == nil {
+				b.WriteString(p + " " + info.Mode().String() + " " + itoa(info.Size()) + "\n")
+			}
+			return nil
+		})
+	}
+	return b.String()
+}
+
+func TestLifecycleVerbsReportNotRegisteredBeforeAnyToolRuns(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	cmdDir, calls := recorder(t)
+	op := newOperator(t, e, cmdDir)
+	before := snapshot(t, e.Home, e.ScanDir)
+	ctx := context.Background()
+	for name, verb := range map[string]func(context.Context, string) (operator.Result, error){
+		"start": op.Start, "stop": op.Stop, "restart": op.Restart,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := verb(ctx, "typo")
+			var nre *slot.NotRegisteredError
+			require.ErrorAs(t, err, &nre)
+			assert.Equal(t, "typo", nre.Profile)
+			assert.Equal(t, "gateway-typo", nre.Service)
+			assert.Contains(t, err.Error(), "no such gateway 'typo'")
+			assert.Contains(t, err.Error(), "gateway register typo", "the message says how to register it")
+			assert.Equal(t, exitcode.Failed, exitcode.Of(err))
+		})
+	}
+	_, err := op.Status(ctx, []string{"typo"})
+	require.ErrorAs(t, err, new(*slot.NotRegisteredError))
+	assert.NoFileExists(t, calls, "no s6 tool ran")
+	assert.Equal(t, before, snapshot(t, e.Home, e.ScanDir), "a typo creates nothing")
+}
+
+func TestBadInputIsAUsageErrorAndChangesNothing(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	cmdDir, calls := recorder(t)
+	op := newOperator(t, e, cmdDir)
+	before := snapshot(t, e.Home, e.ScanDir)
+	ctx := context.Background()
+	for _, bad := range []string{"", "Bad", "../escape", "a/b", "-x", ".hidden", "name with space", strings.Repeat("a", 252)} {
+		_, err := op.Register(ctx, bad, operator.RegisterOptions{})
+		assert.Equal(t, exitcode.Usage, exitcode.Of(err), "register %q", bad)
+		_, err = op.Start(ctx, bad)
+		assert.Equal(t, exitcode.Usage, exitcode.Of(err), "start %q", bad)
+		_, err = op.Unregister(ctx, bad)
+		assert.Equal(t, exitcode.Usage, exitcode.Of(err), "unregister %q", bad)
+	}
+	_, err := op.Register(ctx, "ok", operator.RegisterOptions{Env: map[string]string{"BAD-NAME": "x"}})
+	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+	_, err = operator.ParseEnv([]string{"NOEQUALS"})
+	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+
+	op.Settings.Home = filepath.Join(e.Base, "missing-root")
+	_, err = op.Register(ctx, "coder", operator.RegisterOptions{})
+	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+	assert.Contains(t, err.Error(), "missing-root")
+
+	assert.NoFileExists(t, calls)
+	assert.Equal(t, before, snapshot(t, e.Home, e.ScanDir))
+	assert.NoDirExists(t, filepath.Join(e.Base, "missing-root"))
+}
+
+func TestRegisterRollsBackWhenRescanFails(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	cmdDir := s6test.CommandDir(t, map[string]string{
+		"s6-svscanctl": s6test.FailingTool(t, 1, "s6-svscanctl: fatal: rescan failed"),
+		"with-contenv": e.Bin["with-contenv"],
+	})
+	op := newOperator(t, e, cmdDir)
+	_, err := op.Register(context.Background(), "coder", operator.RegisterOptions{Env: map[string]string{"A": "1"}})
+	require.Error(t, err)
+	var ce *s6.CommandError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "s6-svscanctl", ce.Tool)
+	assert.Equal(t, 1, ce.ExitCode)
+	assert.Contains(t, err.Error(), "s6-svscanctl failed")
+	assert.Contains(t, err.Error(), "rescan failed")
+	assert.NoDirExists(t, e.Slot("coder"), "the published slot is removed again")
+	entries, _ := os.ReadDir(e.ScanDir)
+	assert.Empty(t, entries, "no staging or detached directory left")
+	assert.NoDirExists(t, e.ProfileHome("coder"), "the home this call created is removed again")
+
+	// The next attempt, with a working s6, is not blocked by leftovers.
+	e.Start()
+	_, err = newOperator(t, e, e.CommandDir).Register(context.Background(), "coder", operator.RegisterOptions{})
+	require.NoError(t, err)
+	assert.DirExists(t, e.Slot("coder"))
+}
+
+func TestRegisterDuplicateAndUnregisterAbsent(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	op := newOperator(t, e, e.CommandDir)
+	ctx := context.Background()
+	_, err := op.Register(ctx, "coder", operator.RegisterOptions{})
+	require.NoError(t, err)
+	_, err = op.Register(ctx, "coder", operator.RegisterOptions{})
+	var are *slot.AlreadyRegisteredError
+	require.ErrorAs(t, err, &are)
+	assert.Contains(t, err.Error(), "already registered")
+
+	r, err := op.Unregister(ctx, "ghost")
+	require.NoError(t, err, "unregistering an absent slot is a no-op")
+	assert.Contains(t, r.Note, "not registered")
+	assert.NoDirExists(t, e.ProfileHome("ghost"))
+}
+
+func TestCommandErrorCarriesExitCodeAndStderr(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	op := newOperator(t, e, e.CommandDir)
+	ctx := context.Background()
+	_, err := op.Register(ctx, "coder", operator.RegisterOptions{})
+	require.NoError(t, err)
+
+	failing := s6test.CommandDir(t, map[string]string{
+		"s6-svc":       s6test.FailingTool(t, 111, "s6-svc: fatal: unable to control supervise/control: Permission denied"),
+		"with-contenv": e.Bin["with-contenv"],
+	})
+	_, err = newOperator(t, e, failing).Start(ctx, "coder")
+	var ce *s6.CommandError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "gateway-coder", ce.Object)
+	assert.Equal(t, "start", ce.Action)
+	assert.Equal(t, 111, ce.ExitCode)
+	assert.Contains(t, ce.Stderr, "Permission denied")
+	assert.Contains(t, err.Error(), "rc=111")
+}
+
+// A slot whose service is a plain sleep: it does not consume the marker, so the test can read
+// what stop wrote.
+func registerSleeper(t *testing.T, e *s6test.Env, op *operator.Operator, name string) {
+	t.Helper()
+	_, err := op.Register(context.Background(), name, operator.RegisterOptions{})
+	require.NoError(t, err)
+	run := filepath.Join(e.Slot(name), "run")
+	require.NoError(t, os.WriteFile(run, []byte("#!/bin/sh\nexec sleep 1000\n"), 0o755))
+	require.NoError(t, os.Remove(filepath.Join(e.Slot(name), "notification-fd")))
+}
+
+func TestStopWritesMarkerForTheSupervisedPID(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	op := newOperator(t, e, e.CommandDir)
+	ctx := context.Background()
+	registerSleeper(t, e, op, "coder")
+	r, err := op.Start(ctx, "coder")
+	require.NoError(t, err)
+	supervised := r.PID
+	require.Positive(t, supervised)
+	st, err := s6.Tools{Dir: e.CommandDir}.ReadStatus(ctx, e.Slot("coder"))
+	require.NoError(t, err)
+	require.Equal(t, st.PID, supervised)
+
+	_, err = op.Stop(ctx, "coder")
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(e.ProfileHome("coder"), marker.FileName))
+	require.NoError(t, err, "stop left a marker (this service does not consume it)")
+	var m marker.Marker
+	require.NoError(t, json.Unmarshal(b, &m))
+	assert.Equal(t, supervised, m.TargetPID, "the marker names the PID s6 supervised")
+	require.NotNil(t, m.TargetStartTime)
+	assert.Positive(t, m.StopperPID)
+	_, err = time.Parse(time.RFC3339Nano, m.WrittenAt)
+	assert.NoError(t, err)
+
+	st, err = s6.Tools{Dir: e.CommandDir}.ReadStatus(ctx, e.Slot("coder"))
+	require.NoError(t, err)
+	assert.False(t, st.Up)
+	assert.FileExists(t, filepath.Join(e.Slot("coder"), "down"), "the slot keeps a stopped gateway down")
+}
+
+func TestMarkerWriteFailureDoesNotBlockStop(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	op := newOperator(t, e, e.CommandDir)
+	ctx := context.Background()
+	registerSleeper(t, e, op, "coder")
+	_, err := op.Start(ctx, "coder")
+	require.NoError(t, err)
+	// A directory where the marker file should go: the atomic rename cannot replace it.
+	require.NoError(t, os.Mkdir(filepath.Join(e.ProfileHome("coder"), marker.FileName), 0o755))
+
+	_, err = op.Stop(ctx, "coder")
+	require.NoError(t, err, "a marker that cannot be written never blocks the stop")
+	st, err := s6.Tools{Dir: e.CommandDir}.ReadStatus(ctx, e.Slot("coder"))
+	require.NoError(t, err)
+	assert.False(t, st.Up)
+}
+
+func TestStartFailsFastWhenS6GivesUp(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	op := newOperator(t, e, e.CommandDir)
+	ctx := context.Background()
+	_, err := op.Register(ctx, "broken", operator.RegisterOptions{Command: []string{"/nonexistent/binary"}})
+	require.NoError(t, err)
+	start := time.Now()
+	_, err = op.Start(ctx, "broken")
+	var sf *operator.StartFailedError
+	require.ErrorAs(t, err, &sf)
+	assert.Contains(t, err.Error(), "/nonexistent/binary")
+	assert.Less(t, time.Since(start), op.Timeout, "fails before the time-out")
+	st, err := operator.New(op.Settings, nil)
+	require.NoError(t, err)
+	got, err := st.Status(ctx, []string{"broken"})
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, "startup_failed", *got[0].GatewayState)
+	assert.False(t, got[0].Healthy())
+}
+
+func itoa(i int64) string {
+	b, _ := json.Marshal(i)
+	return string(b)
+}
