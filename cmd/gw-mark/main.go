@@ -100,6 +100,11 @@ func do(verb string, args []string, stdout io.Writer) error {
 	if err := s.CheckHome(); err != nil {
 		return err
 	}
+	if verb == "write" && pid == 0 {
+		if pid, err = supervisedPID(s, *name); err != nil {
+			return err
+		}
+	}
 	home, err := safedir.Open(s.Home, profile.HomeRel(*name))
 	if err != nil {
 		return fmt.Errorf("profile '%s': %w", *name, err)
@@ -110,11 +115,6 @@ func do(verb string, args []string, stdout io.Writer) error {
 	case "clear":
 		return home.Remove(marker.FileName)
 	case "write":
-		if pid == 0 {
-			if pid, err = supervisedPID(s, *name); err != nil {
-				return err
-			}
-		}
 		own, err := owner.ForCaller(s.User)
 		if err != nil {
 			return err

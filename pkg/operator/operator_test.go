@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 }
 
 // newOperator builds an Operator over env's directories with the given command directory.
-func newOperator(t *testing.T, e *s6test.Env, cmdDir string) *operator.Operator {
+func newOperator(t testing.TB, e *s6test.Env, cmdDir string) *operator.Operator {
 	t.Helper()
 	s := config.Settings{Home: e.Home, ScanDir: e.ScanDir, CommandDir: cmdDir, User: e.ServiceUser, Bin: e.Bin["gateway"], DrainTimeout: time.Second}
 	op, err := operator.New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -277,3 +277,5 @@ func itoa(i int64) string {
 	b, _ := json.Marshal(i)
 	return string(b)
 }
+
+func newOperatorB(b *testing.B, e *s6test.Env) *operator.Operator { return newOperator(b, e, e.CommandDir) }

@@ -1,0 +1,125 @@
+package main_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/s6gate/s6gate/pkg/s6/s6test"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s6test.RemoveBinaries()
+	os.Exit(code)
+}
+
+func tree(t *testing.T, roots ...string) string {
+	var b strings.Builder
+	for _, r := range roots {
+		_ = filepath.Walk(r, func(p string, info os.FileInfo, err error) error {
+			if err == nil {
+				b.WriteString(p + " " + info.Mode().String() + "\n")
+			}
+			return nil
+		})
+	}
+	return b.String()
+}
+
+func TestBadUsageExits2WithOneLineAndChangesNothing(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	e.MustRun("gateway", "register", "coder")
+	// The slot's logger creates its directory on its own; let it settle before the snapshot.
+	s6test.Eventually(t, 5*time.Second, "the logger's files", func() bool {
+		_, err := os.Stat(filepath.Join(e.Home, "logs", "gateways", "coder", "state"))
+		return err == nil
+	})
+	before := tree(t, e.Home, e.ScanDir)
+	tests := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"bogus"}, `unknown verb "bogus"`},
+		{[]string{"start", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"start", "-p", "Bad/Name"}, `"Bad/Name"`},
+		{[]string{"start", "-p", "../../etc"}, `"../../etc"`},
+		{[]string{"stop", "-p", "-rf"}, `"-rf"`},
+		{[]string{"register", "UPPER"}, `"UPPER"`},
+		{[]string{"register", "ok", "--env", "BAD-NAME=1"}, `"BAD-NAME"`},
+		{[]string{"register", "ok", "--env", "NOVALUE"}, `"NOVALUE"`},
+		{[]string{"register"}, "exactly one profile NAME"},
+		{[]string{"register", "a", "b"}, "exactly one profile NAME"},
+		{[]string{"unregister", "../x"}, `"../x"`},
+		{[]string{"stop", "-p", "coder", "--all"}, "exclude each other"},
+		{[]string{"status", "extra"}, `unexpected argument "extra"`},
+		{[]string{"start", "-p", "coder", "--", "cmd"}, "takes no command"},
+		{[]string{"run"}, "-p NAME is required"},
+		{[]string{"start", "--timeout", "soon"}, "invalid value"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := e.Run("gateway", tt.args...)
+			assert.Equal(t, 2, r.Code, r.Stderr)
+			assert.Equal(t, 1, strings.Count(r.Stderr, "\n"), "one line: %q", r.Stderr)
+			assert.True(t, strings.HasPrefix(r.Stderr, "gateway: "), r.Stderr)
+			assert.Contains(t, r.Stderr, tt.msg)
+			assert.Empty(t, r.Stdout)
+		})
+	}
+	assert.Equal(t, before, tree(t, e.Home, e.ScanDir))
+
+	e.Extra = []string{"GATEWAY_HOME=" + filepath.Join(e.Base, "missing")}
+	for _, verb := range []string{"list", "status", "start", "stop", "register"} {
+		args := []string{verb}
+		if verb == "register" {
+			args = append(args, "newone")
+		}
+		r := e.Run("gateway", args...)
+		assert.Equal(t, 2, r.Code, "%s with a missing data root: %s", verb, r.Stderr)
+		assert.Contains(t, r.Stderr, "data root")
+	}
+	assert.NoDirExists(t, filepath.Join(e.Base, "missing"))
+	assert.Equal(t, before, tree(t, e.Home, e.ScanDir))
+}
+
+func TestHelpAndNoArgs(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	r := e.Run("gateway")
+	assert.Equal(t, 2, r.Code)
+	assert.Contains(t, r.Stdout, "usage:")
+	r = e.Run("gateway", "--help")
+	assert.Equal(t, 0, r.Code)
+	assert.Contains(t, r.Stdout, "gateway register NAME")
+}
+
+// Each binary's doc page shows the same synopsis as its usage text (s6's pages drifted from
+// their usage strings; ours must not), and documents exit code 2.
+func TestUsageMatchesDocPages(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	for _, prog := range []string{"gateway", "gw-reconcile", "gw-render", "gw-mark"} {
+		t.Run(prog, func(t *testing.T) {
+			r := e.Run(prog, "--help")
+			require.Equal(t, 0, r.Code, r.Stderr)
+			doc, err := os.ReadFile(filepath.Join("..", "..", "docs", prog+".md"))
+			require.NoError(t, err)
+			n := 0
+			for _, l := range strings.Split(r.Stdout, "\n") {
+				l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "usage:"))
+				if strings.HasPrefix(l, prog+" ") || l == prog {
+					n++
+					assert.Contains(t, string(doc), l, "docs/%s.md lacks the synopsis line", prog)
+				}
+			}
+			assert.Positive(t, n, "usage has synopsis lines")
+			assert.Regexp(t, regexp.MustCompile(`(?m)^\| *2 *\|`), string(doc))
+		})
+	}
+}

@@ -1,0 +1,311 @@
+package reconcile_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/s6gate/s6gate/pkg/lifecycle"
+	"github.com/s6gate/s6gate/pkg/marker"
+	"github.com/s6gate/s6gate/pkg/s6"
+	"github.com/s6gate/s6gate/pkg/s6/s6test"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s6test.RemoveBinaries()
+	os.Exit(code)
+}
+
+var lineRE = regexp.MustCompile(`^(\S+) profile=(\S+) prior_state=(\S+) action=(\S+)( reason=".*")?$`)
+
+type line struct{ at, profile, prior, action string }
+
+func parseLines(t *testing.T, out string) map[string]line {
+	t.Helper()
+	m := map[string]line{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		g := lineRE.FindStringSubmatch(l)
+		require.NotNil(t, g, "boot log line %q", l)
+		_, err := time.Parse(time.RFC3339, g[1])
+		require.NoError(t, err)
+		m[g[2]] = line{g[1], g[2], g[3], g[4]}
+	}
+	return m
+}
+
+func writeFile(t *testing.T, p, content string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+}
+
+func chownTree(t *testing.T, e *s6test.Env) {
+	t.Helper()
+	require.NoError(t, filepath.Walk(e.Home, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, e.UID, e.GID)
+	}))
+}
+
+// A data root holding profiles in every state, plus leftovers of an earlier boot.
+func seedDataRoot(t *testing.T, e *s6test.Env) {
+	t.Helper()
+	home := e.ProfileHome
+	writeFile(t, filepath.Join(home("default"), "gateway_state.json"), `{"gateway_state":"running"}`)
+	writeFile(t, filepath.Join(home("run1"), "gateway_state.json"), `{"gateway_state":"running","custom":"kept"}`)
+	writeFile(t, filepath.Join(home("stop1"), "gateway_state.json"), `{"gateway_state":"stopped"}`)
+	writeFile(t, filepath.Join(home("drain1"), "gateway_state.json"), `{"gateway_state":"draining"}`)
+	require.NoError(t, os.MkdirAll(home("nofile"), 0o755))
+	writeFile(t, filepath.Join(home("empty"), "gateway_state.json"), ``)
+	writeFile(t, filepath.Join(home("badjson"), "gateway_state.json"), `{"gateway_state": "runn`)
+	writeFile(t, filepath.Join(home("intent"), "gateway_state.json"), `{"gateway_state":"running","desired_state":"stopped"}`)
+	writeFile(t, filepath.Join(home("revived"), "gateway_state.json"), `{"gateway_state":"stopped","desired_state":"running"}`)
+	writeFile(t, filepath.Join(home("badcfg"), "gateway_state.json"), `{"gateway_state":"running"}`)
+	writeFile(t, filepath.Join(home("badcfg"), "profile.json"), `{"command": "not an array"}`)
+	require.NoError(t, os.MkdirAll(filepath.Join(e.Home, "profiles", "Invalid_Name"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(e.Home, "profiles", "default"), 0o755))
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(outside, "gateway_state.json"), `{"gateway_state":"running"}`)
+	require.NoError(t, os.Symlink(outside, filepath.Join(e.Home, "profiles", "linked")))
+	// Leftovers: a dead gateway's identity and an old marker in run1's home.
+	writeFile(t, filepath.Join(home("run1"), lifecycle.PIDFile), `{"pid":1,"start_time":5}`)
+	writeFile(t, filepath.Join(home("run1"), lifecycle.LockFile), "1\n")
+	writeFile(t, filepath.Join(home("run1"), marker.FileName), `{"target_pid":1,"target_start_time":5,"stopper_pid":9,"written_at":"2026-01-01T00:00:00Z"}`)
+	chownTree(t, e)
+	// Leftovers in the scan directory: a slot of run1 from the last boot, and a slot of a
+	// profile deleted while the container was down.
+	writeFile(t, filepath.Join(e.Slot("run1"), "stale-junk"), "from the previous boot")
+	writeFile(t, filepath.Join(e.Slot("gone"), "run"), "#!/bin/sh\nexec sleep 1000\n")
+}
+
+func TestReconcileOverEveryProfileState(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	seedDataRoot(t, e)
+
+	r := e.Run("gw-reconcile")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	got := parseLines(t, r.Stdout)
+	want := map[string][2]string{ // profile → prior_state, action
+		"default": {"running", "started"},
+		"run1":    {"running", "started"},
+		"stop1":   {"stopped", "registered"},
+		"drain1":  {"draining", "started"},
+		"nofile":  {"none", "registered"},
+		"empty":   {"none", "registered"},
+		"badjson": {"none", "registered"},
+		"intent":  {"stopped", "registered"},
+		"revived": {"running", "started"},
+		"badcfg":  {"running", "skipped"},
+	}
+	require.Len(t, got, len(want), r.Stdout)
+	for p, w := range want {
+		assert.Equal(t, w[0], got[p].prior, "%s prior_state", p)
+		assert.Equal(t, w[1], got[p].action, "%s action", p)
+	}
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	assert.Contains(t, lines[0], "profile=default ", "the default profile comes first")
+	var order []string
+	for _, l := range lines[1:] {
+		order = append(order, lineRE.FindStringSubmatch(l)[2])
+	}
+	assert.True(t, sort.StringsAreSorted(order), "then sorted: %v", order)
+
+	for p, w := range want {
+		switch w[1] {
+		case "started":
+			assert.DirExists(t, e.Slot(p))
+			assert.NoFileExists(t, filepath.Join(e.Slot(p), "down"), p)
+		case "registered":
+			assert.FileExists(t, filepath.Join(e.Slot(p), "down"), p)
+		case "skipped":
+			assert.NoDirExists(t, e.Slot(p), p)
+		}
+	}
+	for _, p := range []string{"Invalid_Name", "linked", "gone"} {
+		assert.NoDirExists(t, e.Slot(p), p)
+	}
+	assert.NoFileExists(t, filepath.Join(e.Slot("run1"), "stale-junk"), "the previous boot's slot was replaced")
+	assert.Contains(t, r.Stderr, "Invalid_Name")
+	assert.Contains(t, r.Stderr, "linked")
+	assert.Contains(t, r.Stderr, "badcfg")
+
+	// Swept: the dead gateway's identity and the stale marker.
+	assert.NoFileExists(t, filepath.Join(e.ProfileHome("run1"), lifecycle.PIDFile))
+	assert.NoFileExists(t, filepath.Join(e.ProfileHome("run1"), marker.FileName))
+	b, err := os.ReadFile(filepath.Join(e.ProfileHome("run1"), lifecycle.LockFile))
+	require.NoError(t, err)
+	assert.Empty(t, b)
+
+	// The same lines went to the boot log.
+	bootLog, err := os.ReadFile(filepath.Join(e.Home, "logs", "container-boot.log"))
+	require.NoError(t, err)
+	assert.Equal(t, r.Stdout, string(bootLog))
+
+	// s6 now starts exactly the gateways that autostart; each records running itself.
+	e.Start()
+	tools := s6.Tools{Dir: e.CommandDir}
+	for p, w := range want {
+		if w[1] != "started" {
+			continue
+		}
+		s6test.Eventually(t, 15*time.Second, p+" up and running", func() bool {
+			st, err := tools.ReadStatus(context.Background(), e.Slot(p))
+			return err == nil && st.Up && st.Ready && stateOf(t, e, p)["pid"] == float64(st.PID)
+		})
+	}
+	for p, w := range want {
+		if w[1] != "registered" {
+			continue
+		}
+		st, err := tools.ReadStatus(context.Background(), e.Slot(p))
+		require.NoError(t, err, p)
+		assert.False(t, st.Up, "%s stays down", p)
+	}
+	assert.Equal(t, "kept", stateOf(t, e, "run1")["custom"], "unknown keys survive the gateway's writes")
+
+	// Idempotent: a second run while everything is live changes nothing.
+	pids := map[string]float64{}
+	for p := range want {
+		pids[p], _ = stateOf(t, e, p)["pid"].(float64)
+	}
+	r2 := e.Run("gw-reconcile")
+	require.Equal(t, 0, r2.Code, r2.Stderr)
+	for p, l := range parseLines(t, r2.Stdout) {
+		if want[p][1] == "skipped" {
+			assert.Equal(t, "skipped", l.action)
+			continue
+		}
+		assert.Equal(t, "kept", l.action, p)
+	}
+	for p := range want {
+		got, _ := stateOf(t, e, p)["pid"].(float64)
+		assert.Equal(t, pids[p], got, "%s not disturbed", p)
+	}
+}
+
+func stateOf(t *testing.T, e *s6test.Env, p string) map[string]any {
+	b, err := os.ReadFile(filepath.Join(e.ProfileHome(p), "gateway_state.json"))
+	if err != nil {
+		return map[string]any{}
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// What a container restart does, on the host: s6 tears the tree down (every gateway gets an
+// unmarked SIGTERM), /init empties the scan directory, the reconciler rebuilds it, s6 starts
+// again. Running gateways come back; the one an operator stopped stays down.
+func TestRestartCycleKeepsRunIntent(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	scan := e.Start()
+	e.MustRun("gateway", "register", "alpha", "--start")
+	e.MustRun("gateway", "register", "beta", "--start")
+	e.MustRun("gateway", "register", "gamma")
+	e.MustRun("gateway", "stop", "-p", "beta")
+	oldAlpha := stateOf(t, e, "alpha")["pid"]
+
+	scan.Stop(t) // s6-svscanctl -t: supervisors bring every service down with SIGTERM
+	assert.Equal(t, "running", stateOf(t, e, "alpha")["gateway_state"], "a container stop is not an operator stop")
+	assert.Equal(t, "stopped", stateOf(t, e, "beta")["gateway_state"])
+	require.NoError(t, os.RemoveAll(e.ScanDir))
+	require.NoError(t, os.Mkdir(e.ScanDir, 0o755))
+	require.NoError(t, os.Chown(e.ScanDir, e.UID, e.GID))
+
+	r := e.MustRun("gw-reconcile")
+	got := parseLines(t, r.Stdout)
+	assert.Equal(t, line{got["alpha"].at, "alpha", "running", "started"}, got["alpha"])
+	assert.Equal(t, line{got["beta"].at, "beta", "stopped", "registered"}, got["beta"])
+	assert.Equal(t, line{got["gamma"].at, "gamma", "stopped", "registered"}, got["gamma"])
+	assert.Equal(t, "registered", got["default"].action, "the default profile is always registered")
+
+	e.Start()
+	tools := s6.Tools{Dir: e.CommandDir}
+	s6test.Eventually(t, 15*time.Second, "alpha back up", func() bool {
+		st, err := tools.ReadStatus(context.Background(), e.Slot("alpha"))
+		return err == nil && st.Up && st.Ready && stateOf(t, e, "alpha")["pid"] == float64(st.PID)
+	})
+	assert.NotEqual(t, oldAlpha, stateOf(t, e, "alpha")["pid"])
+	st, err := tools.ReadStatus(context.Background(), e.Slot("beta"))
+	require.NoError(t, err)
+	assert.False(t, st.Up, "the operator's stop survives the restart")
+	assert.FileExists(t, filepath.Join(e.Slot("beta"), "down"))
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	seedDataRoot(t, e)
+	before := snapshot(t, e.Home, e.ScanDir)
+	r := e.Run("gw-reconcile", "--dry-run")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	assert.Contains(t, r.Stdout, "profile=run1 prior_state=running action=started dry_run=true")
+	assert.Equal(t, before, snapshot(t, e.Home, e.ScanDir))
+}
+
+func TestBadInputAndUnusableScanDir(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	before := snapshot(t, e.Home, e.ScanDir)
+	for _, args := range [][]string{{"--bogus"}, {"extra-arg"}} {
+		r := e.Run("gw-reconcile", args...)
+		assert.Equal(t, 2, r.Code, args)
+		assert.Equal(t, 1, strings.Count(r.Stderr, "\n"), "one line: %q", r.Stderr)
+	}
+	e.Extra = []string{"GATEWAY_HOME=" + filepath.Join(e.Base, "nope")}
+	r := e.Run("gw-reconcile")
+	assert.Equal(t, 2, r.Code)
+	assert.Contains(t, r.Stderr, "nope")
+	assert.Equal(t, 1, strings.Count(r.Stderr, "\n"))
+	assert.NoDirExists(t, filepath.Join(e.Base, "nope"))
+
+	e.Extra = []string{"GATEWAY_SCANDIR=" + filepath.Join(e.Base, "noscan")}
+	r = e.Run("gw-reconcile")
+	assert.Equal(t, 1, r.Code)
+	assert.Contains(t, r.Stderr, "scan directory")
+	assert.Equal(t, before, snapshot(t, e.Home, e.ScanDir))
+}
+
+func TestBootLogRotates(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	old := strings.Repeat("x", 256<<10)
+	writeFile(t, filepath.Join(e.Home, "logs", "container-boot.log"), old)
+	e.MustRun("gw-reconcile")
+	b, err := os.ReadFile(filepath.Join(e.Home, "logs", "container-boot.log.1"))
+	require.NoError(t, err)
+	assert.Equal(t, old, string(b))
+	b, err = os.ReadFile(filepath.Join(e.Home, "logs", "container-boot.log"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "profile=default prior_state=none action=registered")
+	assert.Less(t, len(b), 1024)
+}
+
+func snapshot(t *testing.T, roots ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, r := range roots {
+		_ = filepath.Walk(r, func(p string, info os.FileInfo, err error) error {
+			if err == nil {
+				b.WriteString(p + " " + info.Mode().String() + " " + info.ModTime().String() + "\n")
+			}
+			return nil
+		})
+	}
+	return b.String()
+}
+
