@@ -1,0 +1,30 @@
+# s6gate image: Debian's s6 under our s6-overlay compatible /init, the s6gate binaries, and
+# cont-init hooks that hand the scan directory to the service user and reconcile the gateways.
+# Build with `make image` (the base image is made locally by `make base`; nothing is pulled).
+ARG BASE_IMAGE=s6gate-base:bookworm
+FROM ${BASE_IMAGE}
+
+ARG GATEWAY_UID=10000
+RUN groupadd --system --gid "${GATEWAY_UID}" gateway \
+ && useradd --system --uid "${GATEWAY_UID}" --gid gateway --home-dir /opt/data --no-create-home \
+      --shell /usr/sbin/nologin gateway \
+ && install -d -o gateway -g gateway -m 0755 /opt/data \
+ && mkdir -p /command /etc/cont-init.d /etc/services.d /etc/cont-finish.d \
+ && for f in /usr/bin/s6-* /usr/lib/execline/bin/*; do ln -sf "$f" /command/; done
+
+COPY bin/gateway bin/gw-reconcile bin/gw-render bin/gw-mark bin/with-contenv bin/printcontenv /usr/local/bin/
+COPY bin/init /init
+RUN ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /command/
+COPY rootfs/ /
+
+ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    GATEWAY_HOME=/opt/data \
+    GATEWAY_SCANDIR=/run/service \
+    S6_COMMAND_DIR=/command \
+    GATEWAY_USER=gateway \
+    GATEWAY_BIN=/usr/local/bin/gateway
+
+VOLUME /opt/data
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["/usr/local/bin/gateway", "status", "--check"]
+ENTRYPOINT ["/init"]
