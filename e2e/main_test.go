@@ -142,11 +142,6 @@ func (b *box) gw(args ...string) string {
 	return out
 }
 
-func (b *box) sh(script string) (int, string) {
-	b.t.Helper()
-	return b.exec("", "sh", "-c", script)
-}
-
 func (b *box) fileExists(p string) bool {
 	code, _ := b.exec("", "test", "-e", p)
 	return code == 0

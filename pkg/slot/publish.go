@@ -87,7 +87,8 @@ func Stage(scandir string, s Spec, own *owner.Owner) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("stage slot %s: %w", Name(s.Profile), err)
 	}
-	if err := settle(dir, 0o755, own); err == nil {
+	err = settle(dir, 0o755, own)
+	if err == nil {
 		err = Render(dir, s, own)
 	}
 	if err != nil {

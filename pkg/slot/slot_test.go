@@ -236,3 +236,34 @@ func TestDetachAndPurge(t *testing.T) {
 	assert.Empty(t, d)
 	assert.NoError(t, slot.Purge(d))
 }
+
+// Fault injection: a scan directory on a full file system. Publishing fails cleanly — an
+// error, no slot, no staging directory left behind.
+func TestPublishOnAFullDiskLeavesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root; this test must run there")
+		}
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	scan := t.TempDir()
+	require.NoError(t, unix.Mount("tmpfs", scan, "tmpfs", 0, "size=64k"))
+	t.Cleanup(func() { _ = unix.Unmount(scan, unix.MNT_DETACH) })
+	filler, err := os.Create(filepath.Join(scan, "filler"))
+	require.NoError(t, err)
+	buf := make([]byte, 4096)
+	for {
+		if _, err := filler.Write(buf); err != nil {
+			break
+		}
+	}
+	require.NoError(t, filler.Close())
+
+	_, err = slot.Publish(scan, spec("coder"), nil)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, syscall.ENOSPC)
+	entries, err := os.ReadDir(scan)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "only the filler: no slot and no staging directory")
+	assert.Equal(t, "filler", entries[0].Name())
+}

@@ -235,18 +235,16 @@ func Binaries(t testing.TB) map[string]string {
 }
 
 func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return "go"
+	return "/usr/local/go/bin/go"
 }
 
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
