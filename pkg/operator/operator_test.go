@@ -278,4 +278,6 @@ func itoa(i int64) string {
 	return string(b)
 }
 
-func newOperatorB(b *testing.B, e *s6test.Env) *operator.Operator { return newOperator(b, e, e.CommandDir) }
+func newOperatorB(b *testing.B, e *s6test.Env) *operator.Operator {
+	return newOperator(b, e, e.CommandDir)
+}

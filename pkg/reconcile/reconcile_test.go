@@ -308,4 +308,3 @@ func snapshot(t *testing.T, roots ...string) string {
 	}
 	return b.String()
 }
-

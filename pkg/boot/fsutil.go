@@ -1,0 +1,149 @@
+package boot
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// isExecutable reports whether path (symlinks followed) is a regular file with an execute bit.
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
+}
+
+// listScripts returns the entries of dir to run, in lexical (byte) order, like s6-overlay's
+// `s6-ls | s6-sort`: names starting with a dot and directories are ignored, and files that
+// are not executable come back in skipped so the caller can warn. A missing dir is empty.
+func listScripts(dir string) (run, skipped []string, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range entries { // os.ReadDir sorts by name
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		st, err := os.Stat(path)
+		if err == nil && st.IsDir() {
+			continue
+		}
+		if isExecutable(path) {
+			run = append(run, name)
+		} else {
+			skipped = append(skipped, name)
+		}
+	}
+	return run, skipped, nil
+}
+
+// listServiceDirs returns the names of the service directories in dir (directories or
+// symlinks to directories, not starting with a dot), sorted. A missing dir is empty.
+func listServiceDirs(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(dir, e.Name())); err == nil && st.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// emptyDir makes dir an empty directory with mode 0755: it is created if missing and its
+// entries are removed, but dir itself stays (it may be a mount point, e.g. a tmpfs or volume).
+func emptyDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(dir, 0o755)
+}
+
+// ensureVarRun makes varRun a symlink to run. It reports whether anything had to change.
+// A directory in the way is removed (its content is runtime state of an earlier life).
+func ensureVarRun(varRun, run string) (changed bool, err error) {
+	if target, err := os.Readlink(varRun); err == nil {
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(varRun), target)
+		}
+		if filepath.Clean(target) == filepath.Clean(run) {
+			return false, nil
+		}
+	}
+	if err := os.RemoveAll(varRun); err != nil {
+		return true, err
+	}
+	if err := os.MkdirAll(filepath.Dir(varRun), 0o755); err != nil {
+		return true, err
+	}
+	return true, os.Symlink(run, varRun)
+}
+
+// linkTools creates, in l.Command, a symlink for every program that l.Tools selects and that
+// has no entry there yet: entries that exist (baked into the image, or made by an earlier
+// boot) are left alone. It returns how many links it created.
+func linkTools(l layout) (int, error) {
+	if err := os.MkdirAll(l.Command, 0o755); err != nil {
+		return 0, err
+	}
+	created := 0
+	for _, src := range l.Tools {
+		entries, err := os.ReadDir(src.Dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return created, err
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !strings.HasPrefix(name, src.Prefix) || strings.HasPrefix(name, ".") || e.IsDir() {
+				continue
+			}
+			link := filepath.Join(l.Command, name)
+			if _, err := os.Lstat(link); err == nil {
+				continue
+			}
+			if err := os.Symlink(filepath.Join(src.Dir, name), link); err != nil {
+				return created, err
+			}
+			created++
+		}
+	}
+	return created, nil
+}
+
+// symlinkReplace makes path a symlink to target, replacing what was there.
+func symlinkReplace(target, path string) error {
+	if err := os.RemoveAll(path); err != nil {
+		return err
+	}
+	return os.Symlink(target, path)
+}
