@@ -95,7 +95,7 @@ func initBootMS(b *testing.B, bx *box) float64 {
 			l = l[i:]
 		}
 		ts, rest, ok := strings.Cut(l, " ")
-		if !ok || !strings.Contains(rest, "s6gate-init: stage2:") || strings.Contains(rest, "running") {
+		if !ok || !strings.Contains(rest, "s6gate-init: stage2: cont-init.d done") {
 			continue
 		}
 		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.After(started) {

@@ -161,6 +161,16 @@ func TestDetect(t *testing.T) {
 		})
 	}
 	assert.False(t, s6.Detect(filepath.Join(t.TempDir(), "no-proc"), "/"), "missing /proc means not s6")
+
+	// docker run --init: PID 1 is docker-init; /init recorded the s6-svscan it started.
+	proc, base := setup(t, str("docker-init"), true)
+	assert.False(t, s6.Detect(proc, base), "no svscan.pid yet")
+	require.NoError(t, os.MkdirAll(filepath.Join(proc, "7"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(proc, "7", "comm"), []byte("s6-svscan\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(base), "svscan.pid"), []byte("7\n"), 0o644))
+	assert.True(t, s6.Detect(proc, base), "the recorded s6-svscan is alive")
+	require.NoError(t, os.WriteFile(filepath.Join(proc, "7", "comm"), []byte("sleep\n"), 0o644))
+	assert.False(t, s6.Detect(proc, base), "a recycled PID that is not s6-svscan")
 	if os.Geteuid() != 0 {
 		// Unreadable comm: fail closed, never panic or error.
 		proc, base := setup(t, str("s6-svscan"), true)
