@@ -14,8 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/s6gate/s6gate/pkg/marker"
+	"github.com/s6gate/s6gate/pkg/owner"
+	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
 type statusJSON struct {
@@ -84,19 +87,46 @@ func TestFlowRegisterStartKillStopUnregister(t *testing.T) {
 	assert.Equal(t, "running", sf["desired_state"])
 
 	// A bare kill: unplanned. The gateway persists running and s6 restarts it.
-	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
-	var newPID int
-	s6test.Eventually(t, 15*time.Second, "s6 to restart the gateway with a new pid that recorded running", func() bool {
-		s, err := s6.Tools{Dir: e.CommandDir}.ReadStatus(context.Background(), e.Slot("coder"))
-		if err != nil || !s.Up || s.PID == pid || !s.Ready {
-			return false
-		}
-		newPID = s.PID
-		m := stateFile(t, e, "coder")
-		return m["gateway_state"] == "running" && m["pid"] == float64(s.PID)
-	})
+	killAndWaitBack := func(pid int) int {
+		t.Helper()
+		require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+		var newPID int
+		s6test.Eventually(t, 15*time.Second, "s6 to restart the gateway with a new pid that recorded running", func() bool {
+			s, err := s6.Tools{Dir: e.CommandDir}.ReadStatus(context.Background(), e.Slot("coder"))
+			if err != nil || !s.Up || s.PID == pid || !s.Ready {
+				return false
+			}
+			newPID = s.PID
+			m := stateFile(t, e, "coder")
+			return m["gateway_state"] == "running" && m["pid"] == float64(s.PID)
+		})
+		return newPID
+	}
+	newPID := killAndWaitBack(pid)
 	assert.NotEqual(t, pid, newPID)
 	assert.Contains(t, e.Scan.Output(), "SIGTERM: no planned-stop marker", "the gateway logged why it counted the stop as unplanned")
+
+	// Markers that must not turn a SIGTERM into a planned stop: the right PID with another
+	// start time (a PID reused across boots), and the right process but older than 60 s.
+	home, err := safedir.Open(e.ProfileHome("coder"), "")
+	require.NoError(t, err)
+	defer home.Close()
+	svcOwner, err := owner.ForCaller(e.ServiceUser) // as the stop verb would: readable by the gateway
+	require.NoError(t, err)
+	start, err := proc.StartTime(newPID)
+	require.NoError(t, err)
+	other := start + 1
+	require.NoError(t, marker.Write(home, svcOwner, marker.Marker{TargetPID: newPID, TargetStartTime: &other, StopperPID: 1, WrittenAt: time.Now().UTC().Format(time.RFC3339Nano)}))
+	third := killAndWaitBack(newPID)
+	assert.Contains(t, e.Scan.Output(), "started at tick", "logged: the marker named another process")
+	assert.NoFileExists(t, filepath.Join(e.ProfileHome("coder"), marker.FileName), "evaluated, so removed")
+
+	start, err = proc.StartTime(third)
+	require.NoError(t, err)
+	require.NoError(t, marker.Write(home, svcOwner, marker.Marker{TargetPID: third, TargetStartTime: &start, StopperPID: 1, WrittenAt: time.Now().Add(-61 * time.Second).UTC().Format(time.RFC3339Nano)}))
+	killAndWaitBack(third)
+	assert.Contains(t, e.Scan.Output(), "TTL 1m0s", "logged: the marker was too old")
+	assert.Equal(t, "running", stateFile(t, e, "coder")["gateway_state"])
 
 	// An operator stop: planned.
 	r = e.MustRun("gateway", "stop", "-p", "coder")

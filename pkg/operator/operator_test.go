@@ -281,3 +281,30 @@ func itoa(i int64) string {
 func newOperatorB(b *testing.B, e *s6test.Env) *operator.Operator {
 	return newOperator(b, e, e.CommandDir)
 }
+
+// The lifecycle verbs drive s6 with the flags of SPEC §6: start = s6-svc -u, stop = s6-svc -d,
+// restart = s6-svc -t (an unmarked SIGTERM). A wrapper records each call and execs the real tool.
+func TestLifecycleVerbsUseTheSpecFlags(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	calls := filepath.Join(t.TempDir(), "svc-calls")
+	spy := filepath.Join(t.TempDir(), "s6-svc")
+	require.NoError(t, os.WriteFile(spy, []byte("#!/bin/sh\necho \"$*\" >> "+calls+"\nexec /usr/bin/s6-svc \"$@\"\n"), 0o755))
+	cmdDir := s6test.CommandDir(t, map[string]string{"s6-svc": spy, "with-contenv": e.Bin["with-contenv"]})
+	op := newOperator(t, e, cmdDir)
+	ctx := context.Background()
+	_, err := op.Register(ctx, "coder", operator.RegisterOptions{})
+	require.NoError(t, err)
+	slotDir := e.Slot("coder")
+	for _, step := range []struct {
+		verb func(context.Context, string) (operator.Result, error)
+		want string
+	}{{op.Start, "-u " + slotDir}, {op.Stop, "-d " + slotDir}, {op.Start, "-u " + slotDir}, {op.Restart, "-t -u " + slotDir}} {
+		require.NoError(t, os.RemoveAll(calls))
+		_, err := step.verb(ctx, "coder")
+		require.NoError(t, err)
+		b, err := os.ReadFile(calls)
+		require.NoError(t, err)
+		assert.Equal(t, step.want+"\n", string(b))
+	}
+}
