@@ -35,7 +35,7 @@ down: ## stop the compose demo (the volume stays)
 test: build ## every test: unit, real-s6 integration, and E2E against the image
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; \
 	 else echo "make test: no Docker engine answers; E2E tests will skip (fail under CI=true)"; fi
-	TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -count=1 -timeout 30m $(PKGS) ./e2e/...
+	CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -race -count=1 -timeout 30m $(PKGS) ./e2e/...
 
 bench: build ## benchmarks (speed and memory targets)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)

@@ -95,3 +95,11 @@ func TestDockerInitStillWorks(t *testing.T) {
 	_, comm := b.exec("", "cat", "/proc/1/comm")
 	assert.NotEqual(t, "s6-svscan", strings.TrimSpace(comm), "docker's init is PID 1 here")
 }
+
+// volumeFile prints a file from a volume through a plain container (no /init, so no boot).
+func volumeFile(t *testing.T, vol, path string) string {
+	t.Helper()
+	code, out := runContainer(t, vol, false, testcontainers.WithEntrypoint("cat", path))
+	require.Equal(t, 0, code, out)
+	return out
+}

@@ -114,6 +114,14 @@ func TestDockerStopIsPromptAndPersistsRunning(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, insp.Container.State.ExitCode)
 
+	// What the gateways themselves persisted on the way down, read from the volume while the
+	// container is stopped: running, as an unplanned (container) stop — not stopped.
+	for _, p := range profiles {
+		out := volumeFile(t, b.vol, "/opt/data/profiles/"+p+"/gateway_state.json")
+		assert.Contains(t, out, `"gateway_state": "running"`, p)
+		assert.Contains(t, out, "signal-initiated shutdown (unplanned", p)
+	}
+
 	// The states are on the volume; read them from the next boot before anything else runs.
 	require.NoError(t, b.c.Start(b.ctx))
 	b.waitBoot(2)

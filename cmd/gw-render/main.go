@@ -39,11 +39,12 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitcode.Usage
+	}
+	if args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, usage)
-		if len(args) == 0 {
-			return exitcode.Usage
-		}
 		return exitcode.OK
 	}
 	verb := args[0]

@@ -104,9 +104,6 @@ func ParseDuration(v string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
-// Tool is the path of an s6 tool (or with-contenv) in the command directory.
-func (s Settings) Tool(name string) string { return filepath.Join(s.CommandDir, name) }
-
 // CheckHome reports a missing or non-directory data root as a usage error: every verb needs
 // it, and creating it silently would hide a wrong GATEWAY_HOME.
 func (s Settings) CheckHome() error {

@@ -22,7 +22,6 @@ func TestFromEnvDefaults(t *testing.T) {
 		Home: "/opt/data", ScanDir: "/run/service", CommandDir: "/command",
 		User: "gateway", Bin: "/usr/local/bin/gateway", DrainTimeout: 2 * time.Second,
 	}, s)
-	assert.Equal(t, "/command/s6-svc", s.Tool("s6-svc"))
 }
 
 func TestFromEnvOverridesAndErrors(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s6gate/s6gate/pkg/owner"
-	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
@@ -202,17 +201,4 @@ func SweepStale(home *safedir.Dir) (cleared []string, err error) {
 		cleared = append(cleared, PIDFile)
 	}
 	return cleared, nil
-}
-
-// ReadPID reads gateway.pid; a missing or unreadable file gives a zero record.
-func ReadPID(home *safedir.Dir) PIDRecord {
-	var r PIDRecord
-	b, err := home.ReadFile(PIDFile, 4096)
-	if err == nil {
-		_ = json.Unmarshal(b, &r)
-	}
-	if r.PID > 0 && !proc.Alive(r.PID, r.StartTime) {
-		return PIDRecord{}
-	}
-	return r
 }

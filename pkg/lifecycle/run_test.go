@@ -1,7 +1,6 @@
 package lifecycle_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -32,7 +31,7 @@ type gw struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	home   string
-	out    *bytes.Buffer
+	out    *syncBuffer
 	done   chan struct{}
 	status int
 }
@@ -42,7 +41,7 @@ func startGateway(t *testing.T, root, profileName string, args []string, env []s
 	bin := s6test.Binaries(t)["gateway"]
 	cmd := exec.Command(bin, append([]string{"run", "-p", profileName}, args...)...)
 	cmd.Env = append([]string{"GATEWAY_HOME=" + root, "GATEWAY_DRAIN_TIMEOUT=500ms", "PATH=/usr/bin:/bin"}, env...)
-	out := &bytes.Buffer{}
+	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = extra
 	require.NoError(t, cmd.Start())

@@ -19,6 +19,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/safedir"
@@ -115,15 +117,21 @@ func (m Marker) stale(now time.Time) (bool, string) {
 	return false, ""
 }
 
-// Consume reads the marker in home, removes it, and evaluates it for (pid, startTime).
-// No marker means not planned. The marker is removed whatever the verdict (single use);
-// a removal failure is returned as err alongside the verdict.
+// Consume claims the marker in home, removes it, and evaluates it for (pid, startTime). No
+// marker means not planned. Claiming is a rename to a name of this process's own, so a marker
+// that a concurrent stop writes a moment later is never deleted unread, and two consumers
+// never both see one marker. The marker is removed whatever the verdict (single use); a
+// removal failure is returned as err alongside the verdict.
 func Consume(home *safedir.Dir, pid int, startTime *uint64, now time.Time) (planned bool, reason string, err error) {
-	b, rerr := home.ReadFile(FileName, 4096)
-	if errors.Is(rerr, fs.ErrNotExist) {
-		return false, "no planned-stop marker", nil
+	claimed := fmt.Sprintf("%s.claimed-%d-%d", FileName, os.Getpid(), now.UnixNano())
+	if err := unix.Renameat(home.Fd(), FileName, home.Fd(), claimed); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, "no planned-stop marker", nil
+		}
+		return false, "marker cannot be claimed: " + err.Error(), &os.LinkError{Op: "rename", Old: home.Join(FileName), New: home.Join(claimed), Err: err}
 	}
-	err = home.Remove(FileName)
+	b, rerr := home.ReadFile(claimed, 4096)
+	err = home.Remove(claimed)
 	if rerr != nil {
 		return false, "unreadable marker: " + rerr.Error(), err
 	}

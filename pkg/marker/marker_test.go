@@ -80,6 +80,9 @@ func TestWriteThenConsumeIsSingleUse(t *testing.T) {
 	planned, _, err = marker.Consume(d, os.Getpid(), m.TargetStartTime, t0)
 	require.NoError(t, err)
 	assert.False(t, planned, "a consumed marker cannot match twice")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "the claimed copy is removed too")
 }
 
 func TestConsumeRemovesNonMatchingAndMalformed(t *testing.T) {

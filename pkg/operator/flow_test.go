@@ -241,3 +241,26 @@ func TestFlowUnprivilegedOperator(t *testing.T) {
 	mustAs("unregister", "seeded")
 	assert.NoDirExists(t, e.Slot("seeded"))
 }
+
+// A stop and a start racing on one profile end consistently: whichever verb ran last, the
+// recorded intent, the down file and s6 agree (the verbs hold a per-slot lock).
+func TestConcurrentVerbsLeaveIntentAndS6InAgreement(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	e.MustRun("gateway", "register", "racy", "--start")
+	for i := range 8 {
+		done := make(chan s6test.Result, 2)
+		go func() { done <- e.Run("gateway", "stop", "-p", "racy") }()
+		go func() { done <- e.Run("gateway", "start", "-p", "racy") }()
+		for range 2 {
+			r := <-done
+			require.Equal(t, 0, r.Code, "round %d: %s", i, r.Stderr)
+		}
+		st := status(t, e, e.Run, "racy")
+		desired := str(st.DesiredState)
+		_, err := os.Stat(filepath.Join(e.Slot("racy"), "down"))
+		hasDown := err == nil
+		assert.Equal(t, desired == "running", st.Up, "round %d: desired %s, up %v", i, desired, st.Up)
+		assert.Equal(t, desired == "stopped", hasDown, "round %d: desired %s, down file %v", i, desired, hasDown)
+	}
+}

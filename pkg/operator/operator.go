@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/owner"
@@ -128,15 +130,37 @@ func (o *Operator) setDown(name string, down bool) error {
 		}
 		return nil
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
+	// O_NONBLOCK and the type check: a FIFO planted under this name must not hang a root verb.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
 	if err != nil {
 		return err
 	}
-	if err := o.Owner.Fchown(int(f.Fd())); err != nil {
-		f.Close()
-		return err
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", p)
 	}
-	return f.Close()
+	return o.Owner.Fchown(int(f.Fd()))
+}
+
+// lockSlot serialises the verbs acting on one profile (flock on its slot directory), so that a
+// start and a stop racing each other cannot leave the recorded intent and s6 disagreeing. It
+// blocks until the other verb is done (each is bounded by its own time-out).
+func (o *Operator) lockSlot(name string) (unlock func(), err error) {
+	fd, err := unix.Open(o.slotDir(name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("lock slot of '%s': %w", name, &os.PathError{Op: "open", Path: o.slotDir(name), Err: err})
+	}
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("lock slot of '%s': %w", name, err)
+	}
+	return func() { unix.Close(fd) }, nil
 }
 
 // waitSupervised waits (bounded) for s6-svscan to have started s6-supervise on the slot.

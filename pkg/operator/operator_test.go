@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,9 +126,8 @@ func TestBadInputIsAUsageErrorAndChangesNothing(t *testing.T) {
 
 func TestRegisterRollsBackWhenRescanFails(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
-	cmdDir := s6test.CommandDir(t, map[string]string{
+	cmdDir := e.CommandDirWith(map[string]string{
 		"s6-svscanctl": s6test.FailingTool(t, 1, "s6-svscanctl: fatal: rescan failed"),
-		"with-contenv": e.Bin["with-contenv"],
 	})
 	op := newOperator(t, e, cmdDir)
 	_, err := op.Register(context.Background(), "coder", operator.RegisterOptions{Env: map[string]string{"A": "1"}})
@@ -176,9 +176,8 @@ func TestCommandErrorCarriesExitCodeAndStderr(t *testing.T) {
 	_, err := op.Register(ctx, "coder", operator.RegisterOptions{})
 	require.NoError(t, err)
 
-	failing := s6test.CommandDir(t, map[string]string{
-		"s6-svc":       s6test.FailingTool(t, 111, "s6-svc: fatal: unable to control supervise/control: Permission denied"),
-		"with-contenv": e.Bin["with-contenv"],
+	failing := e.CommandDirWith(map[string]string{
+		"s6-svc": s6test.FailingTool(t, 111, "s6-svc: fatal: unable to control supervise/control: Permission denied"),
 	})
 	_, err = newOperator(t, e, failing).Start(ctx, "coder")
 	var ce *s6.CommandError
@@ -290,7 +289,7 @@ func TestLifecycleVerbsUseTheSpecFlags(t *testing.T) {
 	calls := filepath.Join(t.TempDir(), "svc-calls")
 	spy := filepath.Join(t.TempDir(), "s6-svc")
 	require.NoError(t, os.WriteFile(spy, []byte("#!/bin/sh\necho \"$*\" >> "+calls+"\nexec /usr/bin/s6-svc \"$@\"\n"), 0o755))
-	cmdDir := s6test.CommandDir(t, map[string]string{"s6-svc": spy, "with-contenv": e.Bin["with-contenv"]})
+	cmdDir := e.CommandDirWith(map[string]string{"s6-svc": spy})
 	op := newOperator(t, e, cmdDir)
 	ctx := context.Background()
 	_, err := op.Register(ctx, "coder", operator.RegisterOptions{})
@@ -307,4 +306,33 @@ func TestLifecycleVerbsUseTheSpecFlags(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, step.want+"\n", string(b))
 	}
+}
+
+// The profile's environment belongs to the service user (profile.json is its file). Nothing
+// from it may reach a process that runs as root: not a PATH that would make root run the
+// user's own `id`, not an LD_PRELOAD for root's dynamically linked s6-setuidgid.
+func TestProfileEnvironmentNeverReachesRoot(t *testing.T) {
+	s6test.RequireRoot(t)
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	evil := filepath.Join(e.Base, "evil")
+	require.NoError(t, os.Mkdir(evil, 0o777))
+	require.NoError(t, os.Chmod(evil, 0o777))
+	evidence := filepath.Join(evil, "ran")
+	require.NoError(t, os.WriteFile(filepath.Join(evil, "id"), []byte("#!/bin/sh\necho \"uid=$(/usr/bin/id -u)\" >> "+evidence+"\nexec /usr/bin/id \"$@\"\n"), 0o755))
+
+	r := e.Run("gateway", "register", "evil", "--start",
+		"--env", "PATH="+evil+":/usr/bin:/bin", "--env", "LD_PRELOAD=/nonexistent/preload.so")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	st, err := s6.Tools{Dir: e.CommandDir}.ReadStatus(context.Background(), e.Slot("evil"))
+	require.NoError(t, err)
+	require.True(t, st.Up)
+	b, _ := os.ReadFile(evidence)
+	assert.NotContains(t, string(b), "uid=0", "root ran the profile's id")
+	assert.NotContains(t, e.Scan.Output(), "preload.so", "root's s6-setuidgid saw the profile's LD_PRELOAD")
+	// And the gateway itself did get its environment.
+	pid := strconv.Itoa(st.PID)
+	environ, err := os.ReadFile("/proc/" + pid + "/environ")
+	require.NoError(t, err)
+	assert.Contains(t, string(environ), "PATH="+evil+":/usr/bin:/bin")
 }

@@ -48,17 +48,11 @@ func (o *Operator) Register(ctx context.Context, name string, opt RegisterOption
 		return Result{}, fmt.Errorf("register '%s': profile home: %w", name, err)
 	}
 	defer home.Close()
-	undoHome := func() {
-		if created {
-			_ = os.Remove(home.Path())
-		}
-	}
 	cfg, err := profile.ReadConfig(home)
 	if err != nil {
-		undoHome()
+		o.undoHome(home, created)
 		return Result{}, fmt.Errorf("register '%s': %w", name, err)
 	}
-	changed := len(opt.Env) > 0 || len(opt.Command) > 0
 	if len(opt.Env) > 0 && cfg.Env == nil {
 		cfg.Env = map[string]string{}
 	}
@@ -68,43 +62,84 @@ func (o *Operator) Register(ctx context.Context, name string, opt RegisterOption
 	if len(opt.Command) > 0 {
 		cfg.Command = opt.Command
 	}
-	if err := o.ensureLogDir(); err != nil {
-		undoHome()
-		return Result{}, fmt.Errorf("register '%s': %w", name, err)
-	}
-
-	dir, err := slot.Register(ctx, o.Tools, o.Settings.ScanDir, slot.NewSpec(o.Settings, name, cfg, !opt.Start), o.Owner)
-	if err != nil {
-		undoHome()
-		return Result{}, fmt.Errorf("register '%s': %w", name, err)
-	}
-
-	// From here on the gateway is registered; what follows records it for the next boot.
-	if changed {
-		b, err := cfg.Marshal()
-		if err == nil {
-			err = home.WriteFile(profile.ConfigFile, b, 0o600, o.Owner)
-		}
-		if err != nil {
-			return Result{Profile: name}, fmt.Errorf("register '%s': slot published but %s not saved: %w", name, profile.ConfigFile, err)
-		}
-	}
 	desired := state.Stopped
 	if opt.Start {
 		desired = state.Running
 	}
-	if err := o.setIntent(name, desired); err != nil {
-		return Result{Profile: name}, err
+	// Intent first: profile.json and desired_state are on disk before the slot exists, so a
+	// crash in between leaves a profile the next boot registers as asked. A failure undoes both.
+	undo, err := o.recordRegistration(home, cfg, len(opt.Env) > 0 || len(opt.Command) > 0, desired)
+	if err != nil {
+		o.undoHome(home, created)
+		return Result{}, fmt.Errorf("register '%s': %w", name, err)
+	}
+	fail := func(err error) (Result, error) {
+		undo()
+		o.undoHome(home, created)
+		return Result{}, fmt.Errorf("register '%s': %w", name, err)
+	}
+	if err := o.ensureLogDir(); err != nil {
+		return fail(err)
+	}
+	dir, err := slot.Register(ctx, o.Tools, o.Settings.ScanDir, slot.NewSpec(o.Settings, name, cfg, !opt.Start), o.Owner)
+	if err != nil {
+		return fail(err)
 	}
 	if !o.waitSupervised(ctx, dir, 5*time.Second) {
 		o.Log.Warn("s6-svscan has not picked up the slot yet", "slot", dir)
 		return Result{Profile: name, Note: "registered (not yet supervised)"}, nil
 	}
 	if opt.Start {
-		st, err := o.waitUp(ctx, name, s6.Status{})
+		st, err := o.waitUp(ctx, name, s6.Status{}, false)
 		return Result{Profile: name, PID: st.PID, Note: "registered and started"}, err
 	}
 	return Result{Profile: name, Note: "registered (down)"}, nil
+}
+
+// recordRegistration writes profile.json (when the registration changed it) and
+// desired_state, and returns a function that puts both back as they were.
+func (o *Operator) recordRegistration(home *safedir.Dir, cfg profile.Config, writeConfig bool, desired string) (undo func(), err error) {
+	oldCfg, cfgErr := home.ReadFile(profile.ConfigFile, profile.MaxConfigSize)
+	oldState, _ := state.Read(home)
+	undo = func() {
+		if writeConfig {
+			if cfgErr == nil {
+				_ = home.WriteFile(profile.ConfigFile, oldCfg, 0o600, o.Owner)
+			} else {
+				_ = home.Remove(profile.ConfigFile)
+			}
+		}
+		_, _ = state.Update(home, o.Owner, time.Now(), func(s *state.State) { s.DesiredState = oldState.DesiredState })
+	}
+	if writeConfig {
+		b, err := cfg.Marshal()
+		if err == nil {
+			err = home.WriteFile(profile.ConfigFile, b, 0o600, o.Owner)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("save %s: %w", home.Join(profile.ConfigFile), err)
+		}
+	}
+	warn, err := state.Update(home, o.Owner, time.Now(), func(s *state.State) { s.DesiredState = desired })
+	if warn != nil {
+		o.Log.Warn("replaced an unusable state file", "path", home.Join(state.FileName), "err", warn)
+	}
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	return undo, nil
+}
+
+// undoHome removes a profile home that a failed registration created (with what it wrote).
+func (o *Operator) undoHome(home *safedir.Dir, created bool) {
+	if !created {
+		return
+	}
+	for _, f := range []string{profile.ConfigFile, state.FileName} {
+		_ = home.Remove(f)
+	}
+	_ = os.Remove(home.Path())
 }
 
 // ensureLogDir makes <root>/logs/gateways for the slots' loggers, which create their own
@@ -132,6 +167,11 @@ func (o *Operator) Unregister(ctx context.Context, name string) (Result, error) 
 	if err != nil {
 		return Result{}, err
 	}
+	unlock, err := o.lockSlot(name)
+	if err != nil {
+		return Result{Profile: name}, err
+	}
+	defer unlock()
 	dir := o.slotDir(name)
 	if ok, _ := s6.Supervised(dir); ok {
 		if _, err := o.stop(ctx, name); err != nil {
@@ -151,11 +191,16 @@ func (o *Operator) Unregister(ctx context.Context, name string) (Result, error) 
 }
 
 // Start records desired_state=running, removes ./down and brings the gateway up, waiting until
-// it is up and ready.
+// it is up and ready. A gateway that is already up is left as it is.
 func (o *Operator) Start(ctx context.Context, name string) (Result, error) {
 	if err := o.precheck(name, true); err != nil {
 		return Result{}, err
 	}
+	unlock, err := o.lockSlot(name)
+	if err != nil {
+		return Result{Profile: name}, err
+	}
+	defer unlock()
 	if err := o.setIntent(name, state.Running); err != nil {
 		return Result{Profile: name}, err
 	}
@@ -168,8 +213,12 @@ func (o *Operator) Start(ctx context.Context, name string) (Result, error) {
 	if err := o.Tools.Run(ctx, slot.Name(name), "start", "s6-svc", "-u", dir); err != nil {
 		return Result{Profile: name}, err
 	}
-	st, err := o.waitUp(ctx, name, before)
-	return Result{Profile: name, PID: st.PID, Note: "started"}, err
+	st, err := o.waitUp(ctx, name, before, false)
+	note := "started"
+	if before.Up {
+		note = "already running"
+	}
+	return Result{Profile: name, PID: st.PID, Note: note}, err
 }
 
 // Stop records desired_state=stopped, creates ./down, writes the planned-stop marker for the
@@ -178,6 +227,11 @@ func (o *Operator) Stop(ctx context.Context, name string) (Result, error) {
 	if err := o.precheck(name, true); err != nil {
 		return Result{}, err
 	}
+	unlock, err := o.lockSlot(name)
+	if err != nil {
+		return Result{Profile: name}, err
+	}
+	defer unlock()
 	return o.stop(ctx, name)
 }
 
@@ -225,6 +279,11 @@ func (o *Operator) Restart(ctx context.Context, name string) (Result, error) {
 	if err := o.precheck(name, true); err != nil {
 		return Result{}, err
 	}
+	unlock, err := o.lockSlot(name)
+	if err != nil {
+		return Result{Profile: name}, err
+	}
+	defer unlock()
 	if err := o.setIntent(name, state.Running); err != nil {
 		return Result{Profile: name}, err
 	}
@@ -242,15 +301,15 @@ func (o *Operator) Restart(ctx context.Context, name string) (Result, error) {
 	if err := o.Tools.Run(ctx, slot.Name(name), "restart", "s6-svc", args...); err != nil {
 		return Result{Profile: name}, err
 	}
-	st, err := o.waitUp(ctx, name, before)
+	st, err := o.waitUp(ctx, name, before, before.Up)
 	return Result{Profile: name, PID: st.PID, Note: "restarted"}, err
 }
 
-// waitUp waits until the gateway is up and ready as a process other than before's. It fails
-// fast when s6 has given up on it (finish exited 125 after a fatal configuration): down, not
-// wanted up, and a state change since before — the last part tells "gave up" from "has not
-// processed our command yet".
-func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status) (s6.Status, error) {
+// waitUp waits until the gateway is up and ready — as a process other than before's when
+// newProcess is set (restart). It fails fast when s6 has given up on it (finish exited 125
+// after a fatal configuration): down, not wanted up, and a state change since before — the
+// last part tells "gave up" from "has not processed our command yet".
+func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, newProcess bool) (s6.Status, error) {
 	dir := o.slotDir(name)
 	// Readiness exists only for services that notify (s6 2.11 never sets the flag otherwise).
 	_, nerr := os.Stat(filepath.Join(dir, "notification-fd"))
@@ -267,7 +326,7 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status) (s
 			gaveUp = true
 			return true
 		}
-		return st.Up && (st.Ready || !needReady) && !(before.Up && st.PID == before.PID)
+		return st.Up && (st.Ready || !needReady) && !(newProcess && st.PID == before.PID)
 	})
 	if gaveUp {
 		return last, &StartFailedError{Profile: name, Reason: orDefault(o.stateOf(name).ExitReason, "see the gateway log")}
@@ -288,7 +347,7 @@ func orDefault(s, def string) string {
 // StopAll stops every registered gateway.
 func (o *Operator) StopAll(ctx context.Context) ([]Result, error) {
 	return o.forEach(ctx, func(ctx context.Context, n string) Result {
-		r, err := o.stop(ctx, n)
+		r, err := o.Stop(ctx, n)
 		r.Profile, r.Err = n, err
 		return r
 	})

@@ -326,14 +326,19 @@ func appendBootLog(root, text string, own *owner.Owner) error {
 			return &os.LinkError{Op: "rotate", Old: logs.Join(name), New: logs.Join(name + ".1"), Err: err}
 		}
 	}
-	fd, err := unix.Openat(logs.Fd(), name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+	// O_NONBLOCK and the type check: a FIFO planted in the (user-owned) logs directory must not
+	// hang the boot.
+	fd, err := unix.Openat(logs.Fd(), name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o640)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: logs.Join(name), Err: err}
 	}
 	f := os.NewFile(uintptr(fd), logs.Join(name))
 	defer f.Close()
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err == nil && st.Uid == uint32(os.Geteuid()) {
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return &os.PathError{Op: "open", Path: logs.Join(name), Err: safedir.ErrNotRegular}
+	}
+	if st.Uid == uint32(os.Geteuid()) {
 		_ = own.Fchown(fd)
 	}
 	if _, err := f.WriteString(text); err != nil {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -307,4 +308,16 @@ func snapshot(t *testing.T, roots ...string) string {
 		})
 	}
 	return b.String()
+}
+
+// A FIFO planted where the boot log goes (the logs directory belongs to the service user)
+// must not hang the boot: the reconciler warns and finishes.
+func TestFIFOAtTheBootLogDoesNotHangTheBoot(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	require.NoError(t, os.MkdirAll(filepath.Join(e.Home, "logs"), 0o755))
+	require.NoError(t, syscall.Mkfifo(filepath.Join(e.Home, "logs", "container-boot.log"), 0o666))
+	r := e.Run("gw-reconcile")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	assert.Contains(t, r.Stdout, "profile=default")
+	assert.Contains(t, r.Stderr, "cannot append to the boot log")
 }

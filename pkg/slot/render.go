@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s6gate/s6gate/pkg/config"
+	"github.com/s6gate/s6gate/pkg/lifecycle"
 	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/profile"
 )
@@ -25,9 +26,10 @@ const NotifyFD = 3
 // a gateway drains within GATEWAY_DRAIN_TIMEOUT, so only a wedged one ever meets it.
 const KillTimeoutMS = 10000
 
-// ExitFatalConfig is the gateway's "fatal configuration" exit code; finish turns it into 125
-// so s6-supervise stops restarting a gateway that cannot work.
-const ExitFatalConfig = 78
+// RunMode is ./run's mode: executable, but not readable by other users, because it holds the
+// profile's environment (which may carry secrets, like profile.json, which is 0600). The
+// service user owns it; s6-supervise runs as root and needs no permission bits.
+const RunMode os.FileMode = 0o750
 
 // Name is the slot name of a profile.
 func Name(profileName string) string { return Prefix + profileName }
@@ -80,13 +82,18 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
 
-// RunScript is the slot's ./run.
+// RunScript is the slot's ./run. As root it first re-executes itself as the service user, so
+// nothing that comes from the profile (its environment: PATH, LD_PRELOAD, …) ever reaches a
+// process running as root; only then does it export HOME, the profile's environment and the
+// gateway's own variables, and exec `gateway run`.
 func RunScript(s Spec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#!%s /bin/sh\n", filepath.Join(s.CommandDir, "with-contenv"))
 	fmt.Fprintf(&b, "# %s: rendered by s6gate for profile %s and rebuilt at every boot.\n", Name(s.Profile), Quote(s.Profile))
 	b.WriteString("# Change profile.json (or use `gateway register`), not this file.\n")
 	b.WriteString("exec 2>&1\n")
+	b.WriteString("# Drop to the service user before anything from the profile is used.\n")
+	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then\n  exec %s %s \"$0\"\nfi\n", Quote(filepath.Join(s.CommandDir, "s6-setuidgid")), Quote(s.User))
 	fmt.Fprintf(&b, "export HOME=%s\n", Quote(s.Home))
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		fmt.Fprintf(&b, "export %s=%s\n", k, Quote(s.Env[k]))
@@ -94,7 +101,7 @@ func RunScript(s Spec) string {
 	fmt.Fprintf(&b, "export GATEWAY_HOME=%s\n", Quote(s.Home))
 	b.WriteString("export GATEWAY_SUPERVISED=1\n")
 	fmt.Fprintf(&b, "export GATEWAY_NOTIFY_FD=%d\n", NotifyFD)
-	fmt.Fprintf(&b, "set -- %s run -p %s --replace", Quote(s.Bin), Quote(s.Profile))
+	fmt.Fprintf(&b, "exec %s run -p %s --replace", Quote(s.Bin), Quote(s.Profile))
 	if len(s.Command) > 0 {
 		b.WriteString(" --")
 		for _, a := range s.Command {
@@ -102,8 +109,6 @@ func RunScript(s Spec) string {
 		}
 	}
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then\n  set -- %s %s \"$@\"\nfi\n", Quote(filepath.Join(s.CommandDir, "s6-setuidgid")), Quote(s.User))
-	b.WriteString("exec \"$@\"\n")
 	return b.String()
 }
 
@@ -123,11 +128,11 @@ func LogRunScript(s Spec) string {
 	return b.String()
 }
 
-// FinishScript is the slot's ./finish: exit code 78 (fatal configuration) becomes 125, which
-// tells s6-supervise not to restart the gateway.
+// FinishScript is the slot's ./finish: the gateway's exit code 78 (lifecycle.ExitFatalConfig)
+// becomes 125, which tells s6-supervise not to restart a gateway that cannot work.
 func FinishScript(s Spec) string {
 	return fmt.Sprintf("#!/bin/sh\n# %s: a gateway that exits %d (fatal configuration) stays down.\n"+
-		"if [ \"$1\" = %d ]; then\n  exit 125\nfi\nexit 0\n", Name(s.Profile), ExitFatalConfig, ExitFatalConfig)
+		"if [ \"$1\" = %d ]; then\n  exit 125\nfi\nexit 0\n", Name(s.Profile), lifecycle.ExitFatalConfig, lifecycle.ExitFatalConfig)
 }
 
 // Render writes the slot for spec into dir, which must exist (normally a fresh staging
@@ -144,7 +149,7 @@ func Render(dir string, s Spec, own *owner.Owner) error {
 		{"type", "longrun\n", 0o644},
 		{"notification-fd", fmt.Sprintf("%d\n", NotifyFD), 0o644},
 		{"timeout-kill", fmt.Sprintf("%d\n", KillTimeoutMS), 0o644},
-		{"run", RunScript(s), 0o755},
+		{"run", RunScript(s), RunMode},
 		{"finish", FinishScript(s), 0o755},
 	}
 	if s.Down {

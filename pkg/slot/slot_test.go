@@ -84,10 +84,10 @@ func TestRunScript(t *testing.T) {
 	assert.Contains(t, run, "export HOME='/opt/data'\n")
 	assert.Contains(t, run, "export GATEWAY_SUPERVISED=1\n", "marks the child as supervised")
 	assert.Contains(t, run, "export GATEWAY_NOTIFY_FD=3\n")
-	assert.Contains(t, run, "set -- '/usr/local/bin/gateway' run -p 'coder' --replace\n")
-	assert.Contains(t, run, "set -- '/command/s6-setuidgid' 'gateway' \"$@\"")
-	assert.Contains(t, run, "exec \"$@\"\n")
-	assert.Less(t, strings.Index(run, "HOME="), strings.Index(run, "exec \"$@\""), "HOME is set before the exec")
+	assert.Contains(t, run, "exec '/usr/local/bin/gateway' run -p 'coder' --replace\n")
+	assert.Contains(t, run, "exec '/command/s6-setuidgid' 'gateway' \"$0\"")
+	assert.Less(t, strings.Index(run, "s6-setuidgid"), strings.Index(run, "export "), "privileges are dropped before any export")
+	assert.Less(t, strings.Index(run, "HOME="), strings.Index(run, "run -p"), "HOME is set before the exec")
 
 	s := spec("coder")
 	s.Command = []string{"sh", "-c", "echo 'hi'; exit 3"}
@@ -103,7 +103,7 @@ func TestRunScriptQuotesEnv(t *testing.T) {
 	assert.Contains(t, run, "export INJECT='$(touch /tmp/pwned)`id`;rm -rf /'\n")
 
 	// The shell gives back exactly the values, with nothing expanded or executed.
-	body := strings.SplitN(run, "set --", 2)[0]
+	body := run[strings.Index(run, "export HOME"):strings.Index(run, "exec '/usr/local/bin/gateway'")]
 	out, err := exec.Command("/bin/sh", "-c", body+"\nprintf '%s|%s|%s|%s' \"$FOO\" \"$QUOTED\" \"$INJECT\" \"$NL\"").Output()
 	require.NoError(t, err)
 	assert.Equal(t, "bar baz|a'b|$(touch /tmp/pwned)`id`;rm -rf /|a\nb", string(out))
@@ -152,9 +152,10 @@ func TestPublishRendersCompleteSlot(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(p, "type"))
 	require.NoError(t, err)
 	assert.Equal(t, "longrun", strings.TrimSpace(string(b)))
-	for _, f := range []string{"run", "finish", "log/run"} {
+	for _, f := range []string{"finish", "log/run"} {
 		assert.Equal(t, os.FileMode(0o755), mode(t, filepath.Join(p, f)).Perm(), f)
 	}
+	assert.Equal(t, os.FileMode(0o750), mode(t, filepath.Join(p, "run")).Perm(), "run may hold secrets")
 	assert.FileExists(t, filepath.Join(p, "down"))
 	assert.FileExists(t, filepath.Join(p, "notification-fd"))
 	assert.Equal(t, os.ModeNamedPipe|0o660, mode(t, filepath.Join(p, "log", "supervise", "control")))

@@ -184,3 +184,22 @@ func (e *Env) GrantScanControl() {
 		}
 	}
 }
+
+// CommandDirWith makes another command directory like the Env's (real s6 tools and this
+// repository's with-contenv), with extra tools replacing or adding to them, in a place the
+// service user can reach.
+func (e *Env) CommandDirWith(extra map[string]string) string {
+	e.t.Helper()
+	parent, err := os.MkdirTemp(e.Base, "cmd-")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Chmod(parent, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	tools := map[string]string{"with-contenv": e.Bin["with-contenv"]}
+	for k, v := range extra {
+		tools[k] = v
+	}
+	return commandDirIn(e.t, parent, tools)
+}
