@@ -7,10 +7,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -121,31 +119,34 @@ func (o *Operator) setIntent(name, desired string) error {
 }
 
 // setDown makes the slot's ./down file agree with the intent, so that an s6-supervise that
-// restarts for any reason keeps a stopped gateway down.
-func (o *Operator) setDown(name string, down bool) error {
-	p := filepath.Join(o.slotDir(name), "down")
+// restarts for any reason keeps a stopped gateway down. It works through the locked slot
+// descriptor: the slot belongs to the service user, and a root verb must not be steered
+// elsewhere by a symlink swapped in for the slot, nor hang on a FIFO planted as ./down.
+func (o *Operator) setDown(slotDir *os.File, down bool) error {
+	dfd := int(slotDir.Fd())
 	if !down {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+		if err := unix.Unlinkat(dfd, "down", 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return &os.PathError{Op: "remove", Path: slotDir.Name() + "/down", Err: err}
 		}
 		return nil
 	}
-	// O_NONBLOCK and the type check: a FIFO planted under this name must not hang a root verb.
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	fd, err := unix.Openat(dfd, "down", unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "create", Path: slotDir.Name() + "/down", Err: err}
 	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file", p)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%s/down: not a regular file", slotDir.Name())
 	}
-	return o.Owner.Fchown(int(f.Fd()))
+	return o.Owner.Fchown(fd)
 }
 
-// lockSlot serialises the verbs acting on one profile (flock on its slot directory), so that a
-// start and a stop racing each other cannot leave the recorded intent and s6 disagreeing. It
-// blocks until the other verb is done (each is bounded by its own time-out).
-func (o *Operator) lockSlot(name string) (unlock func(), err error) {
+// lockSlot opens a profile's slot directory (refusing a symlink) and takes an flock on it.
+// Holding it serialises the verbs acting on one profile, so that a start and a stop racing
+// each other cannot leave the recorded intent and s6 disagreeing; it blocks until the other
+// verb is done (each is bounded by its own time-out). Closing the file releases the lock.
+func (o *Operator) lockSlot(name string) (*os.File, error) {
 	fd, err := unix.Open(o.slotDir(name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("lock slot of '%s': %w", name, &os.PathError{Op: "open", Path: o.slotDir(name), Err: err})
@@ -160,7 +161,7 @@ func (o *Operator) lockSlot(name string) (unlock func(), err error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("lock slot of '%s': %w", name, err)
 	}
-	return func() { unix.Close(fd) }, nil
+	return os.NewFile(uintptr(fd), o.slotDir(name)), nil
 }
 
 // waitSupervised waits (bounded) for s6-svscan to have started s6-supervise on the slot.

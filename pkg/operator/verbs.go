@@ -167,14 +167,14 @@ func (o *Operator) Unregister(ctx context.Context, name string) (Result, error) 
 	if err != nil {
 		return Result{}, err
 	}
-	unlock, err := o.lockSlot(name)
+	locked, err := o.lockSlot(name)
 	if err != nil {
 		return Result{Profile: name}, err
 	}
-	defer unlock()
+	defer locked.Close()
 	dir := o.slotDir(name)
 	if ok, _ := s6.Supervised(dir); ok {
-		if _, err := o.stop(ctx, name); err != nil {
+		if _, err := o.stop(ctx, name, locked); err != nil {
 			return Result{Profile: name}, fmt.Errorf("unregister '%s': %w", name, err)
 		}
 	} else if err := o.setIntent(name, state.Stopped); err != nil {
@@ -196,15 +196,15 @@ func (o *Operator) Start(ctx context.Context, name string) (Result, error) {
 	if err := o.precheck(name, true); err != nil {
 		return Result{}, err
 	}
-	unlock, err := o.lockSlot(name)
+	locked, err := o.lockSlot(name)
 	if err != nil {
 		return Result{Profile: name}, err
 	}
-	defer unlock()
+	defer locked.Close()
 	if err := o.setIntent(name, state.Running); err != nil {
 		return Result{Profile: name}, err
 	}
-	if err := o.setDown(name, false); err != nil {
+	if err := o.setDown(locked, false); err != nil {
 		return Result{Profile: name}, fmt.Errorf("start '%s': %w", name, err)
 	}
 	dir := o.slotDir(name)
@@ -227,19 +227,19 @@ func (o *Operator) Stop(ctx context.Context, name string) (Result, error) {
 	if err := o.precheck(name, true); err != nil {
 		return Result{}, err
 	}
-	unlock, err := o.lockSlot(name)
+	locked, err := o.lockSlot(name)
 	if err != nil {
 		return Result{Profile: name}, err
 	}
-	defer unlock()
-	return o.stop(ctx, name)
+	defer locked.Close()
+	return o.stop(ctx, name, locked)
 }
 
-func (o *Operator) stop(ctx context.Context, name string) (Result, error) {
+func (o *Operator) stop(ctx context.Context, name string, locked *os.File) (Result, error) {
 	if err := o.setIntent(name, state.Stopped); err != nil {
 		return Result{Profile: name}, err
 	}
-	if err := o.setDown(name, true); err != nil {
+	if err := o.setDown(locked, true); err != nil {
 		return Result{Profile: name}, fmt.Errorf("stop '%s': %w", name, err)
 	}
 	dir := o.slotDir(name)
@@ -279,15 +279,15 @@ func (o *Operator) Restart(ctx context.Context, name string) (Result, error) {
 	if err := o.precheck(name, true); err != nil {
 		return Result{}, err
 	}
-	unlock, err := o.lockSlot(name)
+	locked, err := o.lockSlot(name)
 	if err != nil {
 		return Result{Profile: name}, err
 	}
-	defer unlock()
+	defer locked.Close()
 	if err := o.setIntent(name, state.Running); err != nil {
 		return Result{Profile: name}, err
 	}
-	if err := o.setDown(name, false); err != nil {
+	if err := o.setDown(locked, false); err != nil {
 		return Result{Profile: name}, fmt.Errorf("restart '%s': %w", name, err)
 	}
 	dir := o.slotDir(name)

@@ -83,19 +83,30 @@ func Stage(scandir string, s Spec, own *owner.Owner) (string, error) {
 	if err := s.Validate(); err != nil {
 		return "", err
 	}
+	// MkdirTemp creates it 0700 and ours: nobody else can look inside while it is rendered.
 	dir, err := os.MkdirTemp(scandir, "."+Name(s.Profile)+".new-")
 	if err != nil {
 		return "", fmt.Errorf("stage slot %s: %w", Name(s.Profile), err)
 	}
-	err = settle(dir, 0o755, own)
+	err = Render(dir, s, own)
 	if err == nil {
-		err = Render(dir, s, own)
+		err = chmodStaged(dir)
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return "", fmt.Errorf("stage slot %s: %w", Name(s.Profile), err)
 	}
 	return dir, nil
+}
+
+// chmodStaged opens the rendered staging directory to everyone (0755), last.
+func chmodStaged(dir string) error {
+	d, err := openDir(unix.AT_FDCWD, dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Chmod(0o755)
 }
 
 // Commit renames a staged slot into place. It never replaces an existing slot: that is an

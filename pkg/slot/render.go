@@ -135,16 +135,23 @@ func FinishScript(s Spec) string {
 		"if [ \"$1\" = %d ]; then\n  exit 125\nfi\nexit 0\n", Name(s.Profile), lifecycle.ExitFatalConfig, lifecycle.ExitFatalConfig)
 }
 
-// Render writes the slot for spec into dir, which must exist (normally a fresh staging
-// directory). Files are created exclusively; the skeleton is seeded last.
+// Render writes the slot for spec into dir, which must exist and be empty (normally a fresh
+// staging directory). Everything is created relative to a descriptor of dir — never by a path
+// someone could swap for a symlink — with exact modes; only then is the tree given to own,
+// children before their directory, so no directory becomes the service user's before root is
+// done inside it.
 func Render(dir string, s Spec, own *owner.Owner) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
+	d, err := openDir(unix.AT_FDCWD, dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
 	files := []struct {
-		name    string
-		content string
-		mode    os.FileMode
+		name, content string
+		mode          os.FileMode
 	}{
 		{"type", "longrun\n", 0o644},
 		{"notification-fd", fmt.Sprintf("%d\n", NotifyFD), 0o644},
@@ -154,106 +161,54 @@ func Render(dir string, s Spec, own *owner.Owner) error {
 	}
 	if s.Down {
 		files = append(files, struct {
-			name    string
-			content string
-			mode    os.FileMode
+			name, content string
+			mode          os.FileMode
 		}{"down", "", 0o644})
 	}
 	for _, f := range files {
-		if err := writeNew(filepath.Join(dir, f.name), f.content, f.mode, own); err != nil {
+		if err := writeAt(d, f.name, f.content, f.mode); err != nil {
 			return err
 		}
 	}
-	if err := mkdirExact(filepath.Join(dir, "log"), 0o755, own); err != nil {
+	logDir, err := mkdirAt(d, "log", 0o755)
+	if err != nil {
 		return err
 	}
-	if err := writeNew(filepath.Join(dir, "log", "run"), LogRunScript(s), 0o755, own); err != nil {
+	defer logDir.Close()
+	if err := writeAt(logDir, "run", LogRunScript(s), 0o755); err != nil {
 		return err
 	}
-	return SeedSkeleton(dir, own)
+	for _, sd := range []*os.File{d, logDir} {
+		if _, err := seedAt(sd); err != nil {
+			return err
+		}
+	}
+	return chownTree(d, own)
 }
 
 // SeedSkeleton pre-creates the supervise skeleton in dir and, when dir/log exists, in dir/log:
 // event/ (03730), supervise/ (0755), supervise/event/ (03730) and the supervise/control FIFO
-// (0660), owned by own. Existing entries are left alone, so it is idempotent and safe on a
-// slot that s6-supervise already runs on.
+// (0660), and gives what it created to own. Existing entries are left alone, so it is
+// idempotent and safe on a slot that s6-supervise already runs on.
 func SeedSkeleton(dir string, own *owner.Owner) error {
-	dirs := []string{dir}
-	if st, err := os.Lstat(filepath.Join(dir, "log")); err == nil && st.IsDir() {
-		dirs = append(dirs, filepath.Join(dir, "log"))
-	}
-	for _, d := range dirs {
-		for _, e := range []struct {
-			path string
-			mode os.FileMode
-			fifo bool
-		}{
-			{filepath.Join(d, "event"), 0o730 | os.ModeSetgid | os.ModeSticky, false},
-			{filepath.Join(d, "supervise"), 0o755, false},
-			{filepath.Join(d, "supervise", "event"), 0o730 | os.ModeSetgid | os.ModeSticky, false},
-			{filepath.Join(d, "supervise", "control"), 0o660, true},
-		} {
-			var err error
-			if e.fifo {
-				err = mkfifoExact(e.path, e.mode, own)
-			} else {
-				err = mkdirExact(e.path, e.mode, own)
-			}
-			if err != nil && !os.IsExist(err) {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func writeNew(path, content string, mode os.FileMode, own *owner.Owner) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	d, err := openDir(unix.AT_FDCWD, dir)
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString(content)
-	if err == nil {
-		err = own.Fchown(int(f.Fd()))
+	defer d.Close()
+	dirs := []*os.File{d}
+	if logDir, err := openDir(int(d.Fd()), "log"); err == nil {
+		defer logDir.Close()
+		dirs = append(dirs, logDir)
 	}
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// mkdirExact creates a directory with exactly mode (set-gid and sticky bits included).
-func mkdirExact(path string, mode os.FileMode, own *owner.Owner) error {
-	if err := unix.Mkdir(path, 0o700); err != nil {
-		return &os.PathError{Op: "mkdir", Path: path, Err: err}
-	}
-	return settle(path, mode, own)
-}
-
-func mkfifoExact(path string, mode os.FileMode, own *owner.Owner) error {
-	if err := unix.Mkfifo(path, 0o600); err != nil {
-		return &os.PathError{Op: "mkfifo", Path: path, Err: err}
-	}
-	return settle(path, mode, own)
-}
-
-// settle applies owner then mode (chown may clear set-id bits, so the mode comes last).
-func settle(path string, mode os.FileMode, own *owner.Owner) error {
-	if err := own.Lchown(path); err != nil {
-		return err
-	}
-	bits := uint32(mode.Perm())
-	if mode&os.ModeSetgid != 0 {
-		bits |= unix.S_ISGID
-	}
-	if mode&os.ModeSticky != 0 {
-		bits |= unix.S_ISVTX
-	}
-	if err := unix.Chmod(path, bits); err != nil {
-		return &os.PathError{Op: "chmod", Path: path, Err: err}
+	for _, sd := range dirs {
+		created, err := seedAt(sd)
+		if err != nil {
+			return err
+		}
+		if err := chownCreated(sd, created, own); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -268,3 +268,44 @@ func TestPublishOnAFullDiskLeavesNothing(t *testing.T) {
 	require.Len(t, entries, 1, "only the filler: no slot and no staging directory")
 	assert.Equal(t, "filler", entries[0].Name())
 }
+
+// Root renders into a staging directory inside the service user's scan directory. Until the
+// slot is complete nobody else can enter it, and every entry ends up the service user's,
+// with its exact mode (set-gid and sticky survive the chown).
+func TestStagedSlotIsPrivateUntilCompleteThenOwned(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root; this test must run there")
+		}
+		t.Skip("needs root")
+	}
+	scan := t.TempDir()
+	svc := &owner.Owner{UID: 4242, GID: 4343}
+	staged, err := slot.Stage(scan, spec("coder"), svc)
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeDir|0o755, mode(t, staged))
+	err = filepath.Walk(staged, func(p string, info os.FileInfo, err error) error {
+		require.NoError(t, err)
+		sys := info.Sys().(*syscall.Stat_t)
+		assert.Equal(t, uint32(4242), sys.Uid, p)
+		assert.Equal(t, uint32(4343), sys.Gid, p)
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeDir|os.ModeSetgid|os.ModeSticky|0o730, mode(t, filepath.Join(staged, "supervise", "event")))
+	assert.Equal(t, os.ModeNamedPipe|0o660, mode(t, filepath.Join(staged, "log", "supervise", "control")))
+	assert.Equal(t, os.FileMode(0o750), mode(t, filepath.Join(staged, "run")).Perm())
+}
+
+// A staging directory swapped for a symlink mid-render is never written through: Render works
+// on a descriptor, and the swap makes it fail instead.
+func TestRenderRefusesASymlinkedDirectory(t *testing.T) {
+	base := t.TempDir()
+	victim := t.TempDir()
+	link := filepath.Join(base, "staging")
+	require.NoError(t, os.Symlink(victim, link))
+	require.Error(t, slot.Render(link, spec("coder"), nil))
+	entries, err := os.ReadDir(victim)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing written through the symlink")
+}
