@@ -2,9 +2,11 @@ package lifecycle_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,7 +33,7 @@ type gw struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	home   string
-	out    *syncBuffer
+	out    *s6test.Buffer
 	done   chan struct{}
 	status int
 }
@@ -41,7 +43,7 @@ func startGateway(t *testing.T, root, profileName string, args []string, env []s
 	bin := s6test.Binaries(t)["gateway"]
 	cmd := exec.Command(bin, append([]string{"run", "-p", profileName}, args...)...)
 	cmd.Env = append([]string{"GATEWAY_HOME=" + root, "GATEWAY_DRAIN_TIMEOUT=500ms", "PATH=/usr/bin:/bin"}, env...)
-	out := &syncBuffer{}
+	out := &s6test.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = extra
 	require.NoError(t, cmd.Start())
@@ -239,7 +241,7 @@ func TestDrainTimeoutKillsAStubbornChild(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		_, err = fmtSscan(strings.TrimSpace(string(b)), &childPID)
+		_, err = fmt.Sscan(strings.TrimSpace(string(b)), &childPID)
 		return err == nil && childPID > 0
 	})
 	g.signal(syscall.SIGINT)
@@ -309,7 +311,7 @@ func TestProfileLockAndReplace(t *testing.T) {
 	second := startGateway(t, root, "coder", nil, nil)
 	assert.Equal(t, 1, second.wait(), "without --replace a held lock is an error")
 	assert.Contains(t, second.out.String(), "another gateway holds the profile lock")
-	assert.Contains(t, second.out.String(), "pid "+itoa(first.cmd.Process.Pid))
+	assert.Contains(t, second.out.String(), "pid "+strconv.Itoa(first.cmd.Process.Pid))
 	assert.True(t, first.running())
 
 	third := startGateway(t, root, "coder", []string{"--replace"}, nil)

@@ -193,6 +193,18 @@ func (o *Operator) Unregister(ctx context.Context, name string) (Result, error) 
 // Start records desired_state=running, removes ./down and brings the gateway up, waiting until
 // it is up and ready. A gateway that is already up is left as it is.
 func (o *Operator) Start(ctx context.Context, name string) (Result, error) {
+	return o.up(ctx, name, "start", false)
+}
+
+// Restart records desired_state=running and restarts the gateway (s6-svc -t, an unmarked
+// SIGTERM, so the gateway persists running and s6 starts it again), or starts it if it is
+// down; it waits for a new, ready process.
+func (o *Operator) Restart(ctx context.Context, name string) (Result, error) {
+	return o.up(ctx, name, "restart", true)
+}
+
+// up is start and restart: intent, ./down removed, one s6-svc call, wait until up and ready.
+func (o *Operator) up(ctx context.Context, name, action string, restart bool) (Result, error) {
 	if err := o.precheck(name, true); err != nil {
 		return Result{}, err
 	}
@@ -205,18 +217,26 @@ func (o *Operator) Start(ctx context.Context, name string) (Result, error) {
 		return Result{Profile: name}, err
 	}
 	if err := o.setDown(locked, false); err != nil {
-		return Result{Profile: name}, fmt.Errorf("start '%s': %w", name, err)
+		return Result{Profile: name}, fmt.Errorf("%s '%s': %w", action, name, err)
 	}
 	dir := o.slotDir(name)
 	o.waitSupervised(ctx, dir, 2*time.Second)
 	before, _ := o.Tools.ReadStatus(ctx, dir)
-	if err := o.Tools.Run(ctx, slot.Name(name), "start", "s6-svc", "-u", dir); err != nil {
+	args := []string{"-u", dir}
+	if restart && before.Up {
+		// An unmarked SIGTERM, then "want up" in case it was on its way down.
+		args = []string{"-t", "-u", dir}
+	}
+	if err := o.Tools.Run(ctx, slot.Name(name), action, "s6-svc", args...); err != nil {
 		return Result{Profile: name}, err
 	}
-	st, err := o.waitUp(ctx, name, before, false)
-	note := "started"
-	if before.Up {
-		note = "already running"
+	st, err := o.waitUp(ctx, name, before, restart && before.Up)
+	note := "restarted"
+	if !restart {
+		note = "started"
+		if before.Up {
+			note = "already running"
+		}
 	}
 	return Result{Profile: name, PID: st.PID, Note: note}, err
 }
@@ -270,39 +290,6 @@ func (o *Operator) markPlanned(name string, pid int) {
 	if err != nil {
 		o.Log.Warn("planned-stop marker not written; the gateway will treat this stop as unplanned", "profile", name, "pid", pid, "err", err)
 	}
-}
-
-// Restart records desired_state=running and restarts the gateway (s6-svc -t, an unmarked
-// SIGTERM, so the gateway persists running and s6 starts it again), or starts it if it is
-// down; it waits for a new, ready process.
-func (o *Operator) Restart(ctx context.Context, name string) (Result, error) {
-	if err := o.precheck(name, true); err != nil {
-		return Result{}, err
-	}
-	locked, err := o.lockSlot(name)
-	if err != nil {
-		return Result{Profile: name}, err
-	}
-	defer locked.Close()
-	if err := o.setIntent(name, state.Running); err != nil {
-		return Result{Profile: name}, err
-	}
-	if err := o.setDown(locked, false); err != nil {
-		return Result{Profile: name}, fmt.Errorf("restart '%s': %w", name, err)
-	}
-	dir := o.slotDir(name)
-	o.waitSupervised(ctx, dir, 2*time.Second)
-	before, _ := o.Tools.ReadStatus(ctx, dir)
-	// Up: an unmarked SIGTERM (-t), then "want up" in case it was on its way down. Down: -u.
-	args := []string{"-u", dir}
-	if before.Up {
-		args = []string{"-t", "-u", dir}
-	}
-	if err := o.Tools.Run(ctx, slot.Name(name), "restart", "s6-svc", args...); err != nil {
-		return Result{Profile: name}, err
-	}
-	st, err := o.waitUp(ctx, name, before, before.Up)
-	return Result{Profile: name, PID: st.PID, Note: "restarted"}, err
 }
 
 // waitUp waits until the gateway is up and ready — as a process other than before's when

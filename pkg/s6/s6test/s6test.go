@@ -105,7 +105,7 @@ func FailingTool(t testing.TB, rc int, msg string) string {
 type Scan struct {
 	Dir string
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *Buffer
 }
 
 // StartScan starts s6-svscan on dir (created if missing). The scan is torn down with
@@ -121,7 +121,7 @@ func startScan(t testing.TB, dir string, env []string) *Scan {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &Buffer{}
 	cmd := exec.Command(filepath.Join(ToolsDir, "s6-svscan"), dir)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = env
@@ -248,18 +248,19 @@ func repoRoot() string {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-type syncBuffer struct {
+// Buffer collects a process's output while a test reads it (safe for concurrent use).
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
