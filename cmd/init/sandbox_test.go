@@ -32,6 +32,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/s6gate/s6gate/pkg/s6/s6test"
 )
 
 const (
@@ -91,7 +93,7 @@ type sandbox struct {
 	root    string
 	spec    sandboxSpec
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *s6test.Buffer
 	done    chan struct{}
 	code    int
 	started time.Time
@@ -105,7 +107,7 @@ func newSandbox(t *testing.T) *sandbox {
 	bin, err := buildOnce()
 	require.NoError(t, err)
 	root := t.TempDir()
-	s := &sandbox{t: t, root: root, out: &syncBuffer{}, done: make(chan struct{})}
+	s := &sandbox{t: t, root: root, out: &s6test.Buffer{}, done: make(chan struct{})}
 	for _, d := range []string{"etc/cont-init.d", "etc/services.d", "etc/cont-finish.d", "usr/local/bin", "var", "run", "out", "tmp"} {
 		require.NoError(t, os.MkdirAll(s.path(d), 0o755))
 	}
@@ -121,7 +123,7 @@ func newSandbox(t *testing.T) *sandbox {
 // again is a new sandbox on the same root directory: docker restart, which keeps the
 // container's writable layer.
 func (s *sandbox) again() *sandbox {
-	return &sandbox{t: s.t, root: s.root, out: &syncBuffer{}, done: make(chan struct{})}
+	return &sandbox{t: s.t, root: s.root, out: &s6test.Buffer{}, done: make(chan struct{})}
 }
 
 func (s *sandbox) path(p string) string { return filepath.Join(s.root, p) }
@@ -289,23 +291,6 @@ func (s *sandbox) inside(args ...string) (string, error) {
 	cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(s.hostPid()), "-m", "-p", "-r", "-w", "--"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func copyFile(t *testing.T, src, dst string) {
