@@ -1,5 +1,6 @@
-# s6gate image: Debian's s6 under our s6-overlay compatible /init, the s6gate binaries, and
-# cont-init hooks that hand the scan directory to the service user and reconcile the gateways.
+# s6gate image: Debian's s6 under our s6-overlay compatible /init, the s6gate binaries, a
+# cont-init hook that reconciles the gateways, and the gateways' own s6-svscan, run as the
+# service user (/etc/services.d/s6gate-gateways).
 # Build with `make image` (the base image is made locally by `make base`; nothing is pulled).
 ARG BASE_IMAGE=s6gate-base:bookworm
 FROM ${BASE_IMAGE}
@@ -19,7 +20,7 @@ COPY rootfs/ /
 
 ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     GATEWAY_HOME=/opt/data \
-    GATEWAY_SCANDIR=/run/service \
+    GATEWAY_SCANDIR=/run/gateways \
     S6_COMMAND_DIR=/command \
     GATEWAY_USER=gateway \
     GATEWAY_BIN=/usr/local/bin/gateway

@@ -8,12 +8,8 @@ compose() { docker-compose -p s6gate -f compose.yaml "$@"; }
 command -v docker-compose >/dev/null || { echo "up: docker-compose not found (apt-get install -y docker-compose)" >&2; exit 2; }
 compose up -d
 c=s6gate-demo
-for _ in $(seq 1 100); do
-  docker exec "$c" test -p /run/service/.s6-svscan/control 2>/dev/null && \
-    docker exec -u gateway "$c" gateway list >/dev/null 2>&1 && break
-  sleep 0.1
-done
-if ! docker exec -u gateway "$c" gateway list | grep -qx demo; then
+# The verbs wait for the boot themselves (the gateways' s6-svscan starts after cont-init).
+if ! docker exec -u gateway "$c" gateway list --timeout 60s | grep -qx demo; then
   docker exec -u gateway "$c" gateway register demo --start -- \
     sh -c 'echo "demo gateway up as $(id -un)"; while :; do echo "demo tick $(date -u +%T)"; sleep 10; done'
 fi

@@ -25,7 +25,7 @@ func TestRunningGatewaySurvivesDockerRestart(t *testing.T) {
 	line := b.bootLines(2)["coder"]
 	assert.Contains(t, line, "prior_state=running action=started", line)
 	after := b.waitUp("coder")
-	assert.False(t, b.fileExists("/run/service/gateway-coder/down"))
+	assert.False(t, b.fileExists("/run/gateways/gateway-coder/down"))
 	assert.NotEqual(t, beforeStart, b.state("coder")["start_time"], "a new process (PIDs may repeat in a new PID namespace; start times do not)")
 	t.Logf("pid before %d, after %d", *before.PID, *after.PID)
 }
@@ -42,7 +42,7 @@ func TestStoppedGatewayStaysDownAfterDockerRestart(t *testing.T) {
 	assert.Contains(t, b.bootLines(2)["coder"], "prior_state=stopped action=registered")
 	s := b.status("coder")
 	assert.False(t, s.Up)
-	assert.True(t, b.fileExists("/run/service/gateway-coder/down"))
+	assert.True(t, b.fileExists("/run/gateways/gateway-coder/down"))
 	assert.Equal(t, "stopped", b.state("coder")["gateway_state"])
 }
 
@@ -148,7 +148,7 @@ func TestDeletedProfileDoesNotComeBack(t *testing.T) {
 	require.NoError(t, b.c.Start(b.ctx))
 	b.waitBoot(2)
 	assert.NotContains(t, b.bootLines(2), "doomed")
-	_, out := b.exec("", "ls", "/run/service")
+	_, out := b.exec("", "ls", "/run/gateways")
 	assert.NotContains(t, out, "gateway-doomed")
 	assert.NotContains(t, b.gw("list"), "doomed")
 	b.waitUp("keeper")

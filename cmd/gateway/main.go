@@ -19,6 +19,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/lifecycle"
 	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 
 const usage = `usage:
@@ -28,8 +29,8 @@ const usage = `usage:
   gateway start [-p NAME | --all] [--timeout D]
   gateway stop [-p NAME | --all] [--timeout D]
   gateway restart [-p NAME | --all] [--timeout D]
-  gateway status [-p NAME] [--json] [--check]
-  gateway list [--json]
+  gateway status [-p NAME] [--json] [--check] [--timeout D]
+  gateway list [--json] [--timeout D]
 `
 
 func main() {
@@ -62,14 +63,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Everything from here on acts as the service user: started as root, become it before
+	// touching anything (SPEC §11).
+	if _, err := svcuser.Become(settings.User); err != nil {
+		if verb == "run" {
+			fmt.Fprintf(stderr, "gateway: run: fatal configuration: %s\n", oneLine(err.Error()))
+			return lifecycle.ExitFatalConfig
+		}
+		return fail(err)
+	}
 	ctx := context.Background()
 	if verb == "run" {
 		return runGateway(ctx, settings, cli, stderr)
 	}
-	op, err := operator.New(settings, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		return fail(err)
-	}
+	op := operator.New(settings, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if cli.timeout > 0 {
 		op.Timeout = cli.timeout
 	}
@@ -129,8 +136,8 @@ func parse(verb string, args []string) (*cmdline, error) {
 		"start":      {"p", "all", "timeout"},
 		"stop":       {"p", "all", "timeout"},
 		"restart":    {"p", "all", "timeout"},
-		"status":     {"p", "json", "check"},
-		"list":       {"json"},
+		"status":     {"p", "json", "check", "timeout"},
+		"list":       {"json", "timeout"},
 	}[verb]
 	if want == nil {
 		return nil, exitcode.Usagef("unknown verb %q (want run, register, unregister, start, stop, restart, status or list)", verb)
@@ -146,7 +153,7 @@ func parse(verb string, args []string) (*cmdline, error) {
 		case "start":
 			fs.BoolVar(&c.start, "start", false, "start the gateway at once")
 		case "timeout":
-			fs.DurationVar(&c.timeout, "timeout", 0, "how long to wait for up/down")
+			fs.DurationVar(&c.timeout, "timeout", 0, "how long to wait (boot, another command on the profile, up/down)")
 		case "all":
 			fs.BoolVar(&c.all, "all", false, "every registered gateway")
 		case "json":

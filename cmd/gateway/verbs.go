@@ -64,7 +64,7 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 		}
 		return err
 	case "list":
-		names, err := op.List()
+		names, err := op.List(ctx)
 		if err != nil {
 			return err
 		}

@@ -17,12 +17,12 @@ import (
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/marker"
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
 	"github.com/s6gate/s6gate/pkg/slot"
+	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 
 const usage = `usage:
@@ -101,6 +101,10 @@ func do(verb string, args []string, stdout io.Writer) error {
 	if err := s.CheckHome(); err != nil {
 		return err
 	}
+	// Everything from here on acts as the service user (SPEC §11).
+	if _, err := svcuser.Become(s.User); err != nil {
+		return err
+	}
 	if verb == "write" && pid == 0 {
 		if pid, err = supervisedPID(s, *name); err != nil {
 			return err
@@ -116,12 +120,8 @@ func do(verb string, args []string, stdout io.Writer) error {
 	case "clear":
 		return home.Remove(marker.FileName)
 	case "write":
-		own, err := owner.ForCaller(s.User)
-		if err != nil {
-			return err
-		}
 		m := marker.For(pid, now)
-		if err := marker.Write(home, own, m); err != nil {
+		if err := marker.Write(home, m); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "marked pid %d of '%s' for a planned stop (valid %s)\n", pid, *name, marker.TTL)

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 func TestWriteCheckClear(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
 	require.NoError(t, os.MkdirAll(e.ProfileHome("coder"), 0o755))
+	for _, d := range []string{filepath.Dir(e.ProfileHome("coder")), e.ProfileHome("coder")} {
+		require.NoError(t, os.Chown(d, e.UID, e.GID), "the service user's home, as register makes it")
+	}
 	target := exec.Command("sleep", "100")
 	require.NoError(t, target.Start())
 	defer func() { _ = target.Process.Kill(); _ = target.Wait() }()

@@ -13,11 +13,11 @@ import (
 
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/reconcile"
+	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 
-const usage = `usage: gw-reconcile [--dry-run]
+const usage = `usage: gw-reconcile [--boot | --dry-run]
 `
 
 func main() {
@@ -28,6 +28,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gw-reconcile", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	dryRun := fs.Bool("dry-run", false, "report what would be done; change nothing")
+	boot := fs.Bool("boot", false, "at boot: make the gateways' scan directory anew first")
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "gw-reconcile: %s\n", strings.Join(strings.Fields(err.Error()), " "))
 		return exitcode.Of(err)
@@ -42,16 +43,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return fail(exitcode.Usagef("unexpected argument %q", fs.Arg(0)))
 	}
+	if *boot && *dryRun {
+		return fail(exitcode.Usagef("--boot and --dry-run exclude each other"))
+	}
 	s, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		return fail(err)
 	}
-	own, err := owner.ForCaller(s.User)
-	if err != nil {
+	if err := s.CheckHome(); err != nil {
+		return fail(err)
+	}
+	if *boot {
+		uid, gid := -1, -1
+		if os.Geteuid() == 0 {
+			u, err := svcuser.Lookup(s.User)
+			if err != nil {
+				return fail(err)
+			}
+			uid, gid = u.UID, u.GID
+		}
+		if err := reconcile.PrepareBoot(s, uid, gid); err != nil {
+			return fail(err)
+		}
+	}
+	// The rest runs as the service user (SPEC §11).
+	if _, err := svcuser.Become(s.User); err != nil {
 		return fail(err)
 	}
 	_, err = reconcile.Run(context.Background(), reconcile.Options{
-		Settings: s, Owner: own, DryRun: *dryRun, Out: stdout,
+		Settings: s, DryRun: *dryRun, Out: stdout,
 		Log: slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "gw-reconcile"),
 	})
 	if err != nil {

@@ -12,15 +12,17 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/operator"
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
 	"github.com/s6gate/s6gate/pkg/slot"
+	"github.com/s6gate/s6gate/pkg/svcuser"
+	"github.com/s6gate/s6gate/pkg/verblock"
 )
 
 const usage = `usage:
@@ -28,6 +30,9 @@ const usage = `usage:
   gw-render publish -p NAME [--down] [--env K=V]... [-- CMD...]
   gw-render remove -p NAME
 `
+
+// lockWait bounds how long publish and remove wait for a verb acting on the same profile.
+const lockWait = 10 * time.Second
 
 type multi []string
 
@@ -108,11 +113,21 @@ func do(verb string, args []string, stdout io.Writer) error {
 	if err := s.CheckHome(); err != nil {
 		return err
 	}
-	own, err := owner.ForCaller(s.User)
-	if err != nil {
+	// Everything from here on acts as the service user (SPEC §11).
+	if _, err := svcuser.Become(s.User); err != nil {
 		return err
 	}
 	ctx, tools := context.Background(), s6.Tools{Dir: s.CommandDir}
+	if verb != "render" {
+		// publish and remove change the scan directory: one command per profile at a time.
+		lctx, cancel := context.WithTimeout(ctx, lockWait)
+		lock, err := verblock.Acquire(lctx, s.ScanDir, *name)
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+	}
 	if verb == "remove" {
 		if err := slot.Remove(ctx, tools, s.ScanDir, *name); err != nil {
 			return err
@@ -141,14 +156,14 @@ func do(verb string, args []string, stdout io.Writer) error {
 		if err := os.Mkdir(pos[0], 0o755); err != nil {
 			return fmt.Errorf("render into %s: %w", pos[0], err)
 		}
-		if err := slot.Render(pos[0], spec, own); err != nil {
+		if err := slot.Render(pos[0], spec); err != nil {
 			_ = os.RemoveAll(pos[0])
 			return err
 		}
 		fmt.Fprintf(stdout, "rendered %s\n", pos[0])
 		return nil
 	}
-	dir, err := slot.Register(ctx, tools, s.ScanDir, spec, own)
+	dir, err := slot.Register(ctx, tools, s.ScanDir, spec)
 	if err != nil {
 		return err
 	}

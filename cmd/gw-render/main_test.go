@@ -22,15 +22,15 @@ func TestMain(m *testing.M) {
 
 func TestRenderPublishRemove(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
-	dir := filepath.Join(e.Base, "rendered")
+	dir := filepath.Join(e.Home, "rendered") // gw-render acts as the service user
 	r := e.Run("gw-render", "render", "-p", "coder", "--down", "--env", "A=b c", dir, "--", "sh", "-c", "sleep 1")
 	require.Equal(t, 0, r.Code, r.Stderr)
 	run, err := os.ReadFile(filepath.Join(dir, "run"))
 	require.NoError(t, err)
-	assert.Contains(t, string(run), "export A='b c'")
+	assert.Contains(t, string(run), "  'A=b c' \\\n")
 	assert.Contains(t, string(run), "--replace -- 'sh' '-c' 'sleep 1'")
 	assert.FileExists(t, filepath.Join(dir, "down"))
-	assert.FileExists(t, filepath.Join(dir, "log", "supervise", "control"))
+	assert.FileExists(t, filepath.Join(dir, "log", "run"))
 
 	r = e.Run("gw-render", "render", "-p", "coder", dir)
 	assert.Equal(t, 1, r.Code, "an existing directory is not overwritten")
@@ -64,4 +64,23 @@ func TestBadUsage(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(e.ScanDir)
 	assert.Empty(t, entries)
+}
+
+// remove validates the name before it touches anything: a name that walks out of the scan
+// directory is a usage error, and the directory it points at survives.
+func TestRemoveValidatesTheName(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	victim := filepath.Join(e.Base, "victim")
+	require.NoError(t, os.MkdirAll(filepath.Join(victim, "precious"), 0o777))
+	require.NoError(t, os.Chmod(victim, 0o777))
+	require.NoError(t, os.Mkdir(filepath.Join(e.ScanDir, "gateway-x"), 0o777))
+	require.NoError(t, os.Chmod(filepath.Join(e.ScanDir, "gateway-x"), 0o777))
+	for _, bad := range []string{"x/../../victim", "../victim", "x/..", "X"} {
+		r := e.Run("gw-render", "remove", "-p", bad)
+		assert.Equal(t, 2, r.Code, "%q: %s", bad, r.Stderr)
+		assert.Contains(t, r.Stderr, "invalid profile name", bad)
+	}
+	assert.DirExists(t, filepath.Join(victim, "precious"))
+	assert.DirExists(t, filepath.Join(e.ScanDir, "gateway-x"))
 }

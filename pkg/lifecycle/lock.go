@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
@@ -39,25 +38,13 @@ type PIDRecord struct {
 	StartTime *uint64 `json:"start_time,omitempty"`
 }
 
-func openLockFile(home *safedir.Dir, own *owner.Owner) (*os.File, error) {
-	fd, err := unix.Openat(home.Fd(), LockFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: home.Join(LockFile), Err: err}
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return nil, &os.PathError{Op: "open", Path: home.Join(LockFile), Err: safedir.ErrNotRegular}
-	}
-	if st.Uid == uint32(os.Geteuid()) && own != nil {
-		_ = own.Fchown(fd)
-	}
-	return os.NewFile(uintptr(fd), home.Join(LockFile)), nil
+func openLockFile(home *safedir.Dir) (*os.File, error) {
+	return home.OpenFile(LockFile, unix.O_RDWR|unix.O_CREAT, 0o640)
 }
 
 // TryLock takes the profile lock without waiting. ErrLocked means it is held.
-func TryLock(home *safedir.Dir, own *owner.Owner) (*Lock, error) {
-	f, err := openLockFile(home, own)
+func TryLock(home *safedir.Dir) (*Lock, error) {
+	f, err := openLockFile(home)
 	if err != nil {
 		return nil, err
 	}
@@ -119,8 +106,8 @@ func holderFromLocks(b []byte, dev, ino uint64) int {
 // Acquire takes the profile lock. If it is held and replace is set, it asks the holder to stop
 // (SIGTERM), waits up to grace for the lock, then SIGKILLs it and waits a little more.
 // Without replace a held lock is ErrLocked, naming the holder.
-func Acquire(home *safedir.Dir, own *owner.Owner, replace bool, grace time.Duration, log func(string, ...any)) (*Lock, error) {
-	l, err := TryLock(home, own)
+func Acquire(home *safedir.Dir, replace bool, grace time.Duration, log func(string, ...any)) (*Lock, error) {
+	l, err := TryLock(home)
 	if !errors.Is(err, ErrLocked) {
 		return l, err
 	}
@@ -133,18 +120,18 @@ func Acquire(home *safedir.Dir, own *owner.Owner, replace bool, grace time.Durat
 	}
 	log("replacing the gateway that holds the profile lock", "holder_pid", holder)
 	_ = syscall.Kill(holder, syscall.SIGTERM)
-	if l, err = waitLock(home, own, grace); err == nil {
+	if l, err = waitLock(home, grace); err == nil {
 		return l, nil
 	}
 	log("holder ignored SIGTERM; killing it", "holder_pid", holder)
 	_ = syscall.Kill(holder, syscall.SIGKILL)
-	return waitLock(home, own, 2*time.Second)
+	return waitLock(home, 2*time.Second)
 }
 
-func waitLock(home *safedir.Dir, own *owner.Owner, d time.Duration) (*Lock, error) {
+func waitLock(home *safedir.Dir, d time.Duration) (*Lock, error) {
 	deadline := time.Now().Add(d)
 	for {
-		l, err := TryLock(home, own)
+		l, err := TryLock(home)
 		if !errors.Is(err, ErrLocked) || time.Now().After(deadline) {
 			return l, err
 		}
@@ -153,7 +140,7 @@ func waitLock(home *safedir.Dir, own *owner.Owner, d time.Duration) (*Lock, erro
 }
 
 // Record writes the holder's identity: its PID into the lock file and gateway.pid.
-func (l *Lock) Record(pid int, start *uint64, own *owner.Owner) error {
+func (l *Lock) Record(pid int, start *uint64) error {
 	if err := l.f.Truncate(0); err != nil {
 		return err
 	}
@@ -161,7 +148,7 @@ func (l *Lock) Record(pid int, start *uint64, own *owner.Owner) error {
 		return err
 	}
 	b, _ := json.Marshal(PIDRecord{PID: pid, StartTime: start})
-	return l.home.WriteFile(PIDFile, append(b, '\n'), 0o640, own)
+	return l.home.WriteFile(PIDFile, append(b, '\n'), 0o640)
 }
 
 // Release removes gateway.pid, empties the lock file and drops the lock.
@@ -173,32 +160,32 @@ func (l *Lock) Release() {
 
 // SweepStale clears a dead gateway's identity from home: when nobody holds the profile lock,
 // gateway.pid is removed and the lock file emptied (never removed: removing a lock file can
-// let two processes lock two different inodes). A held lock is left alone. It reports what it
-// cleared.
-func SweepStale(home *safedir.Dir) (cleared []string, err error) {
+// let two processes lock two different inodes). A held lock (a live gateway) is left alone
+// and reported as live. It reports what it cleared.
+func SweepStale(home *safedir.Dir) (live bool, cleared []string, err error) {
 	if _, err := home.Lstat(LockFile); err == nil {
-		f, err := openLockFile(home, nil)
+		f, err := openLockFile(home)
 		if err != nil {
-			return nil, err
+			return false, nil, err
 		}
 		defer f.Close()
 		if err := flockNB(f); errors.Is(err, ErrLocked) {
-			return nil, nil // a live gateway: not stale
+			return true, nil, nil
 		} else if err != nil {
-			return nil, err
+			return false, nil, err
 		}
 		if st, _ := f.Stat(); st != nil && st.Size() > 0 {
 			if err := f.Truncate(0); err != nil {
-				return nil, err
+				return false, nil, err
 			}
 			cleared = append(cleared, LockFile)
 		}
 	}
 	if _, err := home.Lstat(PIDFile); err == nil {
 		if err := home.Remove(PIDFile); err != nil {
-			return cleared, err
+			return false, cleared, err
 		}
 		cleared = append(cleared, PIDFile)
 	}
-	return cleared, nil
+	return false, cleared, nil
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/marker"
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/safedir"
@@ -49,7 +48,6 @@ type gateway struct {
 	o     Options
 	log   *slog.Logger
 	home  *safedir.Dir
-	own   *owner.Owner
 	pid   int
 	start *uint64
 	child *exec.Cmd
@@ -79,12 +77,6 @@ func Run(ctx context.Context, o Options) int {
 	if st, err := proc.StartTime(g.pid); err == nil {
 		g.start = &st
 	}
-	own, err := owner.ForCaller(o.Settings.User)
-	if err != nil {
-		g.log.Warn("files will be owned by the caller", "err", err)
-	}
-	g.own = own
-
 	home, err := safedir.Open(o.Settings.Home, profile.HomeRel(o.Profile))
 	if err != nil {
 		g.log.Error("fatal configuration: profile home unusable", "err", err)
@@ -93,13 +85,13 @@ func Run(ctx context.Context, o Options) int {
 	defer home.Close()
 	g.home = home
 
-	lock, err := Acquire(home, own, o.Replace, o.Settings.DrainTimeout+3*time.Second, g.log.Info)
+	lock, err := Acquire(home, o.Replace, o.Settings.DrainTimeout+3*time.Second, g.log.Info)
 	if err != nil {
 		g.log.Error("cannot take the profile lock", "err", err)
 		return 1
 	}
 	defer lock.Release()
-	if err := lock.Record(g.pid, g.start, own); err != nil {
+	if err := lock.Record(g.pid, g.start); err != nil {
 		g.log.Warn("cannot record the gateway pid", "err", err)
 	}
 
@@ -273,7 +265,7 @@ func orUnchanged(s string) string {
 }
 
 func (g *gateway) write(change func(*state.State)) {
-	warn, err := state.Update(g.home, g.own, time.Now(), change)
+	warn, err := state.Update(g.home, time.Now(), change)
 	if warn != nil {
 		g.log.Warn("replaced an unusable state file", "err", warn)
 	}

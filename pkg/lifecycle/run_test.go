@@ -42,7 +42,8 @@ func startGateway(t *testing.T, root, profileName string, args []string, env []s
 	t.Helper()
 	bin := s6test.Binaries(t)["gateway"]
 	cmd := exec.Command(bin, append([]string{"run", "-p", profileName}, args...)...)
-	cmd.Env = append([]string{"GATEWAY_HOME=" + root, "GATEWAY_DRAIN_TIMEOUT=500ms", "PATH=/usr/bin:/bin"}, env...)
+	// The service user is the caller: the gateway acts with the test's own rights.
+	cmd.Env = append([]string{"GATEWAY_HOME=" + root, "GATEWAY_DRAIN_TIMEOUT=500ms", "PATH=/usr/bin:/bin", "GATEWAY_USER=" + strconv.Itoa(os.Getuid())}, env...)
 	out := &s6test.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = extra
@@ -116,7 +117,7 @@ func writeMarker(t *testing.T, home string, m marker.Marker) {
 	d, err := safedir.Open(home, "")
 	require.NoError(t, err)
 	defer d.Close()
-	require.NoError(t, marker.Write(d, nil, m))
+	require.NoError(t, marker.Write(d, m))
 }
 
 func TestSignalClassificationAndPersistedState(t *testing.T) {
@@ -332,8 +333,9 @@ func TestSweepStale(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(root, lifecycle.LockFile), []byte("4242\n"), 0o640))
 	require.NoError(t, os.WriteFile(filepath.Join(root, lifecycle.PIDFile), []byte(`{"pid":4242}`), 0o640))
 
-	cleared, err := lifecycle.SweepStale(d)
+	live, cleared, err := lifecycle.SweepStale(d)
 	require.NoError(t, err)
+	assert.False(t, live)
 	assert.ElementsMatch(t, []string{lifecycle.LockFile, lifecycle.PIDFile}, cleared)
 	assert.NoFileExists(t, filepath.Join(root, lifecycle.PIDFile))
 	b, err := os.ReadFile(filepath.Join(root, lifecycle.LockFile))
@@ -343,8 +345,9 @@ func TestSweepStale(t *testing.T) {
 	// A live gateway's identity is not stale.
 	g := startGateway(t, root, "default", nil, nil)
 	g.waitState("running")
-	cleared, err = lifecycle.SweepStale(d)
+	live, cleared, err = lifecycle.SweepStale(d)
 	require.NoError(t, err)
+	assert.True(t, live, "a held profile lock is a live gateway")
 	assert.Empty(t, cleared)
 	assert.FileExists(t, filepath.Join(root, lifecycle.PIDFile))
 	g.signal(syscall.SIGTERM)

@@ -21,7 +21,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	for b.Loop() {
 		now := time.Now()
 		m := marker.For(pid, now)
-		if err := marker.Write(d, nil, m); err != nil {
+		if err := marker.Write(d, m); err != nil {
 			b.Fatal(err)
 		}
 		planned, reason, err := marker.Consume(d, pid, m.TargetStartTime, now)

@@ -17,17 +17,20 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
 // FileName is the marker in a profile home.
 const FileName = ".gateway-planned-stop.json"
+
+// claimPrefix starts the private name Consume renames a marker to: the consumer's PID and a
+// time stamp follow.
+const claimPrefix = FileName + ".claimed-"
 
 // TTL is how long a marker stays valid after it is written.
 const TTL = 60 * time.Second
@@ -57,7 +60,7 @@ func For(target int, now time.Time) Marker {
 }
 
 // Write stores m in home atomically.
-func Write(home *safedir.Dir, own *owner.Owner, m Marker) error {
+func Write(home *safedir.Dir, m Marker) error {
 	if m.TargetPID <= 0 {
 		return fmt.Errorf("planned-stop marker: invalid target pid %d", m.TargetPID)
 	}
@@ -65,7 +68,7 @@ func Write(home *safedir.Dir, own *owner.Owner, m Marker) error {
 	if err != nil {
 		return err
 	}
-	if err := home.WriteFile(FileName, append(b, '\n'), Mode, own); err != nil {
+	if err := home.WriteFile(FileName, append(b, '\n'), Mode); err != nil {
 		return fmt.Errorf("planned-stop marker: %w", err)
 	}
 	return nil
@@ -123,12 +126,12 @@ func (m Marker) stale(now time.Time) (bool, string) {
 // never both see one marker. The marker is removed whatever the verdict (single use); a
 // removal failure is returned as err alongside the verdict.
 func Consume(home *safedir.Dir, pid int, startTime *uint64, now time.Time) (planned bool, reason string, err error) {
-	claimed := fmt.Sprintf("%s.claimed-%d-%d", FileName, os.Getpid(), now.UnixNano())
-	if err := unix.Renameat(home.Fd(), FileName, home.Fd(), claimed); err != nil {
-		if errors.Is(err, unix.ENOENT) {
+	claimed := fmt.Sprintf("%s%d-%d", claimPrefix, os.Getpid(), now.UnixNano())
+	if err := home.Rename(FileName, claimed, false); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			return false, "no planned-stop marker", nil
 		}
-		return false, "marker cannot be claimed: " + err.Error(), &os.LinkError{Op: "rename", Old: home.Join(FileName), New: home.Join(claimed), Err: err}
+		return false, "marker cannot be claimed: " + err.Error(), err
 	}
 	b, rerr := home.ReadFile(claimed, 4096)
 	err = home.Remove(claimed)
@@ -145,9 +148,14 @@ func Consume(home *safedir.Dir, pid int, startTime *uint64, now time.Time) (plan
 
 // Sweep removes the marker in home unless it could still match a live process: a malformed
 // marker, one older than TTL, and one whose target (PID and start time) is gone are removed.
-// The boot reconciler sweeps every home, so nothing from an earlier boot survives into this
-// one. It reports whether it removed a marker, and why.
+// It also removes what a writer or a consumer killed half-way left behind: WriteFile's temp
+// files and claimed markers whose consumer is gone. The boot reconciler sweeps every home, so
+// nothing from an earlier boot survives into this one. It reports whether it removed the
+// marker, and why.
 func Sweep(home *safedir.Dir, now time.Time) (removed bool, reason string, err error) {
+	if err := sweepLeftovers(home); err != nil {
+		return false, "", err
+	}
 	b, rerr := home.ReadFile(FileName, 4096)
 	if errors.Is(rerr, fs.ErrNotExist) {
 		return false, "", nil
@@ -167,4 +175,29 @@ func Sweep(home *safedir.Dir, now time.Time) (removed bool, reason string, err e
 		return false, reason, err
 	}
 	return true, reason, nil
+}
+
+// sweepLeftovers removes the marker's temp files and claimed copies whose consumer is dead.
+func sweepLeftovers(home *safedir.Dir) error {
+	entries, err := home.ReadDir()
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		switch {
+		case safedir.IsTempName(n, FileName):
+		case strings.HasPrefix(n, claimPrefix):
+			pid, _, _ := strings.Cut(strings.TrimPrefix(n, claimPrefix), "-")
+			if p, err := strconv.Atoi(pid); err == nil && p > 0 && proc.Alive(p, nil) {
+				continue // its consumer is reading it right now
+			}
+		default:
+			continue
+		}
+		if err := home.Remove(n); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -61,7 +61,7 @@ func TestWriteThenConsumeIsSingleUse(t *testing.T) {
 	d, dir := home(t)
 	m := marker.For(os.Getpid(), t0)
 	require.NotNil(t, m.TargetStartTime, "own start time is readable")
-	require.NoError(t, marker.Write(d, nil, m))
+	require.NoError(t, marker.Write(d, m))
 
 	var onDisk map[string]any
 	b, err := os.ReadFile(filepath.Join(dir, marker.FileName))
@@ -105,7 +105,7 @@ func TestConsumeRemovesNonMatchingAndMalformed(t *testing.T) {
 
 func TestWriteRejectsBadPID(t *testing.T) {
 	d, _ := home(t)
-	assert.Error(t, marker.Write(d, nil, marker.Marker{TargetPID: 0, WrittenAt: t0.Format(time.RFC3339)}))
+	assert.Error(t, marker.Write(d, marker.Marker{TargetPID: 0, WrittenAt: t0.Format(time.RFC3339)}))
 }
 
 func TestSweep(t *testing.T) {
@@ -133,7 +133,7 @@ func TestSweep(t *testing.T) {
 			d, dir := home(t)
 			p := filepath.Join(dir, marker.FileName)
 			if tt.m != nil {
-				require.NoError(t, marker.Write(d, nil, *tt.m))
+				require.NoError(t, marker.Write(d, *tt.m))
 			} else if tt.raw != "" {
 				require.NoError(t, os.WriteFile(p, []byte(tt.raw), 0o600))
 			}

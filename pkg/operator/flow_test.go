@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/s6gate/s6gate/pkg/marker"
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/s6/s6test"
@@ -49,6 +48,14 @@ func stateFile(t *testing.T, e *s6test.Env, name string) map[string]any {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(b, &m))
 	return m
+}
+
+// writeMarker writes m into home as the stop verb would, owned by the service user so that
+// the gateway can read it.
+func writeMarker(t *testing.T, e *s6test.Env, home *safedir.Dir, m marker.Marker) {
+	t.Helper()
+	require.NoError(t, marker.Write(home, m))
+	require.NoError(t, os.Chown(home.Join(marker.FileName), e.UID, e.GID))
 }
 
 func str(p *string) string {
@@ -111,19 +118,17 @@ func TestFlowRegisterStartKillStopUnregister(t *testing.T) {
 	home, err := safedir.Open(e.ProfileHome("coder"), "")
 	require.NoError(t, err)
 	defer home.Close()
-	svcOwner, err := owner.ForCaller(e.ServiceUser) // as the stop verb would: readable by the gateway
-	require.NoError(t, err)
 	start, err := proc.StartTime(newPID)
 	require.NoError(t, err)
 	other := start + 1
-	require.NoError(t, marker.Write(home, svcOwner, marker.Marker{TargetPID: newPID, TargetStartTime: &other, StopperPID: 1, WrittenAt: time.Now().UTC().Format(time.RFC3339Nano)}))
+	writeMarker(t, e, home, marker.Marker{TargetPID: newPID, TargetStartTime: &other, StopperPID: 1, WrittenAt: time.Now().UTC().Format(time.RFC3339Nano)})
 	third := killAndWaitBack(newPID)
 	assert.Contains(t, e.Scan.Output(), "started at tick", "logged: the marker named another process")
 	assert.NoFileExists(t, filepath.Join(e.ProfileHome("coder"), marker.FileName), "evaluated, so removed")
 
 	start, err = proc.StartTime(third)
 	require.NoError(t, err)
-	require.NoError(t, marker.Write(home, svcOwner, marker.Marker{TargetPID: third, TargetStartTime: &start, StopperPID: 1, WrittenAt: time.Now().Add(-61 * time.Second).UTC().Format(time.RFC3339Nano)}))
+	writeMarker(t, e, home, marker.Marker{TargetPID: third, TargetStartTime: &start, StopperPID: 1, WrittenAt: time.Now().Add(-61 * time.Second).UTC().Format(time.RFC3339Nano)})
 	killAndWaitBack(third)
 	assert.Contains(t, e.Scan.Output(), "TTL 1m0s", "logged: the marker was too old")
 	assert.Equal(t, "running", stateFile(t, e, "coder")["gateway_state"])
@@ -153,7 +158,7 @@ func TestFlowRegisterStartKillStopUnregister(t *testing.T) {
 	entries, err := os.ReadDir(e.ScanDir)
 	require.NoError(t, err)
 	for _, en := range entries {
-		assert.Equal(t, ".s6-svscan", en.Name(), "nothing but s6-svscan's own directory is left")
+		assert.Contains(t, []string{".s6-svscan", ".s6gate-locks"}, en.Name(), "nothing but s6-svscan's directory and the verb locks is left")
 	}
 	r = e.Run("gateway", "status", "-p", "coder")
 	assert.Equal(t, 1, r.Code)
@@ -202,14 +207,14 @@ func TestFlowRestartAndAll(t *testing.T) {
 	e.MustRun("gateway", "status", "--check") // stopped on purpose is healthy
 }
 
-// An unprivileged operator (the service user, as with `docker exec -u gateway`) runs every
-// verb against slots seeded for it by root, as in the image.
+// An unprivileged operator (the service user, as with `docker exec -u gateway`) and root
+// (the `docker exec` default) run every verb on each other's gateways; whatever root creates
+// is the service user's, because the binaries become the service user before they act.
 func TestFlowUnprivilegedOperator(t *testing.T) {
 	s6test.RequireRoot(t)
 	e := s6test.NewEnv(t, nil)
 	e.Start()
-	e.GrantScanControl()
-	e.MustRun("gateway", "register", "seeded") // as root: files go to the service user
+	e.MustRun("gateway", "register", "seeded") // as root
 
 	as := e.RunAsService
 	mustAs := func(args ...string) s6test.Result {
@@ -229,13 +234,21 @@ func TestFlowUnprivilegedOperator(t *testing.T) {
 	mustAs("register", "mine", "--start", "--", "sh", "-c", "echo mine-started; exec sleep 1000")
 	st = status(t, e, as, "mine")
 	assert.True(t, st.Up)
+	e.MustRun("gateway", "restart", "-p", "mine") // root acts on the service user's gateway
 	owner := func(p string) uint32 {
 		fi, err := os.Lstat(p)
 		require.NoError(t, err)
 		return fi.Sys().(*syscall.Stat_t).Uid
 	}
-	assert.Equal(t, uint32(e.UID), owner(e.ProfileHome("mine")))
-	assert.Equal(t, uint32(e.UID), owner(filepath.Join(e.ProfileHome("seeded"), "gateway_state.json")))
+	for _, p := range []string{
+		e.ProfileHome("mine"), e.ProfileHome("seeded"),
+		filepath.Join(e.ProfileHome("seeded"), "gateway_state.json"),
+		filepath.Join(e.ProfileHome("mine"), "gateway_state.json"),
+		e.Slot("seeded"), filepath.Join(e.Slot("seeded"), "run"), filepath.Join(e.Slot("seeded"), "supervise"),
+		filepath.Join(e.ScanDir, ".s6gate-locks", "seeded"),
+	} {
+		assert.Equal(t, uint32(e.UID), owner(p), p)
+	}
 	mustAs("unregister", "mine")
 	assert.NoDirExists(t, e.Slot("mine"))
 	mustAs("unregister", "seeded")

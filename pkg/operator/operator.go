@@ -15,36 +15,104 @@ import (
 
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
 	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/state"
+	"github.com/s6gate/s6gate/pkg/verblock"
 )
 
-// DefaultTimeout bounds how long a verb waits for a gateway to come up or go down.
+// DefaultTimeout bounds how long a verb waits, for one profile: for the container to finish
+// booting, for another verb on the same profile, and for the gateway to come up or go down.
 const DefaultTimeout = 10 * time.Second
 
-// Operator runs the verbs against one data root and scan directory.
+// Operator runs the verbs against one data root and scan directory. It acts with the rights of
+// the process that calls it; the gateway binary becomes the service user first (svcuser).
 type Operator struct {
 	Settings config.Settings
-	Owner    *owner.Owner // what root gives new files to; nil when not root
 	Tools    s6.Tools
 	Log      *slog.Logger
 	Timeout  time.Duration
 }
 
-// New returns an Operator for s. As root it resolves the service user, which must exist.
-func New(s config.Settings, log *slog.Logger) (*Operator, error) {
-	own, err := owner.ForCaller(s.User)
-	if err != nil {
-		return nil, err
-	}
+// New returns an Operator for s.
+func New(s config.Settings, log *slog.Logger) *Operator {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	return &Operator{Settings: s, Owner: own, Tools: s6.Tools{Dir: s.CommandDir}, Log: log, Timeout: DefaultTimeout}, nil
+	return &Operator{Settings: s, Tools: s6.Tools{Dir: s.CommandDir}, Log: log, Timeout: DefaultTimeout}
+}
+
+// BootingError means the gateways' s6-svscan did not answer within the verb's time-out: the
+// container is still booting (the boot reconciler has not finished, so the slots are not all
+// there yet), or the gateways' supervision tree is not running at all.
+type BootingError struct {
+	ScanDir string
+	Waited  time.Duration
+}
+
+func (e *BootingError) Error() string {
+	return fmt.Sprintf("container is still booting: no s6-svscan answers on %s yet (waited %s; retry, or raise --timeout)", e.ScanDir, e.Waited.Round(time.Millisecond))
+}
+
+// waitBoot waits until an s6-svscan listens on the scan directory. In the image that
+// s6-svscan is started only once /etc/cont-init.d (and with it the boot reconciler) is done,
+// so it is the signal that the boot is over and the slots are what the data root says.
+func (o *Operator) waitBoot(ctx context.Context) error {
+	begin := time.Now()
+	var lastErr error
+	ok := poll(ctx, func() bool {
+		up, err := s6.ScannerUp(o.Settings.ScanDir)
+		lastErr = err
+		return up || err != nil
+	})
+	if lastErr != nil {
+		return fmt.Errorf("gateway supervision tree on %s: %w", o.Settings.ScanDir, lastErr)
+	}
+	if !ok {
+		return &BootingError{ScanDir: o.Settings.ScanDir, Waited: time.Since(begin)}
+	}
+	return nil
+}
+
+// begin is the common start of every verb on one profile: validate the name and the data root
+// (usage errors, nothing touched), wait for the boot, take the profile's verb lock, and — when
+// registered is set — check under the lock that the profile has a slot. The returned context
+// carries the verb's deadline; release must be called.
+func (o *Operator) begin(ctx context.Context, name string, registered bool) (context.Context, func(), error) {
+	if err := profile.Validate(name); err != nil {
+		return nil, nil, err
+	}
+	if err := o.Settings.CheckHome(); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	if err := o.waitBoot(ctx); err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	if registered {
+		// A typo fails here, before the lock file (or anything else) is written.
+		if err := slot.Check(o.Settings.ScanDir, name); err != nil {
+			cancel()
+			return nil, nil, err
+		}
+	}
+	lock, err := verblock.Acquire(ctx, o.Settings.ScanDir, name)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	release := func() { lock.Release(); cancel() }
+	if registered {
+		// Again under the lock: an unregister may have run while this verb waited.
+		if err := slot.Check(o.Settings.ScanDir, name); err != nil {
+			release()
+			return nil, nil, err
+		}
+	}
+	return ctx, release, nil
 }
 
 // TimeoutError means a gateway did not reach the wanted state in time.
@@ -73,21 +141,6 @@ func (e *StartFailedError) Error() string {
 	return fmt.Sprintf("gateway '%s' failed to start and s6 will not retry it: %s", e.Profile, e.Reason)
 }
 
-// precheck validates a verb's profile argument, the data root and (if registered is set) the
-// slot, in that order, before anything is written.
-func (o *Operator) precheck(name string, registered bool) error {
-	if err := profile.Validate(name); err != nil {
-		return err
-	}
-	if err := o.Settings.CheckHome(); err != nil {
-		return err
-	}
-	if registered {
-		return slot.Check(o.Settings.ScanDir, name)
-	}
-	return nil
-}
-
 func (o *Operator) slotDir(name string) string { return slot.Path(o.Settings.ScanDir, name) }
 
 // openHome opens the profile's home without following symlinks. A missing home is
@@ -108,7 +161,7 @@ func (o *Operator) setIntent(name, desired string) error {
 		return fmt.Errorf("record intent for '%s': %w", name, err)
 	}
 	defer home.Close()
-	warn, err := state.Update(home, o.Owner, time.Now(), func(s *state.State) { s.DesiredState = desired })
+	warn, err := state.Update(home, time.Now(), func(s *state.State) { s.DesiredState = desired })
 	if warn != nil {
 		o.Log.Warn("replaced an unusable state file", "profile", name, "err", warn)
 	}
@@ -119,71 +172,40 @@ func (o *Operator) setIntent(name, desired string) error {
 }
 
 // setDown makes the slot's ./down file agree with the intent, so that an s6-supervise that
-// restarts for any reason keeps a stopped gateway down. It works through the locked slot
-// descriptor: the slot belongs to the service user, and a root verb must not be steered
-// elsewhere by a symlink swapped in for the slot, nor hang on a FIFO planted as ./down.
-func (o *Operator) setDown(slotDir *os.File, down bool) error {
-	dfd := int(slotDir.Fd())
+// restarts for any reason keeps a stopped gateway down. A FIFO or symlink planted as ./down
+// is refused, never followed or waited on.
+func (o *Operator) setDown(name string, down bool) error {
+	d, err := safedir.Open(o.Settings.ScanDir, slot.Name(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
 	if !down {
-		if err := unix.Unlinkat(dfd, "down", 0); err != nil && !errors.Is(err, unix.ENOENT) {
-			return &os.PathError{Op: "remove", Path: slotDir.Name() + "/down", Err: err}
-		}
-		return nil
+		return d.Remove("down")
 	}
-	fd, err := unix.Openat(dfd, "down", unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
+	f, err := d.OpenFile("down", unix.O_WRONLY|unix.O_CREAT, 0o644)
 	if err != nil {
-		return &os.PathError{Op: "create", Path: slotDir.Name() + "/down", Err: err}
+		return err
 	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fmt.Errorf("%s/down: not a regular file", slotDir.Name())
-	}
-	return o.Owner.Fchown(fd)
+	return f.Close()
 }
 
-// lockSlot opens a profile's slot directory (refusing a symlink) and takes an flock on it.
-// Holding it serialises the verbs acting on one profile, so that a start and a stop racing
-// each other cannot leave the recorded intent and s6 disagreeing; it blocks until the other
-// verb is done (each is bounded by its own time-out). Closing the file releases the lock.
-func (o *Operator) lockSlot(name string) (*os.File, error) {
-	fd, err := unix.Open(o.slotDir(name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("lock slot of '%s': %w", name, &os.PathError{Op: "open", Path: o.slotDir(name), Err: err})
-	}
-	for {
-		err = unix.Flock(fd, unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("lock slot of '%s': %w", name, err)
-	}
-	return os.NewFile(uintptr(fd), o.slotDir(name)), nil
+// waitSupervised waits until s6-svscan has started s6-supervise on the slot, or ctx ends.
+func (o *Operator) waitSupervised(ctx context.Context, dir string) bool {
+	return poll(ctx, func() bool { ok, _ := s6.Supervised(dir); return ok })
 }
 
-// waitSupervised waits (bounded) for s6-svscan to have started s6-supervise on the slot.
-func (o *Operator) waitSupervised(ctx context.Context, dir string, d time.Duration) bool {
-	return poll(ctx, d, func() bool { ok, _ := s6.Supervised(dir); return ok })
-}
-
-// poll checks cond every 10 ms until it holds, ctx ends or d passes.
-func poll(ctx context.Context, d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
+// poll checks cond every 10 ms until it holds or ctx ends, and reports whether it held.
+func poll(ctx context.Context, cond func() bool) bool {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
 		if cond() {
 			return true
 		}
-		if time.Now().After(deadline) {
-			return false
-		}
 		select {
 		case <-ctx.Done():
-			return false
+			return cond()
 		case <-t.C:
 		}
 	}
@@ -211,10 +233,7 @@ type Result struct {
 // forEach runs fn for every registered profile, a few at a time, and returns the results in
 // profile order.
 func (o *Operator) forEach(ctx context.Context, fn func(context.Context, string) Result) ([]Result, error) {
-	if err := o.Settings.CheckHome(); err != nil {
-		return nil, err
-	}
-	names, err := slot.List(o.Settings.ScanDir)
+	names, err := o.List(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/operator"
+	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/s6/s6test"
 	"github.com/s6gate/s6gate/pkg/slot"
@@ -34,8 +36,7 @@ func TestMain(m *testing.M) {
 func newOperator(t testing.TB, e *s6test.Env, cmdDir string) *operator.Operator {
 	t.Helper()
 	s := config.Settings{Home: e.Home, ScanDir: e.ScanDir, CommandDir: cmdDir, User: e.ServiceUser, Bin: e.Bin["gateway"], DrainTimeout: time.Second}
-	op, err := operator.New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
+	op := operator.New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	op.Timeout = 10 * time.Second
 	return op
 }
@@ -70,7 +71,8 @@ func snapshot(t *testing.T, roots ...string) string {
 }
 
 func TestLifecycleVerbsReportNotRegisteredBeforeAnyToolRuns(t *testing.T) {
-	e := s6test.NewEnv(t, nil)
+	e := s6test.NewEnvAsCaller(t, nil)
+	e.Start() // the verbs wait for the boot: a live s6-svscan on the scan directory
 	cmdDir, calls := recorder(t)
 	op := newOperator(t, e, cmdDir)
 	before := snapshot(t, e.Home, e.ScanDir)
@@ -96,12 +98,12 @@ func TestLifecycleVerbsReportNotRegisteredBeforeAnyToolRuns(t *testing.T) {
 }
 
 func TestBadInputIsAUsageErrorAndChangesNothing(t *testing.T) {
-	e := s6test.NewEnv(t, nil)
+	e := s6test.NewEnvAsCaller(t, nil)
 	cmdDir, calls := recorder(t)
 	op := newOperator(t, e, cmdDir)
 	before := snapshot(t, e.Home, e.ScanDir)
 	ctx := context.Background()
-	for _, bad := range []string{"", "Bad", "../escape", "a/b", "-x", ".hidden", "name with space", strings.Repeat("a", 252)} {
+	for _, bad := range []string{"", "Bad", "../escape", "a/b", "-x", ".hidden", "name with space", strings.Repeat("a", profile.MaxNameLen+1)} {
 		_, err := op.Register(ctx, bad, operator.RegisterOptions{})
 		assert.Equal(t, exitcode.Usage, exitcode.Of(err), "register %q", bad)
 		_, err = op.Start(ctx, bad)
@@ -125,7 +127,9 @@ func TestBadInputIsAUsageErrorAndChangesNothing(t *testing.T) {
 }
 
 func TestRegisterRollsBackWhenRescanFails(t *testing.T) {
-	e := s6test.NewEnv(t, nil)
+	e := s6test.NewEnvAsCaller(t, nil)
+	e.Start()
+	before := snapshot(t, e.Home, e.ScanDir)
 	cmdDir := e.CommandDirWith(map[string]string{
 		"s6-svscanctl": s6test.FailingTool(t, 1, "s6-svscanctl: fatal: rescan failed"),
 	})
@@ -140,18 +144,24 @@ func TestRegisterRollsBackWhenRescanFails(t *testing.T) {
 	assert.Contains(t, err.Error(), "rescan failed")
 	assert.NoDirExists(t, e.Slot("coder"), "the published slot is removed again")
 	entries, _ := os.ReadDir(e.ScanDir)
-	assert.Empty(t, entries, "no staging or detached directory left")
+	for _, en := range entries {
+		assert.Contains(t, []string{".s6-svscan", ".s6gate-locks"}, en.Name(), "no staging or detached directory left")
+	}
 	assert.NoDirExists(t, e.ProfileHome("coder"), "the home this call created is removed again")
+	for _, l := range strings.Split(snapshot(t, e.Home, e.ScanDir), "\n") {
+		if l != "" && !strings.Contains(before, l) {
+			assert.Regexp(t, `/(\.s6gate-locks(/coder)?|profiles|logs|logs/gateways) `, l, "only infrastructure directories and the verb lock are new")
+		}
+	}
 
 	// The next attempt, with a working s6, is not blocked by leftovers.
-	e.Start()
 	_, err = newOperator(t, e, e.CommandDir).Register(context.Background(), "coder", operator.RegisterOptions{})
 	require.NoError(t, err)
 	assert.DirExists(t, e.Slot("coder"))
 }
 
 func TestRegisterDuplicateAndUnregisterAbsent(t *testing.T) {
-	e := s6test.NewEnv(t, nil)
+	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start()
 	op := newOperator(t, e, e.CommandDir)
 	ctx := context.Background()
@@ -169,7 +179,7 @@ func TestRegisterDuplicateAndUnregisterAbsent(t *testing.T) {
 }
 
 func TestCommandErrorCarriesExitCodeAndStderr(t *testing.T) {
-	e := s6test.NewEnv(t, nil)
+	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start()
 	op := newOperator(t, e, e.CommandDir)
 	ctx := context.Background()
@@ -201,7 +211,7 @@ func registerSleeper(t *testing.T, e *s6test.Env, op *operator.Operator, name st
 }
 
 func TestStopWritesMarkerForTheSupervisedPID(t *testing.T) {
-	e := s6test.NewEnv(t, nil)
+	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start()
 	op := newOperator(t, e, e.CommandDir)
 	ctx := context.Background()
@@ -233,7 +243,7 @@ func TestStopWritesMarkerForTheSupervisedPID(t *testing.T) {
 }
 
 func TestMarkerWriteFailureDoesNotBlockStop(t *testing.T) {
-	e := s6test.NewEnv(t, nil)
+	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start()
 	op := newOperator(t, e, e.CommandDir)
 	ctx := context.Background()
@@ -251,7 +261,7 @@ func TestMarkerWriteFailureDoesNotBlockStop(t *testing.T) {
 }
 
 func TestStartFailsFastWhenS6GivesUp(t *testing.T) {
-	e := s6test.NewEnv(t, nil)
+	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start()
 	op := newOperator(t, e, e.CommandDir)
 	ctx := context.Background()
@@ -263,9 +273,7 @@ func TestStartFailsFastWhenS6GivesUp(t *testing.T) {
 	require.ErrorAs(t, err, &sf)
 	assert.Contains(t, err.Error(), "/nonexistent/binary")
 	assert.Less(t, time.Since(start), op.Timeout, "fails before the time-out")
-	st, err := operator.New(op.Settings, nil)
-	require.NoError(t, err)
-	got, err := st.Status(ctx, []string{"broken"})
+	got, err := operator.New(op.Settings, nil).Status(ctx, []string{"broken"})
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	assert.Equal(t, "startup_failed", *got[0].GatewayState)
@@ -284,7 +292,7 @@ func newOperatorB(b *testing.B, e *s6test.Env) *operator.Operator {
 // The lifecycle verbs drive s6 with the flags of SPEC §6: start = s6-svc -u, stop = s6-svc -d,
 // restart = s6-svc -t (an unmarked SIGTERM). A wrapper records each call and execs the real tool.
 func TestLifecycleVerbsUseTheSpecFlags(t *testing.T) {
-	e := s6test.NewEnv(t, nil)
+	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start()
 	calls := filepath.Join(t.TempDir(), "svc-calls")
 	spy := filepath.Join(t.TempDir(), "s6-svc")
@@ -310,29 +318,57 @@ func TestLifecycleVerbsUseTheSpecFlags(t *testing.T) {
 
 // The profile's environment belongs to the service user (profile.json is its file). Nothing
 // from it may reach a process that runs as root: not a PATH that would make root run the
-// user's own `id`, not an LD_PRELOAD for root's dynamically linked s6-setuidgid.
+// user's own `id`, not an LD_PRELOAD for root's dynamically linked s6-setuidgid. In the image
+// the gateways' s6-svscan is the service user's, so no root process ever starts a slot; this
+// test puts a slot under a root s6-svscan, where its run script must drop privileges itself
+// before it exports anything.
 func TestProfileEnvironmentNeverReachesRoot(t *testing.T) {
 	s6test.RequireRoot(t)
 	e := s6test.NewEnv(t, nil)
-	e.Start()
 	evil := filepath.Join(e.Base, "evil")
 	require.NoError(t, os.Mkdir(evil, 0o777))
 	require.NoError(t, os.Chmod(evil, 0o777))
 	evidence := filepath.Join(evil, "ran")
 	require.NoError(t, os.WriteFile(filepath.Join(evil, "id"), []byte("#!/bin/sh\necho \"uid=$(/usr/bin/id -u)\" >> "+evidence+"\nexec /usr/bin/id \"$@\"\n"), 0o755))
+	require.NoError(t, os.MkdirAll(e.ProfileHome("evil"), 0o755))
+	require.NoError(t, os.Chown(e.ProfileHome("evil"), e.UID, e.GID))
+	require.NoError(t, os.Chown(filepath.Dir(e.ProfileHome("evil")), e.UID, e.GID))
 
-	r := e.Run("gateway", "register", "evil", "--start",
-		"--env", "PATH="+evil+":/usr/bin:/bin", "--env", "LD_PRELOAD=/nonexistent/preload.so")
-	require.Equal(t, 0, r.Code, r.Stderr)
-	st, err := s6.Tools{Dir: e.CommandDir}.ReadStatus(context.Background(), e.Slot("evil"))
+	rootScan := filepath.Join(e.Base, "rootscan")
+	require.NoError(t, os.Mkdir(rootScan, 0o755))
+	settings := config.Settings{Home: e.Home, ScanDir: rootScan, CommandDir: e.CommandDir, User: e.ServiceUser, Bin: e.Bin["gateway"]}
+	spec := slot.NewSpec(settings, "evil", profile.Config{Env: map[string]string{
+		"PATH": evil + ":/usr/bin:/bin", "LD_PRELOAD": "/nonexistent/preload.so",
+	}}, false)
+	dir, err := slot.Publish(rootScan, spec)
 	require.NoError(t, err)
-	require.True(t, st.Up)
+	// The slot is the service user's, as gw-render (which becomes the service user) makes it.
+	require.NoError(t, filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err == nil {
+			err = os.Lchown(p, e.UID, e.GID)
+		}
+		return err
+	}))
+	scan := e.StartScanOn(rootScan)
+	var st s6.Status
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("s6-svscan output:\n%s", scan.Output())
+		}
+	})
+	s6test.Eventually(t, 10*time.Second, "the gateway up under the root s6-svscan", func() bool {
+		st, err = s6.Tools{Dir: e.CommandDir}.ReadStatus(context.Background(), filepath.Join(rootScan, "gateway-evil"))
+		return err == nil && st.Up && st.Ready
+	})
 	b, _ := os.ReadFile(evidence)
 	assert.NotContains(t, string(b), "uid=0", "root ran the profile's id")
-	assert.NotContains(t, e.Scan.Output(), "preload.so", "root's s6-setuidgid saw the profile's LD_PRELOAD")
-	// And the gateway itself did get its environment.
+	assert.NotContains(t, scan.Output(), "preload.so", "root's s6-setuidgid saw the profile's LD_PRELOAD")
+	// And the gateway itself did get its environment, as the service user.
 	pid := strconv.Itoa(st.PID)
 	environ, err := os.ReadFile("/proc/" + pid + "/environ")
 	require.NoError(t, err)
 	assert.Contains(t, string(environ), "PATH="+evil+":/usr/bin:/bin")
+	procStat, err := os.Stat("/proc/" + pid)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(e.UID), procStat.Sys().(*syscall.Stat_t).Uid, "the gateway runs as the service user")
 }

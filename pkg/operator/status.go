@@ -44,8 +44,14 @@ func (g GatewayStatus) Healthy() bool {
 
 // Status reports the named profiles, or every registered one when names is empty. Each costs
 // a few small file reads (s6's status file, the lock, the state file) and no process spawn.
+// During the boot it first waits (bounded by the time-out) for the boot to finish.
 func (o *Operator) Status(ctx context.Context, names []string) ([]GatewayStatus, error) {
-	if err := o.Settings.CheckHome(); err != nil {
+	for _, n := range names {
+		if err := profile.Validate(n); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.readyToRead(ctx); err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
@@ -57,9 +63,6 @@ func (o *Operator) Status(ctx context.Context, names []string) ([]GatewayStatus,
 	}
 	out := make([]GatewayStatus, 0, len(names))
 	for _, n := range names {
-		if err := profile.Validate(n); err != nil {
-			return nil, err
-		}
 		if err := slot.Check(o.Settings.ScanDir, n); err != nil {
 			return nil, err
 		}
@@ -117,10 +120,21 @@ func join(a, b string) string {
 	return a + "; " + b
 }
 
-// List returns the registered profiles, sorted.
-func (o *Operator) List() ([]string, error) {
-	if err := o.Settings.CheckHome(); err != nil {
+// List returns the registered profiles, sorted. During the boot it first waits (bounded by
+// the time-out) for the boot to finish.
+func (o *Operator) List(ctx context.Context) ([]string, error) {
+	if err := o.readyToRead(ctx); err != nil {
 		return nil, err
 	}
 	return slot.List(o.Settings.ScanDir)
+}
+
+// readyToRead checks the data root and waits for the boot, for the read-only verbs.
+func (o *Operator) readyToRead(ctx context.Context) error {
+	if err := o.Settings.CheckHome(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	return o.waitBoot(ctx)
 }

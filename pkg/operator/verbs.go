@@ -26,39 +26,43 @@ type RegisterOptions struct {
 }
 
 // Register creates the profile's home if needed, records --env/command in profile.json,
-// publishes the slot (with ./down unless Start) and has s6-svscan pick it up. If the rescan
-// fails, the slot is removed again (and a home this call created), and the error returned.
+// publishes the slot (with ./down unless Start) and has s6-svscan pick it up.
+//
+// It is all-or-nothing and never removes what another call created: it holds the profile's
+// verb lock throughout, a profile that already has a slot is refused before anything is
+// written, and on failure it puts back exactly what this call changed (profile.json and
+// desired_state as they were, the home only if this call created it).
 func (o *Operator) Register(ctx context.Context, name string, opt RegisterOptions) (Result, error) {
-	if err := o.precheck(name, false); err != nil {
-		return Result{}, err
-	}
 	for _, k := range slices.Sorted(maps.Keys(opt.Env)) {
 		if err := profile.ValidateEnvName(k); err != nil {
 			return Result{}, err
 		}
 	}
+	ctx, release, err := o.begin(ctx, name, false)
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
 	if err := slot.Check(o.Settings.ScanDir, name); err == nil {
 		return Result{}, &slot.AlreadyRegisteredError{Profile: name, Path: o.slotDir(name)}
 	} else if !errors.As(err, new(*slot.NotRegisteredError)) {
 		return Result{}, err
 	}
 
-	home, created, err := safedir.MkdirAll(o.Settings.Home, profile.HomeRel(name), 0o750, o.Owner)
+	home, created, err := safedir.MkdirAll(o.Settings.Home, profile.HomeRel(name), 0o750)
 	if err != nil {
-		return Result{}, fmt.Errorf("register '%s': profile home: %w", name, err)
+		return Result{}, fmt.Errorf("profile home: %w", err)
 	}
 	defer home.Close()
 	cfg, err := profile.ReadConfig(home)
 	if err != nil {
 		o.undoHome(home, created)
-		return Result{}, fmt.Errorf("register '%s': %w", name, err)
+		return Result{}, err
 	}
 	if len(opt.Env) > 0 && cfg.Env == nil {
 		cfg.Env = map[string]string{}
 	}
-	for k, v := range opt.Env {
-		cfg.Env[k] = v
-	}
+	maps.Copy(cfg.Env, opt.Env)
 	if len(opt.Command) > 0 {
 		cfg.Command = opt.Command
 	}
@@ -71,21 +75,21 @@ func (o *Operator) Register(ctx context.Context, name string, opt RegisterOption
 	undo, err := o.recordRegistration(home, cfg, len(opt.Env) > 0 || len(opt.Command) > 0, desired)
 	if err != nil {
 		o.undoHome(home, created)
-		return Result{}, fmt.Errorf("register '%s': %w", name, err)
+		return Result{}, err
 	}
 	fail := func(err error) (Result, error) {
 		undo()
 		o.undoHome(home, created)
-		return Result{}, fmt.Errorf("register '%s': %w", name, err)
+		return Result{}, err
 	}
 	if err := o.ensureLogDir(); err != nil {
 		return fail(err)
 	}
-	dir, err := slot.Register(ctx, o.Tools, o.Settings.ScanDir, slot.NewSpec(o.Settings, name, cfg, !opt.Start), o.Owner)
+	dir, err := slot.Register(ctx, o.Tools, o.Settings.ScanDir, slot.NewSpec(o.Settings, name, cfg, !opt.Start))
 	if err != nil {
 		return fail(err)
 	}
-	if !o.waitSupervised(ctx, dir, 5*time.Second) {
+	if !o.waitSupervised(ctx, dir) {
 		o.Log.Warn("s6-svscan has not picked up the slot yet", "slot", dir)
 		return Result{Profile: name, Note: "registered (not yet supervised)"}, nil
 	}
@@ -104,23 +108,23 @@ func (o *Operator) recordRegistration(home *safedir.Dir, cfg profile.Config, wri
 	undo = func() {
 		if writeConfig {
 			if cfgErr == nil {
-				_ = home.WriteFile(profile.ConfigFile, oldCfg, 0o600, o.Owner)
+				_ = home.WriteFile(profile.ConfigFile, oldCfg, 0o600)
 			} else {
 				_ = home.Remove(profile.ConfigFile)
 			}
 		}
-		_, _ = state.Update(home, o.Owner, time.Now(), func(s *state.State) { s.DesiredState = oldState.DesiredState })
+		_, _ = state.Update(home, time.Now(), func(s *state.State) { s.DesiredState = oldState.DesiredState })
 	}
 	if writeConfig {
 		b, err := cfg.Marshal()
 		if err == nil {
-			err = home.WriteFile(profile.ConfigFile, b, 0o600, o.Owner)
+			err = home.WriteFile(profile.ConfigFile, b, 0o600)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("save %s: %w", home.Join(profile.ConfigFile), err)
 		}
 	}
-	warn, err := state.Update(home, o.Owner, time.Now(), func(s *state.State) { s.DesiredState = desired })
+	warn, err := state.Update(home, time.Now(), func(s *state.State) { s.DesiredState = desired })
 	if warn != nil {
 		o.Log.Warn("replaced an unusable state file", "path", home.Join(state.FileName), "err", warn)
 	}
@@ -143,9 +147,9 @@ func (o *Operator) undoHome(home *safedir.Dir, created bool) {
 }
 
 // ensureLogDir makes <root>/logs/gateways for the slots' loggers, which create their own
-// directory in it as the service user.
+// directory in it.
 func (o *Operator) ensureLogDir() error {
-	d, _, err := safedir.MkdirAll(o.Settings.Home, "logs/gateways", 0o755, o.Owner)
+	d, _, err := safedir.MkdirAll(o.Settings.Home, "logs/gateways", 0o755)
 	if err != nil {
 		return err
 	}
@@ -157,25 +161,17 @@ func (o *Operator) ensureLogDir() error {
 // stay; the profile comes back registered but down at the next boot unless its directory is
 // removed too. An absent slot is not an error.
 func (o *Operator) Unregister(ctx context.Context, name string) (Result, error) {
-	if err := o.precheck(name, false); err != nil {
-		return Result{}, err
-	}
-	err := slot.Check(o.Settings.ScanDir, name)
+	ctx, release, err := o.begin(ctx, name, true)
 	if errors.As(err, new(*slot.NotRegisteredError)) {
 		return Result{Profile: name, Note: "not registered; nothing to do"}, nil
 	}
 	if err != nil {
 		return Result{}, err
 	}
-	locked, err := o.lockSlot(name)
-	if err != nil {
-		return Result{Profile: name}, err
-	}
-	defer locked.Close()
-	dir := o.slotDir(name)
-	if ok, _ := s6.Supervised(dir); ok {
-		if _, err := o.stop(ctx, name, locked); err != nil {
-			return Result{Profile: name}, fmt.Errorf("unregister '%s': %w", name, err)
+	defer release()
+	if ok, _ := s6.Supervised(o.slotDir(name)); ok {
+		if _, err := o.stop(ctx, name); err != nil {
+			return Result{Profile: name}, err
 		}
 	} else if err := o.setIntent(name, state.Stopped); err != nil {
 		return Result{Profile: name}, err
@@ -205,22 +201,19 @@ func (o *Operator) Restart(ctx context.Context, name string) (Result, error) {
 
 // up is start and restart: intent, ./down removed, one s6-svc call, wait until up and ready.
 func (o *Operator) up(ctx context.Context, name, action string, restart bool) (Result, error) {
-	if err := o.precheck(name, true); err != nil {
+	ctx, release, err := o.begin(ctx, name, true)
+	if err != nil {
 		return Result{}, err
 	}
-	locked, err := o.lockSlot(name)
-	if err != nil {
-		return Result{Profile: name}, err
-	}
-	defer locked.Close()
+	defer release()
 	if err := o.setIntent(name, state.Running); err != nil {
 		return Result{Profile: name}, err
 	}
-	if err := o.setDown(locked, false); err != nil {
-		return Result{Profile: name}, fmt.Errorf("%s '%s': %w", action, name, err)
+	if err := o.setDown(name, false); err != nil {
+		return Result{Profile: name}, err
 	}
 	dir := o.slotDir(name)
-	o.waitSupervised(ctx, dir, 2*time.Second)
+	o.waitSupervised(ctx, dir)
 	before, _ := o.Tools.ReadStatus(ctx, dir)
 	args := []string{"-u", dir}
 	if restart && before.Up {
@@ -244,23 +237,21 @@ func (o *Operator) up(ctx context.Context, name, action string, restart bool) (R
 // Stop records desired_state=stopped, creates ./down, writes the planned-stop marker for the
 // supervised PID and brings the gateway down, waiting until it is down.
 func (o *Operator) Stop(ctx context.Context, name string) (Result, error) {
-	if err := o.precheck(name, true); err != nil {
+	ctx, release, err := o.begin(ctx, name, true)
+	if err != nil {
 		return Result{}, err
 	}
-	locked, err := o.lockSlot(name)
-	if err != nil {
-		return Result{Profile: name}, err
-	}
-	defer locked.Close()
-	return o.stop(ctx, name, locked)
+	defer release()
+	return o.stop(ctx, name)
 }
 
-func (o *Operator) stop(ctx context.Context, name string, locked *os.File) (Result, error) {
+// stop is Stop under the verb lock.
+func (o *Operator) stop(ctx context.Context, name string) (Result, error) {
 	if err := o.setIntent(name, state.Stopped); err != nil {
 		return Result{Profile: name}, err
 	}
-	if err := o.setDown(locked, true); err != nil {
-		return Result{Profile: name}, fmt.Errorf("stop '%s': %w", name, err)
+	if err := o.setDown(name, true); err != nil {
+		return Result{Profile: name}, err
 	}
 	dir := o.slotDir(name)
 	st, err := o.Tools.ReadStatus(ctx, dir)
@@ -270,7 +261,7 @@ func (o *Operator) stop(ctx context.Context, name string, locked *os.File) (Resu
 	if err := o.Tools.Run(ctx, slot.Name(name), "stop", "s6-svc", "-d", dir); err != nil {
 		return Result{Profile: name}, err
 	}
-	if !poll(ctx, o.Timeout, func() bool {
+	if !poll(ctx, func() bool {
 		s, err := o.Tools.ReadStatus(ctx, dir)
 		return err == nil && !s.Up && !s.Finishing
 	}) {
@@ -284,7 +275,7 @@ func (o *Operator) stop(ctx context.Context, name string, locked *os.File) (Resu
 func (o *Operator) markPlanned(name string, pid int) {
 	home, err := o.openHome(name)
 	if err == nil {
-		err = marker.Write(home, o.Owner, marker.For(pid, time.Now()))
+		err = marker.Write(home, marker.For(pid, time.Now()))
 		home.Close()
 	}
 	if err != nil {
@@ -303,7 +294,7 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, ne
 	needReady := nerr == nil
 	var last s6.Status
 	var gaveUp bool
-	ok := poll(ctx, o.Timeout, func() bool {
+	ok := poll(ctx, func() bool {
 		st, err := o.Tools.ReadStatus(ctx, dir)
 		if err != nil {
 			return false

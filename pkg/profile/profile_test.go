@@ -25,7 +25,8 @@ func TestValidate(t *testing.T) {
 		{"0", true},
 		{"0abc", true},
 		{"default", true},
-		{strings.Repeat("a", 251), true},
+		{strings.Repeat("a", profile.MaxNameLen), true},
+		{strings.Repeat("a", 243), true},
 		{"", false},
 		{"Coder", false},
 		{"foo/bar", false},
@@ -38,7 +39,8 @@ func TestValidate(t *testing.T) {
 		{"tab\tname", false},
 		{"new\nline", false},
 		{"ünicode", false},
-		{strings.Repeat("a", 252), false},
+		{strings.Repeat("a", profile.MaxNameLen+1), false},
+		{strings.Repeat("a", 244), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

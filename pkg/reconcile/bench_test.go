@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/s6gate/s6gate/pkg/config"
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/reconcile"
 )
 
@@ -36,10 +35,6 @@ func BenchmarkReconcile1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	own, err := owner.ForCaller("nobody")
-	if err != nil {
-		b.Fatal(err)
-	}
 	scanBase, err := os.MkdirTemp(shm, "s6gate-bench-")
 	if err != nil {
 		b.Fatal(err)
@@ -47,7 +42,6 @@ func BenchmarkReconcile1000(b *testing.B) {
 	defer os.RemoveAll(scanBase)
 	opts := reconcile.Options{
 		Settings: config.Settings{Home: root, CommandDir: "/usr/bin", User: "nobody", Bin: "/usr/local/bin/gateway"},
-		Owner:    own,
 		Out:      io.Discard,
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}

@@ -7,8 +7,9 @@
 // is on disk now (profiles, their state files, the scan directory), never at what happened
 // before, and running it twice gives the same slots. Per profile it:
 //
-//  1. sweeps a dead gateway's identity (gateway.pid, the lock file's content) and planned-stop
-//     markers that can no longer match (stale, malformed, or their target is gone);
+//  1. sweeps a dead gateway's identity (gateway.pid, the lock file's content), temp files of
+//     interrupted atomic writes, and planned-stop markers that can no longer match (stale,
+//     malformed, claimed by a consumer that died, or their target is gone);
 //  2. reads the run intent: desired_state if present, else gateway_state, where draining,
 //     degraded (and starting) count as running — autostart iff the intent is running;
 //  3. rebuilds the slot from scratch: a new slot, with ./down unless it autostarts, replaces
@@ -18,9 +19,15 @@
 //     256 KiB): "<RFC 3339 time> profile=<p> prior_state=<state|none> action=<started|registered>".
 //
 // The default profile comes first and is always registered; then every valid directory under
-// profiles/, sorted. Slots of profiles that no longer exist are removed. One rescan at the end
-// (best effort: s6-svscan may not be up yet). A broken profile is logged and skipped; only an
-// unusable scan directory (or a missing data root) fails the run.
+// profiles/, sorted. Slots of profiles that no longer exist are removed. Each profile is
+// handled under its verb lock (package verblock), so a run at runtime never interleaves with
+// an operator verb. One rescan at the end (best effort: s6-svscan may not be up yet). A broken
+// profile is logged and skipped; only an unusable scan directory (or a missing data root)
+// fails the run.
+//
+// Run acts with the caller's rights; gw-reconcile runs it as the service user. PrepareBoot is
+// the one root step of a boot, done before that: a fresh scan directory for the gateways'
+// s6-svscan, owned by the service user.
 package reconcile
 
 import (
@@ -30,6 +37,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -41,12 +49,12 @@ import (
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/lifecycle"
 	"github.com/s6gate/s6gate/pkg/marker"
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
 	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/state"
+	"github.com/s6gate/s6gate/pkg/verblock"
 )
 
 // Actions logged per profile.
@@ -63,10 +71,13 @@ const (
 	BootLogMaxSize = 256 << 10
 )
 
+// LockWait bounds how long a run waits for a verb that holds a profile's lock (only a run at
+// runtime can meet one: at boot the verbs wait for the boot).
+const LockWait = 10 * time.Second
+
 // Options configure a run.
 type Options struct {
 	Settings config.Settings
-	Owner    *owner.Owner
 	DryRun   bool // report what would be done; change nothing
 	Out      io.Writer
 	Log      *slog.Logger
@@ -102,6 +113,62 @@ func (e *ScanDirError) Error() string {
 }
 func (e *ScanDirError) Unwrap() error { return e.Err }
 
+// PrepareBoot makes the gateways' scan directory anew for a boot, empty and owned by uid:gid
+// (the service user), and gives the data root itself (not its content) to that user when it
+// belongs to root, as a fresh bind mount does. Ownership changes only when the caller is root
+// and uid >= 0; otherwise everything is the caller's. It is the only thing
+// gw-reconcile does as root, run from /etc/cont-init.d before the gateways' s6-svscan starts.
+//
+// It refuses to touch a scan directory an s6-svscan listens on: run at any other time (or
+// pointed at the root supervision tree's /run/service) it would tear live slots away.
+func PrepareBoot(s config.Settings, uid, gid int) error {
+	if up, err := s6.ScannerUp(s.ScanDir); err != nil || up {
+		if err == nil {
+			err = errors.New("an s6-svscan is running on it (the gateways need a scan directory of their own, and --boot only prepares it at boot)")
+		}
+		return &ScanDirError{Path: s.ScanDir, Err: err}
+	}
+	chown := os.Geteuid() == 0 && uid >= 0
+	if chown {
+		home, err := safedir.Open(s.Home, "")
+		if err != nil {
+			return fmt.Errorf("data root: %w", err)
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(home.Fd(), &st)
+		if err == nil && st.Uid == 0 && uid != 0 {
+			err = unix.Fchown(home.Fd(), uid, gid)
+		}
+		home.Close()
+		if err != nil {
+			return fmt.Errorf("data root %s: %w", s.Home, err)
+		}
+	}
+	if err := os.RemoveAll(s.ScanDir); err != nil {
+		return &ScanDirError{Path: s.ScanDir, Err: err}
+	}
+	if err := os.MkdirAll(filepath.Dir(s.ScanDir), 0o755); err != nil {
+		return &ScanDirError{Path: s.ScanDir, Err: err}
+	}
+	if err := os.Mkdir(s.ScanDir, 0o700); err != nil {
+		return &ScanDirError{Path: s.ScanDir, Err: err}
+	}
+	d, err := safedir.Open(s.ScanDir, "")
+	if err != nil {
+		return &ScanDirError{Path: s.ScanDir, Err: err}
+	}
+	defer d.Close()
+	if chown {
+		if err := unix.Fchown(d.Fd(), uid, gid); err != nil {
+			return &ScanDirError{Path: s.ScanDir, Err: err}
+		}
+	}
+	if err := d.Chmod(0o755); err != nil {
+		return &ScanDirError{Path: s.ScanDir, Err: err}
+	}
+	return nil
+}
+
 // Run reconciles every profile of the data root into the scan directory.
 func Run(ctx context.Context, o Options) ([]Entry, error) {
 	if o.Now == nil {
@@ -131,13 +198,13 @@ func Run(ctx context.Context, o Options) ([]Entry, error) {
 		o.Log.Warn("not a profile; ignored", "entry", sk.String())
 	}
 	if !o.DryRun {
-		if d, _, err := safedir.MkdirAll(s.Home, "logs/gateways", 0o755, o.Owner); err != nil {
+		if d, _, err := safedir.MkdirAll(s.Home, "logs/gateways", 0o755); err != nil {
 			o.Log.Warn("cannot create the log directory", "err", err)
 		} else {
 			d.Close()
 		}
 	}
-	removeOrphans(o, names)
+	removeOrphans(ctx, o, names)
 
 	entries := make([]Entry, len(names))
 	var wg sync.WaitGroup
@@ -147,7 +214,7 @@ func Run(ctx context.Context, o Options) ([]Entry, error) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				entries[i] = reconcileOne(o, names[i])
+				entries[i] = reconcileOne(ctx, o, names[i])
 			}
 		}()
 	}
@@ -185,7 +252,7 @@ func checkScanDir(dir string, dryRun bool) error {
 
 // removeOrphans removes slots whose profile no longer exists (its directory was deleted while
 // the container was down), unless a supervisor still runs on them.
-func removeOrphans(o Options, names []string) {
+func removeOrphans(ctx context.Context, o Options, names []string) {
 	have, err := slot.List(o.Settings.ScanDir)
 	if err != nil {
 		o.Log.Warn("cannot list slots", "err", err)
@@ -200,27 +267,56 @@ func removeOrphans(o Options, names []string) {
 			continue
 		}
 		dir := slot.Path(o.Settings.ScanDir, p)
-		if live, _ := s6.Supervised(dir); live {
-			o.Log.Warn("slot of a deleted profile is still supervised; left alone", "slot", dir)
-			continue
-		}
 		if o.DryRun {
-			o.Log.Info("would remove the slot of a deleted profile", "slot", dir)
+			if live, _ := s6.Supervised(dir); !live {
+				o.Log.Info("would remove the slot of a deleted profile", "slot", dir)
+			}
 			continue
 		}
-		detached, err := slot.Detach(o.Settings.ScanDir, p)
-		if err == nil {
-			err = slot.Purge(detached)
-		}
+		err := withLock(ctx, o, p, func() error {
+			if live, _ := s6.Supervised(dir); live {
+				o.Log.Warn("slot of a deleted profile is still supervised; left alone", "slot", dir)
+				return nil
+			}
+			if err := slot.Unpublish(o.Settings.ScanDir, p); err != nil {
+				return err
+			}
+			o.Log.Info("removed the slot of a deleted profile", "slot", dir)
+			return nil
+		})
 		if err != nil {
 			o.Log.Warn("cannot remove the slot of a deleted profile", "slot", dir, "err", err)
-		} else {
-			o.Log.Info("removed the slot of a deleted profile", "slot", dir)
 		}
 	}
 }
 
-func reconcileOne(o Options, name string) Entry {
+// withLock runs fn holding the profile's verb lock, waiting at most LockWait for it.
+func withLock(ctx context.Context, o Options, name string, fn func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, LockWait)
+	defer cancel()
+	lock, err := verblock.Acquire(ctx, o.Settings.ScanDir, name)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	return fn()
+}
+
+func reconcileOne(ctx context.Context, o Options, name string) Entry {
+	if o.DryRun {
+		return plan(o, name)
+	}
+	var e Entry
+	if err := withLock(ctx, o, name, func() error { e = plan(o, name); return nil }); err != nil {
+		e = Entry{Profile: name, PriorState: "none", Action: Skipped, Reason: err.Error()}
+		o.Log.Warn("profile skipped", "profile", name, "err", err)
+	}
+	return e
+}
+
+// plan does the work of one profile (under its verb lock unless a dry run): sweep, read the
+// intent and profile.json, and replace the slot.
+func plan(o Options, name string) Entry {
 	e := Entry{Profile: name, PriorState: "none"}
 	skip := func(err error) Entry {
 		e.Action, e.Reason = Skipped, err.Error()
@@ -233,17 +329,11 @@ func reconcileOne(o Options, name string) Entry {
 	}
 	defer home.Close()
 
-	if !o.DryRun {
-		if cleared, err := lifecycle.SweepStale(home); err != nil {
-			o.Log.Warn("cannot sweep a stale gateway identity", "profile", name, "err", err)
-		} else if len(cleared) > 0 {
-			o.Log.Info("swept a stale gateway identity", "profile", name, "files", strings.Join(cleared, ","))
-		}
-		if removed, why, err := marker.Sweep(home, o.Now()); err != nil {
-			o.Log.Warn("cannot sweep the planned-stop marker", "profile", name, "err", err)
-		} else if removed {
-			o.Log.Info("swept a planned-stop marker", "profile", name, "why", why)
-		}
+	// A slot an s6-supervise runs on (a run at runtime) belongs to a live gateway: its home,
+	// where a write may be under way, is not swept and its slot is not replaced.
+	live, _ := s6.Supervised(slot.Path(o.Settings.ScanDir, name))
+	if !o.DryRun && !live {
+		sweep(o, name, home)
 	}
 
 	st, err := state.Read(home)
@@ -263,33 +353,55 @@ func reconcileOne(o Options, name string) Entry {
 	if err != nil {
 		return skip(err)
 	}
-	dir := slot.Path(o.Settings.ScanDir, name)
-	if live, _ := s6.Supervised(dir); live {
+	if live {
 		e.Action, e.Reason = Kept, "an s6-supervise runs on the slot; a live gateway is never disturbed"
 		return e
 	}
 	if o.DryRun {
 		return e
 	}
-	staged, err := slot.Stage(o.Settings.ScanDir, slot.NewSpec(o.Settings, name, cfg, !autostart), o.Owner)
-	if err != nil {
+	if err := slot.Replace(o.Settings.ScanDir, slot.NewSpec(o.Settings, name, cfg, !autostart)); err != nil {
 		return skip(err)
-	}
-	old, err := slot.Detach(o.Settings.ScanDir, name)
-	if err != nil {
-		_ = os.RemoveAll(staged)
-		return skip(err)
-	}
-	if _, err := slot.Commit(o.Settings.ScanDir, name, staged); err != nil {
-		if old != "" {
-			_ = os.Rename(old, dir) // put the previous slot back rather than lose it
-		}
-		return skip(err)
-	}
-	if err := slot.Purge(old); err != nil {
-		o.Log.Warn("cannot remove the previous slot", "profile", name, "err", err)
 	}
 	return e
+}
+
+// atomicFiles are the files written with safedir.WriteFile in a home (the marker's are swept
+// by marker.Sweep).
+var atomicFiles = []string{state.FileName, profile.ConfigFile, lifecycle.PIDFile}
+
+// sweep clears what a dead gateway, a killed writer or a stale stop left in home: the
+// gateway's identity, temp files of interrupted atomic writes, planned-stop markers that can
+// no longer match. A home with a live gateway keeps its identity and temp files (a write may
+// be under way).
+func sweep(o Options, name string, home *safedir.Dir) {
+	live, cleared, err := lifecycle.SweepStale(home)
+	if err != nil {
+		o.Log.Warn("cannot sweep a stale gateway identity", "profile", name, "err", err)
+	}
+	if !live && err == nil {
+		entries, err := home.ReadDir()
+		if err != nil {
+			o.Log.Warn("cannot list the profile home", "profile", name, "err", err)
+		}
+		for _, ent := range entries {
+			if ent.Type().IsRegular() && safedir.IsTempName(ent.Name(), atomicFiles...) {
+				if err := home.Remove(ent.Name()); err != nil {
+					o.Log.Warn("cannot remove a temp file", "profile", name, "err", err)
+					continue
+				}
+				cleared = append(cleared, ent.Name())
+			}
+		}
+	}
+	if len(cleared) > 0 {
+		o.Log.Info("swept leftovers of a dead gateway or an interrupted write", "profile", name, "files", strings.Join(cleared, ","))
+	}
+	if removed, why, err := marker.Sweep(home, o.Now()); err != nil {
+		o.Log.Warn("cannot sweep the planned-stop marker", "profile", name, "err", err)
+	} else if removed {
+		o.Log.Info("swept a planned-stop marker", "profile", name, "why", why)
+	}
 }
 
 // writeLines prints the entries and appends them to the boot log (unless a dry run).
@@ -307,40 +419,31 @@ func writeLines(o Options, entries []Entry) {
 	if o.DryRun {
 		return
 	}
-	if err := appendBootLog(o.Settings.Home, b.String(), o.Owner); err != nil {
+	if err := appendBootLog(o.Settings.Home, b.String()); err != nil {
 		o.Log.Warn("cannot append to the boot log", "err", err)
 	}
 }
 
 // appendBootLog appends text to <root>/logs/container-boot.log, first rotating it to .1 when
-// it has reached BootLogMaxSize. Symlinks are never followed.
-func appendBootLog(root, text string, own *owner.Owner) error {
-	logs, _, err := safedir.MkdirAll(root, "logs", 0o755, own)
+// it has reached BootLogMaxSize. Symlinks are never followed, and a FIFO planted there cannot
+// hang the boot.
+func appendBootLog(root, text string) error {
+	logs, _, err := safedir.MkdirAll(root, "logs", 0o755)
 	if err != nil {
 		return err
 	}
 	defer logs.Close()
 	const name = "container-boot.log"
 	if st, err := logs.Lstat(name); err == nil && st.Size >= BootLogMaxSize {
-		if err := unix.Renameat(logs.Fd(), name, logs.Fd(), name+".1"); err != nil {
-			return &os.LinkError{Op: "rotate", Old: logs.Join(name), New: logs.Join(name + ".1"), Err: err}
+		if err := logs.Rename(name, name+".1", false); err != nil {
+			return err
 		}
 	}
-	// O_NONBLOCK and the type check: a FIFO planted in the (user-owned) logs directory must not
-	// hang the boot.
-	fd, err := unix.Openat(logs.Fd(), name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o640)
+	f, err := logs.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: logs.Join(name), Err: err}
+		return err
 	}
-	f := os.NewFile(uintptr(fd), logs.Join(name))
 	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return &os.PathError{Op: "open", Path: logs.Join(name), Err: safedir.ErrNotRegular}
-	}
-	if st.Uid == uint32(os.Geteuid()) {
-		_ = own.Fchown(fd)
-	}
 	if _, err := f.WriteString(text); err != nil {
 		return err
 	}

@@ -53,14 +53,18 @@ func writeFile(t *testing.T, p, content string) {
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
 }
 
+// chownTree gives what the test seeded as root to the service user, as the service user
+// would have written it.
 func chownTree(t *testing.T, e *s6test.Env) {
 	t.Helper()
-	require.NoError(t, filepath.Walk(e.Home, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, e.UID, e.GID)
-	}))
+	for _, root := range []string{e.Home, e.ScanDir} {
+		require.NoError(t, filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, e.UID, e.GID)
+		}))
+	}
 }
 
 // A data root holding profiles in every state, plus leftovers of an earlier boot.
@@ -87,11 +91,11 @@ func seedDataRoot(t *testing.T, e *s6test.Env) {
 	writeFile(t, filepath.Join(home("run1"), lifecycle.PIDFile), `{"pid":1,"start_time":5}`)
 	writeFile(t, filepath.Join(home("run1"), lifecycle.LockFile), "1\n")
 	writeFile(t, filepath.Join(home("run1"), marker.FileName), `{"target_pid":1,"target_start_time":5,"stopper_pid":9,"written_at":"2026-01-01T00:00:00Z"}`)
-	chownTree(t, e)
 	// Leftovers in the scan directory: a slot of run1 from the last boot, and a slot of a
 	// profile deleted while the container was down.
 	writeFile(t, filepath.Join(e.Slot("run1"), "stale-junk"), "from the previous boot")
 	writeFile(t, filepath.Join(e.Slot("gone"), "run"), "#!/bin/sh\nexec sleep 1000\n")
+	chownTree(t, e)
 }
 
 func TestReconcileOverEveryProfileState(t *testing.T) {
@@ -286,6 +290,7 @@ func TestBootLogRotates(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
 	old := strings.Repeat("x", 256<<10)
 	writeFile(t, filepath.Join(e.Home, "logs", "container-boot.log"), old)
+	chownTree(t, e)
 	e.MustRun("gw-reconcile")
 	b, err := os.ReadFile(filepath.Join(e.Home, "logs", "container-boot.log.1"))
 	require.NoError(t, err)
@@ -316,6 +321,7 @@ func TestFIFOAtTheBootLogDoesNotHangTheBoot(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
 	require.NoError(t, os.MkdirAll(filepath.Join(e.Home, "logs"), 0o755))
 	require.NoError(t, syscall.Mkfifo(filepath.Join(e.Home, "logs", "container-boot.log"), 0o666))
+	chownTree(t, e)
 	r := e.Run("gw-reconcile")
 	require.Equal(t, 0, r.Code, r.Stderr)
 	assert.Contains(t, r.Stdout, "profile=default")

@@ -3,8 +3,9 @@
 // stderr, reads a service's state, and tells whether s6 is the container's supervisor.
 //
 // State comes from s6 itself: the status file that s6-supervise keeps in supervise/status
-// (35 bytes in s6 2.11, 43 bytes once a pgid field was added), read directly so that a status
-// of 100 slots costs 100 small reads instead of 100 process spawns. Unknown layouts fall back
+// (35 bytes in s6 2.11 and 2.15; 43 bytes in the s6 releases between that stored a pgid),
+// read directly so that a status of 100 slots costs 100 small reads instead of 100 process
+// spawns. Unknown layouts fall back
 // to `s6-svstat -o`, whose field names exist in both generations, and then to the human
 // `s6-svstat` line (2.11 prints "up (pid N) S seconds", newer s6 "up (pid N pgid N) …").
 //

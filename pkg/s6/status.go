@@ -35,7 +35,8 @@ type Status struct {
 // s6-svscan is not running, or the slot is being removed).
 var ErrNotSupervised = errors.New("s6-supervise not running")
 
-// Status file layouts: s6 2.11 (Debian bookworm) and newer s6 with a pgid field.
+// Status file layouts: 35 bytes in s6 2.11 (Debian bookworm) and again in 2.15 (the pgid was
+// dropped), 43 bytes in the releases between that stored a pgid after the pid.
 const (
 	statusSize211 = 35
 	statusSize212 = 43
@@ -196,7 +197,10 @@ func ParseSvstatFields(fields []string, out string, now time.Time) (Status, erro
 			return Status{}, fmt.Errorf("s6-svstat -o: field %s=%q: %w", f, v, err)
 		}
 	}
-	if s.PID < 0 || !s.Up {
+	if s.Up && s.PID <= 0 {
+		return Status{}, fmt.Errorf("s6-svstat -o: up without a valid pid in %q", out)
+	}
+	if !s.Up {
 		s.PID = 0
 	}
 	if s.Signal < 0 {
@@ -238,8 +242,8 @@ func ParseSvstat(out string, now time.Time) (Status, error) {
 			s.Signal = int(unix.SignalNum(paren[i+1]))
 		}
 	}
-	if s.Up && s.PID == 0 {
-		return Status{}, fmt.Errorf("s6-svstat: %q: up without a pid", line)
+	if s.Up && s.PID <= 0 {
+		return Status{}, fmt.Errorf("s6-svstat: %q: up without a valid pid", line)
 	}
 	// Defaults when the line does not say otherwise: s6-svstat prints "normally X" and
 	// "want X" only when they differ from the current state.
@@ -263,4 +267,24 @@ func ParseSvstat(out string, now time.Time) (Status, error) {
 		}
 	}
 	return s, nil
+}
+
+// ScannerUp reports whether an s6-svscan listens on scandir: whether its control FIFO,
+// scandir/.s6-svscan/control, has a reader (the test s6-svscanctl makes before it writes). It
+// spawns nothing and writes nothing. A missing FIFO, or one nobody reads, means no; a FIFO
+// this process may not open is an error.
+func ScannerUp(scandir string) (bool, error) {
+	p := filepath.Join(scandir, ".s6-svscan", "control")
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	switch {
+	case err == nil:
+		var st unix.Stat_t
+		ferr := unix.Fstat(fd, &st)
+		unix.Close(fd)
+		return ferr == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO, nil
+	case errors.Is(err, unix.ENXIO), errors.Is(err, unix.ENOENT):
+		return false, nil
+	default:
+		return false, &os.PathError{Op: "open", Path: p, Err: err}
+	}
 }

@@ -12,8 +12,6 @@ import (
 
 	"github.com/google/renameio/v2"
 	"golang.org/x/sys/unix"
-
-	"github.com/s6gate/s6gate/pkg/owner"
 )
 
 // ErrSymlink is returned (inside an *os.PathError) when a path component or a file that must
@@ -36,21 +34,21 @@ type Dir struct {
 // Open opens base/rel. base is trusted; every component of rel is opened with O_NOFOLLOW.
 // rel may be "" (base itself) and must be relative and clean (no "..").
 func Open(base, rel string) (*Dir, error) {
-	return open(base, rel, false, 0, nil)
+	return open(base, rel, false, 0)
 }
 
 // MkdirAll opens base/rel like Open, creating the missing components of rel with mode perm
-// (applied exactly, whatever the umask) and giving each directory it creates to own. Created
-// reports whether the last component was created by this call.
-func MkdirAll(base, rel string, perm os.FileMode, own *owner.Owner) (d *Dir, created bool, err error) {
-	d, err = open(base, rel, true, perm, own)
+// (applied exactly, whatever the umask). Created reports whether the last component was
+// created by this call.
+func MkdirAll(base, rel string, perm os.FileMode) (d *Dir, created bool, err error) {
+	d, err = open(base, rel, true, perm)
 	if err != nil {
 		return nil, false, err
 	}
 	return d, d.created, nil
 }
 
-func open(base, rel string, create bool, perm os.FileMode, own *owner.Owner) (*Dir, error) {
+func open(base, rel string, create bool, perm os.FileMode) (*Dir, error) {
 	if rel != "" && (filepath.IsAbs(rel) || filepath.Clean(rel) != rel || rel == ".." || strings.HasPrefix(rel, "../")) {
 		return nil, &os.PathError{Op: "open", Path: rel, Err: errors.New("not a clean relative path")}
 	}
@@ -73,7 +71,7 @@ func open(base, rel string, create bool, perm os.FileMode, own *owner.Owner) (*D
 				created = err == nil
 				next, err = openDirAt(fd, name)
 				if err == nil && created {
-					err = settle(next, perm, own)
+					err = unix.Fchmod(next, unixMode(perm))
 				}
 			}
 			unix.Close(fd)
@@ -102,17 +100,9 @@ func openDirAt(dirfd int, name string) (int, error) {
 	return -1, err
 }
 
-// settle gives a freshly created fd its exact mode and owner.
-func settle(fd int, perm os.FileMode, own *owner.Owner) error {
-	if err := own.Fchown(fd); err != nil {
-		return err
-	}
-	// Mode after chown: chown clears set-id bits, and the umask must not matter.
-	return unix.Fchmod(fd, uint32(perm.Perm())|modeBits(perm))
-}
-
-func modeBits(m os.FileMode) uint32 {
-	var b uint32
+// unixMode is m as chmod(2) wants it, set-id and sticky bits included.
+func unixMode(m os.FileMode) uint32 {
+	b := uint32(m.Perm())
 	if m&os.ModeSetuid != 0 {
 		b |= unix.S_ISUID
 	}
@@ -133,6 +123,14 @@ func (d *Dir) Join(name string) string { return filepath.Join(d.path, name) }
 
 // Fd is the directory's file descriptor, valid until Close.
 func (d *Dir) Fd() int { return int(d.f.Fd()) }
+
+// Chmod sets the directory's own mode, exactly.
+func (d *Dir) Chmod(perm os.FileMode) error {
+	if err := unix.Fchmod(d.Fd(), unixMode(perm)); err != nil {
+		return &os.PathError{Op: "chmod", Path: d.path, Err: err}
+	}
+	return nil
+}
 
 // Close releases the directory.
 func (d *Dir) Close() error { return d.f.Close() }
@@ -209,11 +207,10 @@ func (d *Dir) ReadFile(name string, limit int64) ([]byte, error) {
 	return buf, nil
 }
 
-// WriteFile atomically replaces name with data. The new file gets mode perm (exactly). When the
-// caller is root it keeps the owner of the file it replaces, or gets own when it is new; a
-// non-root caller cannot give files away and owns what it writes.
+// WriteFile atomically replaces name with data. The new file gets mode perm (exactly) and is
+// the caller's; a caller running as root keeps the owner of the regular file it replaces.
 // A symlink at name is replaced, never written through.
-func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode, own *owner.Owner) error {
+func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -227,17 +224,15 @@ func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode, own *owner.O
 		return fmt.Errorf("write %s: %w", d.Join(name), err)
 	}
 	defer pf.Cleanup()
-	keep := own
 	if os.Geteuid() == 0 {
-		if st, err := d.Lstat(name); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-			keep = &owner.Owner{UID: int(st.Uid), GID: int(st.Gid)}
-		}
-		if err := keep.Fchown(int(pf.Fd())); err != nil {
-			return fmt.Errorf("write %s: %w", d.Join(name), err)
-		}
-		// chown may clear mode bits; set the exact mode again.
-		if err := pf.Chmod(perm); err != nil {
-			return fmt.Errorf("write %s: %w", d.Join(name), err)
+		if st, err := d.Lstat(name); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && (st.Uid != 0 || st.Gid != 0) {
+			if err := unix.Fchown(int(pf.Fd()), int(st.Uid), int(st.Gid)); err != nil {
+				return fmt.Errorf("write %s: %w", d.Join(name), err)
+			}
+			// chown may clear mode bits; set the exact mode again.
+			if err := pf.Chmod(perm); err != nil {
+				return fmt.Errorf("write %s: %w", d.Join(name), err)
+			}
 		}
 	}
 	if _, err := pf.Write(data); err != nil {
@@ -249,6 +244,124 @@ func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode, own *owner.O
 	// The rename is durable only once the directory is on disk too.
 	if err := d.f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("write %s: fsync directory: %w", d.Join(name), err)
+	}
+	return nil
+}
+
+// IsTempName reports whether entry is a temporary file that WriteFile leaves behind when it
+// is killed between creating its temp file and the rename: "." + name + decimal digits, for
+// one of the given names. The boot reconciler sweeps them.
+func IsTempName(entry string, names ...string) bool {
+	for _, n := range names {
+		digits, ok := strings.CutPrefix(entry, "."+n)
+		if ok && digits != "" && strings.Trim(digits, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Create creates the regular file name with content and exactly mode perm. It fails if name
+// exists (whatever it is: O_EXCL), so it never writes through anything planted there.
+func (d *Dir) Create(name string, content []byte, perm os.FileMode) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	fd, err := unix.Openat(d.Fd(), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "create", Path: d.Join(name), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), d.Join(name))
+	_, err = f.Write(content)
+	if err == nil {
+		err = unix.Fchmod(fd, unixMode(perm))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &os.PathError{Op: "create", Path: d.Join(name), Err: err}
+	}
+	return nil
+}
+
+// Mkdir creates the directory name with exactly mode perm (set-gid and sticky included) and
+// returns it open.
+func (d *Dir) Mkdir(name string, perm os.FileMode) (*Dir, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if err := unix.Mkdirat(d.Fd(), name, 0o700); err != nil {
+		return nil, &os.PathError{Op: "mkdir", Path: d.Join(name), Err: err}
+	}
+	sub, err := d.OpenDir(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Fchmod(sub.Fd(), unixMode(perm)); err != nil {
+		sub.Close()
+		return nil, &os.PathError{Op: "chmod", Path: d.Join(name), Err: err}
+	}
+	return sub, nil
+}
+
+// OpenFile opens the regular file name with flag (O_RDONLY, O_WRONLY or O_RDWR, with O_CREAT,
+// O_APPEND, …) and, when it creates it, mode perm (less the umask). It never follows a symlink (ErrSymlink),
+// never blocks on a FIFO planted under that name, and refuses anything that is not a regular
+// file (ErrNotRegular).
+func (d *Dir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	p := d.Join(name)
+	fd, err := unix.Openat(d.Fd(), name, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, unixMode(perm))
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			err = ErrSymlink
+		}
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "open", Path: p, Err: ErrNotRegular}
+	}
+	// Regular files ignore O_NONBLOCK; clear it anyway so the descriptor behaves plainly.
+	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// Rename renames old to new, both directly inside d. With noReplace an existing new is an
+// error satisfying errors.Is(err, fs.ErrExist) instead of being replaced.
+func (d *Dir) Rename(old, new string, noReplace bool) error {
+	if err := checkName(old); err != nil {
+		return err
+	}
+	if err := checkName(new); err != nil {
+		return err
+	}
+	var err error
+	if noReplace {
+		err = unix.Renameat2(d.Fd(), old, d.Fd(), new, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+			// A file system without RENAME_NOREPLACE: check, then rename.
+			if _, lerr := d.Lstat(new); lerr == nil {
+				err = unix.EEXIST
+			} else {
+				err = unix.Renameat(d.Fd(), old, d.Fd(), new)
+			}
+		}
+	} else {
+		err = unix.Renameat(d.Fd(), old, d.Fd(), new)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: d.Join(old), New: d.Join(new), Err: err}
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
@@ -48,7 +47,7 @@ func TestMkdirAllCreatesWithExactModeAndReportsCreation(t *testing.T) {
 	defer unix.Umask(old)
 	base := t.TempDir()
 
-	d, created, err := safedir.MkdirAll(base, "profiles/coder", 0o750, nil)
+	d, created, err := safedir.MkdirAll(base, "profiles/coder", 0o750)
 	require.NoError(t, err)
 	assert.True(t, created)
 	require.NoError(t, d.Close())
@@ -58,13 +57,13 @@ func TestMkdirAllCreatesWithExactModeAndReportsCreation(t *testing.T) {
 		assert.Equal(t, os.FileMode(0o750), st.Mode().Perm(), p)
 	}
 
-	d, created, err = safedir.MkdirAll(base, "profiles/coder", 0o750, nil)
+	d, created, err = safedir.MkdirAll(base, "profiles/coder", 0o750)
 	require.NoError(t, err)
 	assert.False(t, created, "second call finds the directory")
 	require.NoError(t, d.Close())
 
 	require.NoError(t, os.Symlink(t.TempDir(), filepath.Join(base, "profiles", "evil")))
-	_, _, err = safedir.MkdirAll(base, "profiles/evil", 0o750, nil)
+	_, _, err = safedir.MkdirAll(base, "profiles/evil", 0o750)
 	assert.ErrorIs(t, err, safedir.ErrSymlink)
 }
 
@@ -107,7 +106,7 @@ func TestWriteFileIsAtomicExactModeAndReplacesSymlinks(t *testing.T) {
 	require.NoError(t, err)
 	defer d.Close()
 
-	require.NoError(t, d.WriteFile("state.json", []byte(`{"a":1}`), 0o640, nil))
+	require.NoError(t, d.WriteFile("state.json", []byte(`{"a":1}`), 0o640))
 
 	got, err := os.ReadFile(victim)
 	require.NoError(t, err)
@@ -125,6 +124,8 @@ func TestWriteFileIsAtomicExactModeAndReplacesSymlinks(t *testing.T) {
 	assert.Len(t, entries, 1, "no temp file left behind")
 }
 
+// Root replacing a file keeps its owner: a root process (a test, GATEWAY_USER=root) must not
+// take a file away from the user it belongs to. New files are the caller's.
 func TestWriteFileOwnershipAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -136,22 +137,22 @@ func TestWriteFileOwnershipAsRoot(t *testing.T) {
 	d, err := safedir.Open(base, "")
 	require.NoError(t, err)
 	defer d.Close()
-	svc := &owner.Owner{UID: 4242, GID: 4343}
 
-	require.NoError(t, d.WriteFile("new", []byte("x"), 0o640, svc))
-	assertOwner(t, filepath.Join(base, "new"), 4242, 4343)
+	require.NoError(t, d.WriteFile("new", []byte("x"), 0o640))
+	assertOwner(t, filepath.Join(base, "new"), 0, 0)
 
 	require.NoError(t, os.WriteFile(filepath.Join(base, "theirs"), []byte("x"), 0o600))
 	require.NoError(t, os.Chown(filepath.Join(base, "theirs"), 5000, 5001))
-	require.NoError(t, d.WriteFile("theirs", []byte("y"), 0o640, svc))
+	require.NoError(t, d.WriteFile("theirs", []byte("y"), 0o640))
 	assertOwner(t, filepath.Join(base, "theirs"), 5000, 5001)
+	assert.Equal(t, os.FileMode(0o640), mode(t, filepath.Join(base, "theirs")), "the exact mode survives the chown")
+}
 
-	sub, created, err := safedir.MkdirAll(base, "a/b", 0o750, svc)
+func mode(t *testing.T, p string) os.FileMode {
+	t.Helper()
+	st, err := os.Lstat(p)
 	require.NoError(t, err)
-	assert.True(t, created)
-	require.NoError(t, sub.Close())
-	assertOwner(t, filepath.Join(base, "a"), 4242, 4343)
-	assertOwner(t, filepath.Join(base, "a", "b"), 4242, 4343)
+	return st.Mode()
 }
 
 func assertOwner(t *testing.T, p string, uid, gid uint32) {

@@ -1,6 +1,8 @@
 package slot
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,9 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/s6gate/s6gate/pkg/owner"
+	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
 // NotRegisteredError reports a profile without a slot. Verbs return it before any s6 tool
@@ -77,97 +77,140 @@ func List(scandir string) ([]string, error) {
 	return out, nil
 }
 
-// Stage renders spec into a fresh dot-prefixed directory in scandir and returns its path.
-// s6-svscan ignores dot entries, so a staged slot is invisible until Commit.
-func Stage(scandir string, s Spec, own *owner.Owner) (string, error) {
+// Names of the private directories a slot passes through on its way in and out of the scan
+// directory. They start with a dot (s6-svscan ignores dot entries) and have a fixed length
+// whatever the profile's name, so every valid name fits in NAME_MAX.
+const (
+	stagePrefix = ".s6gate-new-"
+	trashPrefix = ".s6gate-old-"
+)
+
+func privateName(prefix string) string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// stage renders spec into a fresh private directory of scan and returns its name. s6-svscan
+// ignores it until commit renames it. It is created 0700 so nobody can look inside while it is
+// rendered, and opened to 0755 once complete.
+func stage(scan *safedir.Dir, s Spec) (string, error) {
 	if err := s.Validate(); err != nil {
 		return "", err
 	}
-	// MkdirTemp creates it 0700 and ours: nobody else can look inside while it is rendered.
-	dir, err := os.MkdirTemp(scandir, "."+Name(s.Profile)+".new-")
+	name := privateName(stagePrefix)
+	d, err := scan.Mkdir(name, 0o700)
 	if err != nil {
 		return "", fmt.Errorf("stage slot %s: %w", Name(s.Profile), err)
 	}
-	err = Render(dir, s, own)
+	err = render(d, s)
 	if err == nil {
-		err = chmodStaged(dir)
+		err = d.Chmod(0o755)
 	}
+	d.Close()
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(scan.Join(name))
 		return "", fmt.Errorf("stage slot %s: %w", Name(s.Profile), err)
 	}
-	return dir, nil
+	return name, nil
 }
 
-// chmodStaged opens the rendered staging directory to everyone (0755), last.
-func chmodStaged(dir string) error {
-	d, err := openDir(unix.AT_FDCWD, dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Chmod(0o755)
-}
-
-// Commit renames a staged slot into place. It never replaces an existing slot: that is an
+// commit renames a staged slot into place. It never replaces an existing slot: that is an
 // *AlreadyRegisteredError (and the staged directory is removed).
-func Commit(scandir, profileName, staged string) (string, error) {
-	dst := Path(scandir, profileName)
-	err := unix.Renameat2(unix.AT_FDCWD, staged, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		// A file system without RENAME_NOREPLACE: check, then rename (rename(2) refuses a
-		// non-empty directory, and a slot is never empty).
-		if _, lerr := os.Lstat(dst); lerr == nil {
-			err = unix.EEXIST
-		} else {
-			err = unix.Rename(staged, dst)
+func commit(scan *safedir.Dir, profileName, staged string) (string, error) {
+	dst := Name(profileName)
+	if err := scan.Rename(staged, dst, true); err != nil {
+		_ = os.RemoveAll(scan.Join(staged))
+		if errors.Is(err, fs.ErrExist) {
+			return "", &AlreadyRegisteredError{Profile: profileName, Path: scan.Join(dst)}
 		}
+		return "", fmt.Errorf("publish slot: %w", err)
 	}
-	if err != nil {
-		_ = os.RemoveAll(staged)
-		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			return "", &AlreadyRegisteredError{Profile: profileName, Path: dst}
-		}
-		return "", fmt.Errorf("publish slot %s: %w", dst, &os.LinkError{Op: "rename", Old: staged, New: dst, Err: err})
-	}
-	return dst, nil
+	return scan.Join(dst), nil
 }
 
-// Publish stages and commits a slot: the whole slot appears at once or not at all.
-func Publish(scandir string, s Spec, own *owner.Owner) (string, error) {
-	staged, err := Stage(scandir, s, own)
-	if err != nil {
-		return "", err
-	}
-	return Commit(scandir, s.Profile, staged)
-}
-
-// Detach renames a profile's slot to a dot name, taking it out of s6-svscan's view in one
-// step, and returns the new path for Purge. A missing slot returns "" and no error.
-func Detach(scandir, profileName string) (string, error) {
-	src := Path(scandir, profileName)
-	dst := filepath.Join(scandir, fmt.Sprintf(".%s.old-%d", Name(profileName), time.Now().UnixNano()))
-	if err := os.Rename(src, dst); err != nil {
+// detach renames a profile's slot to a private dot name, taking it out of s6-svscan's view in
+// one step, and returns that name for purge. A missing slot returns "" and no error.
+func detach(scan *safedir.Dir, profileName string) (string, error) {
+	trash := privateName(trashPrefix)
+	if err := scan.Rename(Name(profileName), trash, false); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", nil
 		}
-		return "", fmt.Errorf("detach slot %s: %w", src, err)
+		return "", fmt.Errorf("detach slot: %w", err)
 	}
-	return dst, nil
+	return trash, nil
 }
 
-// Purge removes a detached slot. It retries briefly because a supervisor that is still
+// purge removes a detached slot. It retries briefly because a supervisor that is still
 // exiting may write its status file while the tree is being removed.
-func Purge(detached string) error {
+func purge(scan *safedir.Dir, detached string) error {
 	if detached == "" {
 		return nil
 	}
 	var err error
-	for i := 0; i < 50; i++ {
-		if err = os.RemoveAll(detached); err == nil {
+	for range 50 {
+		if err = os.RemoveAll(scan.Join(detached)); err == nil {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("remove slot %s: %w", detached, err)
+	return fmt.Errorf("remove slot %s: %w", scan.Join(detached), err)
+}
+
+// Publish renders and publishes a slot: the whole slot appears at once or not at all, and an
+// existing slot is never replaced (*AlreadyRegisteredError).
+func Publish(scandir string, s Spec) (string, error) {
+	scan, err := safedir.Open(scandir, "")
+	if err != nil {
+		return "", err
+	}
+	defer scan.Close()
+	staged, err := stage(scan, s)
+	if err != nil {
+		return "", err
+	}
+	return commit(scan, s.Profile, staged)
+}
+
+// Replace publishes a slot for spec in place of the profile's current one, if any: the new
+// slot is rendered first, the old one renamed away, the new one renamed in, then the old one
+// deleted. If the new one cannot be put in place, the old one is put back.
+func Replace(scandir string, s Spec) error {
+	scan, err := safedir.Open(scandir, "")
+	if err != nil {
+		return err
+	}
+	defer scan.Close()
+	staged, err := stage(scan, s)
+	if err != nil {
+		return err
+	}
+	old, err := detach(scan, s.Profile)
+	if err != nil {
+		_ = os.RemoveAll(scan.Join(staged))
+		return err
+	}
+	if _, err := commit(scan, s.Profile, staged); err != nil {
+		if old != "" {
+			_ = scan.Rename(old, Name(s.Profile), true) // put the previous slot back rather than lose it
+		}
+		return err
+	}
+	return purge(scan, old)
+}
+
+// Unpublish takes a profile's slot out of the scan directory without asking s6 anything:
+// for slots no s6-supervise runs on. A missing slot is not an error.
+func Unpublish(scandir, profileName string) error {
+	scan, err := safedir.Open(scandir, "")
+	if err != nil {
+		return err
+	}
+	defer scan.Close()
+	old, err := detach(scan, profileName)
+	if err != nil {
+		return err
+	}
+	return purge(scan, old)
 }

@@ -8,12 +8,10 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/lifecycle"
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
 // Prefix starts the name of every slot.
@@ -28,7 +26,7 @@ const KillTimeoutMS = 10000
 
 // RunMode is ./run's mode: executable, but not readable by other users, because it holds the
 // profile's environment (which may carry secrets, like profile.json, which is 0600). The
-// service user owns it; s6-supervise runs as root and needs no permission bits.
+// service user owns it, and the gateways' s6-supervise runs as the service user.
 const RunMode os.FileMode = 0o750
 
 // Name is the slot name of a profile.
@@ -82,10 +80,13 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
 
-// RunScript is the slot's ./run. As root it first re-executes itself as the service user, so
-// nothing that comes from the profile (its environment: PATH, LD_PRELOAD, …) ever reaches a
-// process running as root; only then does it export HOME, the profile's environment and the
-// gateway's own variables, and exec `gateway run`.
+// RunScript is the slot's ./run. In the image it runs as the service user already (the
+// gateways' s6-svscan is the service user's). Started by root (a slot placed in a root-run
+// scan directory), it first re-executes itself as the service user, so nothing that comes from
+// the profile (its environment: PATH, LD_PRELOAD, …) ever reaches a process running as root.
+// Then it execs `gateway run` through env(1) with HOME, the profile's environment and the
+// gateway's own variables: each variable is one quoted argument, never a shell assignment,
+// so no name the validator accepts (OPTIND, IFS, …) can change how the script runs.
 func RunScript(s Spec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#!%s /bin/sh\n", filepath.Join(s.CommandDir, "with-contenv"))
@@ -93,15 +94,12 @@ func RunScript(s Spec) string {
 	b.WriteString("# Change profile.json (or use `gateway register`), not this file.\n")
 	b.WriteString("exec 2>&1\n")
 	b.WriteString("# Drop to the service user before anything from the profile is used.\n")
-	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then\n  exec %s %s \"$0\"\nfi\n", Quote(filepath.Join(s.CommandDir, "s6-setuidgid")), Quote(s.User))
-	fmt.Fprintf(&b, "export HOME=%s\n", Quote(s.Home))
-	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		fmt.Fprintf(&b, "export %s=%s\n", k, Quote(s.Env[k]))
+	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ] && [ \"$(id -u %s)\" != 0 ]; then\n  exec %s %s \"$0\"\nfi\n", Quote(s.User), Quote(filepath.Join(s.CommandDir, "s6-setuidgid")), Quote(s.User))
+	b.WriteString("exec /usr/bin/env \\\n")
+	for _, kv := range Environment(s) {
+		fmt.Fprintf(&b, "  %s \\\n", Quote(kv))
 	}
-	fmt.Fprintf(&b, "export GATEWAY_HOME=%s\n", Quote(s.Home))
-	b.WriteString("export GATEWAY_SUPERVISED=1\n")
-	fmt.Fprintf(&b, "export GATEWAY_NOTIFY_FD=%d\n", NotifyFD)
-	fmt.Fprintf(&b, "exec %s run -p %s --replace", Quote(s.Bin), Quote(s.Profile))
+	fmt.Fprintf(&b, "  %s run -p %s --replace", Quote(s.Bin), Quote(s.Profile))
 	if len(s.Command) > 0 {
 		b.WriteString(" --")
 		for _, a := range s.Command {
@@ -110,6 +108,17 @@ func RunScript(s Spec) string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// Environment is what the run script adds to the container environment for the gateway, as
+// NAME=VALUE in order: HOME, the profile's variables (sorted; they may override HOME), then
+// GATEWAY_HOME and GATEWAY_NOTIFY_FD, which the gateway needs and the profile cannot change.
+func Environment(s Spec) []string {
+	env := []string{"HOME=" + s.Home}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		env = append(env, k+"="+s.Env[k])
+	}
+	return append(env, "GATEWAY_HOME="+s.Home, fmt.Sprintf("GATEWAY_NOTIFY_FD=%d", NotifyFD))
 }
 
 // LogRunScript is the slot's ./log/run. The log directory is computed from $GATEWAY_HOME when
@@ -137,18 +146,21 @@ func FinishScript(s Spec) string {
 
 // Render writes the slot for spec into dir, which must exist and be empty (normally a fresh
 // staging directory). Everything is created relative to a descriptor of dir — never by a path
-// someone could swap for a symlink — with exact modes; only then is the tree given to own,
-// children before their directory, so no directory becomes the service user's before root is
-// done inside it.
-func Render(dir string, s Spec, own *owner.Owner) error {
+// someone could swap for a symlink — with exact modes.
+func Render(dir string, s Spec) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	d, err := openDir(unix.AT_FDCWD, dir)
+	// The last component is opened without following a symlink.
+	d, err := safedir.Open(filepath.Dir(dir), filepath.Base(dir))
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	return render(d, s)
+}
+
+func render(d *safedir.Dir, s Spec) error {
 	files := []struct {
 		name, content string
 		mode          os.FileMode
@@ -166,49 +178,14 @@ func Render(dir string, s Spec, own *owner.Owner) error {
 		}{"down", "", 0o644})
 	}
 	for _, f := range files {
-		if err := writeAt(d, f.name, f.content, f.mode); err != nil {
+		if err := d.Create(f.name, []byte(f.content), f.mode); err != nil {
 			return err
 		}
 	}
-	logDir, err := mkdirAt(d, "log", 0o755)
+	logDir, err := d.Mkdir("log", 0o755)
 	if err != nil {
 		return err
 	}
 	defer logDir.Close()
-	if err := writeAt(logDir, "run", LogRunScript(s), 0o755); err != nil {
-		return err
-	}
-	for _, sd := range []*os.File{d, logDir} {
-		if _, err := seedAt(sd); err != nil {
-			return err
-		}
-	}
-	return chownTree(d, own)
-}
-
-// SeedSkeleton pre-creates the supervise skeleton in dir and, when dir/log exists, in dir/log:
-// event/ (03730), supervise/ (0755), supervise/event/ (03730) and the supervise/control FIFO
-// (0660), and gives what it created to own. Existing entries are left alone, so it is
-// idempotent and safe on a slot that s6-supervise already runs on.
-func SeedSkeleton(dir string, own *owner.Owner) error {
-	d, err := openDir(unix.AT_FDCWD, dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	dirs := []*os.File{d}
-	if logDir, err := openDir(int(d.Fd()), "log"); err == nil {
-		defer logDir.Close()
-		dirs = append(dirs, logDir)
-	}
-	for _, sd := range dirs {
-		created, err := seedAt(sd)
-		if err != nil {
-			return err
-		}
-		if err := chownCreated(sd, created, own); err != nil {
-			return err
-		}
-	}
-	return nil
+	return logDir.Create("run", []byte(LogRunScript(s)), 0o755)
 }

@@ -3,6 +3,7 @@ package slot_test
 import (
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,9 +14,25 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s6gate/s6gate/pkg/exitcode"
-	"github.com/s6gate/s6gate/pkg/owner"
+	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/s6/s6test"
 	"github.com/s6gate/s6gate/pkg/slot"
 )
+
+// TestMain doubles as a fake gateway binary: with SLOT_TEST_RECORD set it writes its
+// environment and arguments (NUL-separated, with \x01 between them) to that file and exits.
+func TestMain(m *testing.M) {
+	if out := os.Getenv("SLOT_TEST_RECORD"); out != "" {
+		rec := strings.Join(os.Environ(), "\x00") + "\x00\x01\x00" + strings.Join(os.Args[1:], "\x00") + "\x00"
+		if err := os.WriteFile(out, []byte(rec), 0o600); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	code := m.Run()
+	s6test.RemoveBinaries()
+	os.Exit(code)
+}
 
 func spec(p string) slot.Spec {
 	return slot.Spec{Profile: p, Home: "/opt/data", CommandDir: "/command", User: "gateway", Bin: "/usr/local/bin/gateway"}
@@ -28,85 +45,61 @@ func mode(t *testing.T, p string) os.FileMode {
 	return st.Mode()
 }
 
-func TestSeedSkeletonLayoutAndModes(t *testing.T) {
-	old := unix.Umask(0o077) // a hostile umask must not change any mode
-	defer unix.Umask(old)
-	svc := filepath.Join(t.TempDir(), "gateway-foo")
-	require.NoError(t, os.Mkdir(svc, 0o755))
-
-	require.NoError(t, slot.SeedSkeleton(svc, nil))
-
-	fifodir := os.ModeDir | os.ModeSetgid | os.ModeSticky | 0o730
-	assert.Equal(t, fifodir, mode(t, filepath.Join(svc, "event")))
-	assert.Equal(t, os.ModeDir|0o755, mode(t, filepath.Join(svc, "supervise")))
-	assert.Equal(t, fifodir, mode(t, filepath.Join(svc, "supervise", "event")))
-	assert.Equal(t, os.ModeNamedPipe|0o660, mode(t, filepath.Join(svc, "supervise", "control")))
-	assert.NoDirExists(t, filepath.Join(svc, "log"), "no log/ is synthesized")
-}
-
-func TestSeedSkeletonHandlesLogAndIsIdempotent(t *testing.T) {
-	svc := filepath.Join(t.TempDir(), "gateway-foo")
-	require.NoError(t, os.MkdirAll(filepath.Join(svc, "log"), 0o755))
-	require.NoError(t, slot.SeedSkeleton(svc, nil))
-	require.NoError(t, slot.SeedSkeleton(svc, nil), "second call is a no-op")
-
-	fifodir := os.ModeDir | os.ModeSetgid | os.ModeSticky | 0o730
-	assert.Equal(t, fifodir, mode(t, filepath.Join(svc, "log", "event")))
-	assert.Equal(t, os.ModeDir|0o755, mode(t, filepath.Join(svc, "log", "supervise")))
-	assert.Equal(t, fifodir, mode(t, filepath.Join(svc, "log", "supervise", "event")))
-	assert.Equal(t, os.ModeNamedPipe|0o660, mode(t, filepath.Join(svc, "log", "supervise", "control")))
-}
-
-func TestSeedSkeletonOwnership(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root")
-		}
-		t.Skip("needs root")
-	}
-	svc := t.TempDir()
-	require.NoError(t, os.Mkdir(filepath.Join(svc, "log"), 0o755))
-	require.NoError(t, slot.SeedSkeleton(svc, &owner.Owner{UID: 10000, GID: 10001}))
-	for _, p := range []string{"event", "supervise", "supervise/event", "supervise/control", "log/supervise/control"} {
-		st, err := os.Lstat(filepath.Join(svc, p))
-		require.NoError(t, err)
-		sys := st.Sys().(*syscall.Stat_t)
-		assert.Equal(t, uint32(10000), sys.Uid, p)
-		assert.Equal(t, uint32(10001), sys.Gid, p)
-	}
-	// chown must not have cleared set-gid/sticky (mode is applied after the owner).
-	assert.Equal(t, os.ModeDir|os.ModeSetgid|os.ModeSticky|0o730, mode(t, filepath.Join(svc, "event")))
-}
-
 func TestRunScript(t *testing.T) {
 	run := slot.RunScript(spec("coder"))
 	assert.True(t, strings.HasPrefix(run, "#!/command/with-contenv /bin/sh\n"))
-	assert.Contains(t, run, "export HOME='/opt/data'\n")
-	assert.Contains(t, run, "export GATEWAY_SUPERVISED=1\n", "marks the child as supervised")
-	assert.Contains(t, run, "export GATEWAY_NOTIFY_FD=3\n")
-	assert.Contains(t, run, "exec '/usr/local/bin/gateway' run -p 'coder' --replace\n")
-	assert.Contains(t, run, "exec '/command/s6-setuidgid' 'gateway' \"$0\"")
-	assert.Less(t, strings.Index(run, "s6-setuidgid"), strings.Index(run, "export "), "privileges are dropped before any export")
-	assert.Less(t, strings.Index(run, "HOME="), strings.Index(run, "run -p"), "HOME is set before the exec")
+	assert.Contains(t, run, "if [ \"$(id -u)\" = 0 ] && [ \"$(id -u 'gateway')\" != 0 ]; then\n  exec '/command/s6-setuidgid' 'gateway' \"$0\"")
+	assert.Contains(t, run, "exec /usr/bin/env \\\n  'HOME=/opt/data' \\\n")
+	assert.Contains(t, run, "  'GATEWAY_NOTIFY_FD=3' \\\n  '/usr/local/bin/gateway' run -p 'coder' --replace\n")
+	assert.Less(t, strings.Index(run, "s6-setuidgid"), strings.Index(run, "HOME="), "privileges are dropped before anything from the profile is used")
 
 	s := spec("coder")
 	s.Command = []string{"sh", "-c", "echo 'hi'; exit 3"}
 	assert.Contains(t, slot.RunScript(s), `--replace -- 'sh' '-c' 'echo '"'"'hi'"'"'; exit 3'`)
 }
 
-func TestRunScriptQuotesEnv(t *testing.T) {
-	s := spec("x")
-	s.Env = map[string]string{"FOO": "bar baz", "QUOTED": "a'b", "INJECT": "$(touch /tmp/pwned)`id`;rm -rf /", "NL": "a\nb"}
-	run := slot.RunScript(s)
-	assert.Contains(t, run, "export FOO='bar baz'\n")
-	assert.Contains(t, run, `export QUOTED='a'"'"'b'`+"\n")
-	assert.Contains(t, run, "export INJECT='$(touch /tmp/pwned)`id`;rm -rf /'\n")
-
-	// The shell gives back exactly the values, with nothing expanded or executed.
-	body := run[strings.Index(run, "export HOME"):strings.Index(run, "exec '/usr/local/bin/gateway'")]
-	out, err := exec.Command("/bin/sh", "-c", body+"\nprintf '%s|%s|%s|%s' \"$FOO\" \"$QUOTED\" \"$INJECT\" \"$NL\"").Output()
+// The rendered ./run, run by a real /bin/sh, hands the gateway exactly the profile's
+// environment and command: nothing is expanded or executed, and names the shell gives a
+// meaning of its own (OPTIND must be a number in dash, IFS splits words) change nothing.
+func TestRunScriptHandsTheEnvironmentOver(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	bin := os.Args[0] // this test binary, as a gateway that records what it was given (TestMain)
+	me, err := user.Current()
 	require.NoError(t, err)
-	assert.Equal(t, "bar baz|a'b|$(touch /tmp/pwned)`id`;rm -rf /|a\nb", string(out))
+	s := slot.Spec{
+		Profile: "p", Home: "/opt/data", User: me.Username, Bin: bin,
+		CommandDir: s6test.CommandDir(t, map[string]string{"with-contenv": s6test.Binaries(t)["with-contenv"]}),
+		Env: map[string]string{
+			"FOO": "bar baz", "QUOTED": "a'b\"c", "INJECT": "$(touch " + dir + "/pwned)`id`;rm -rf /",
+			"NL": "a\nb", "OPTIND": "not a number", "IFS": "x", "EMPTY": "", "HOME": "/elsewhere",
+		},
+		Command: []string{"sh", "-c", "echo 'hi'; exit $1", "--", "-n", ""},
+	}
+	run := filepath.Join(dir, "run")
+	require.NoError(t, os.WriteFile(run, []byte(slot.RunScript(s)), 0o755))
+	cmd := exec.Command(run)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "SLOT_TEST_RECORD=" + out}
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(b))
+
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	envPart, argPart, ok := strings.Cut(string(got), "\x01\x00")
+	require.True(t, ok)
+	env := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimSuffix(envPart, "\x00"), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for k, v := range s.Env {
+		assert.Equal(t, v, env[k], k)
+	}
+	assert.Equal(t, "/opt/data", env["GATEWAY_HOME"])
+	assert.Equal(t, "3", env["GATEWAY_NOTIFY_FD"])
+	args := strings.Split(strings.TrimSuffix(argPart, "\x00"), "\x00")
+	assert.Equal(t, append([]string{"run", "-p", "p", "--replace", "--"}, s.Command...), args)
+	assert.NoFileExists(t, filepath.Join(dir, "pwned"), "nothing from a value was executed")
 }
 
 func TestQuoteRoundTrip(t *testing.T) {
@@ -145,7 +138,7 @@ func TestPublishRendersCompleteSlot(t *testing.T) {
 	scan := t.TempDir()
 	s := spec("coder")
 	s.Down = true
-	p, err := slot.Publish(scan, s, nil)
+	p, err := slot.Publish(scan, s)
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(scan, "gateway-coder"), p)
 
@@ -158,7 +151,7 @@ func TestPublishRendersCompleteSlot(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o750), mode(t, filepath.Join(p, "run")).Perm(), "run may hold secrets")
 	assert.FileExists(t, filepath.Join(p, "down"))
 	assert.FileExists(t, filepath.Join(p, "notification-fd"))
-	assert.Equal(t, os.ModeNamedPipe|0o660, mode(t, filepath.Join(p, "log", "supervise", "control")))
+	assert.NoDirExists(t, filepath.Join(p, "supervise"), "s6-supervise makes its own supervise/ as the service user")
 
 	entries, err := os.ReadDir(scan)
 	require.NoError(t, err)
@@ -168,19 +161,19 @@ func TestPublishRendersCompleteSlot(t *testing.T) {
 func TestPublishRejectsDuplicateAndBadNames(t *testing.T) {
 	scan := t.TempDir()
 	require.NoError(t, os.Mkdir(filepath.Join(scan, "gateway-coder"), 0o755))
-	_, err := slot.Publish(scan, spec("coder"), nil)
+	_, err := slot.Publish(scan, spec("coder"))
 	var are *slot.AlreadyRegisteredError
 	require.ErrorAs(t, err, &are)
 	assert.Contains(t, err.Error(), "already registered")
 	entries, _ := os.ReadDir(scan)
 	assert.Len(t, entries, 1, "staging removed after the refusal")
 
-	_, err = slot.Publish(scan, spec("Bad/Name"), nil)
+	_, err = slot.Publish(scan, spec("Bad/Name"))
 	require.Error(t, err)
 	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
 	s := spec("ok")
 	s.Env = map[string]string{"BAD-NAME": "x"}
-	_, err = slot.Publish(scan, s, nil)
+	_, err = slot.Publish(scan, s)
 	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
 	entries, _ = os.ReadDir(scan)
 	assert.Len(t, entries, 1, "bad input changes nothing on disk")
@@ -221,21 +214,42 @@ func TestProfileOf(t *testing.T) {
 	assert.Equal(t, "not-prefixed", p, "an unprefixed name is kept verbatim")
 }
 
-func TestDetachAndPurge(t *testing.T) {
+// Replace swaps a slot for a new rendering in one rename; Unpublish takes it out. Neither
+// leaves a private directory behind, and a missing slot is not an error.
+func TestReplaceAndUnpublish(t *testing.T) {
 	scan := t.TempDir()
-	_, err := slot.Publish(scan, spec("coder"), nil)
+	_, err := slot.Publish(scan, spec("coder"))
 	require.NoError(t, err)
-	d, err := slot.Detach(scan, "coder")
+	require.NoError(t, os.WriteFile(filepath.Join(scan, "gateway-coder", "junk"), nil, 0o644))
+	s := spec("coder")
+	s.Down = true
+	require.NoError(t, slot.Replace(scan, s))
+	assert.FileExists(t, filepath.Join(scan, "gateway-coder", "down"))
+	assert.NoFileExists(t, filepath.Join(scan, "gateway-coder", "junk"), "rebuilt from scratch")
+	require.NoError(t, slot.Replace(scan, spec("fresh")), "replacing nothing publishes")
+	entries, err := os.ReadDir(scan)
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(filepath.Base(d), "."), "detached slot is a dot entry")
-	assert.NoDirExists(t, filepath.Join(scan, "gateway-coder"))
-	require.NoError(t, slot.Purge(d))
-	assert.NoDirExists(t, d)
+	assert.Len(t, entries, 2, "no private directory left behind")
 
-	d, err = slot.Detach(scan, "absent")
+	require.NoError(t, slot.Unpublish(scan, "coder"))
+	assert.NoDirExists(t, filepath.Join(scan, "gateway-coder"))
+	require.NoError(t, slot.Unpublish(scan, "absent"))
+	entries, err = os.ReadDir(scan)
 	require.NoError(t, err)
-	assert.Empty(t, d)
-	assert.NoError(t, slot.Purge(d))
+	assert.Len(t, entries, 1)
+}
+
+// Every name the validator accepts fits: the slot name is at most 255 bytes, and the private
+// staging and trash names do not grow with the profile name.
+func TestLongestNameWorks(t *testing.T) {
+	scan := t.TempDir()
+	long := strings.Repeat("x", profile.MaxNameLen)
+	_, err := slot.Publish(scan, spec(long))
+	require.NoError(t, err)
+	assert.DirExists(t, filepath.Join(scan, "gateway-"+long))
+	require.NoError(t, slot.Replace(scan, spec(long)))
+	require.NoError(t, slot.Unpublish(scan, long))
+	assert.NoDirExists(t, filepath.Join(scan, "gateway-"+long))
 }
 
 // Fault injection: a scan directory on a full file system. Publishing fails cleanly — an
@@ -260,41 +274,13 @@ func TestPublishOnAFullDiskLeavesNothing(t *testing.T) {
 	}
 	require.NoError(t, filler.Close())
 
-	_, err = slot.Publish(scan, spec("coder"), nil)
+	_, err = slot.Publish(scan, spec("coder"))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, syscall.ENOSPC)
 	entries, err := os.ReadDir(scan)
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "only the filler: no slot and no staging directory")
 	assert.Equal(t, "filler", entries[0].Name())
-}
-
-// Root renders into a staging directory inside the service user's scan directory. Until the
-// slot is complete nobody else can enter it, and every entry ends up the service user's,
-// with its exact mode (set-gid and sticky survive the chown).
-func TestStagedSlotIsPrivateUntilCompleteThenOwned(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root; this test must run there")
-		}
-		t.Skip("needs root")
-	}
-	scan := t.TempDir()
-	svc := &owner.Owner{UID: 4242, GID: 4343}
-	staged, err := slot.Stage(scan, spec("coder"), svc)
-	require.NoError(t, err)
-	assert.Equal(t, os.ModeDir|0o755, mode(t, staged))
-	err = filepath.Walk(staged, func(p string, info os.FileInfo, err error) error {
-		require.NoError(t, err)
-		sys := info.Sys().(*syscall.Stat_t)
-		assert.Equal(t, uint32(4242), sys.Uid, p)
-		assert.Equal(t, uint32(4343), sys.Gid, p)
-		return nil
-	})
-	require.NoError(t, err)
-	assert.Equal(t, os.ModeDir|os.ModeSetgid|os.ModeSticky|0o730, mode(t, filepath.Join(staged, "supervise", "event")))
-	assert.Equal(t, os.ModeNamedPipe|0o660, mode(t, filepath.Join(staged, "log", "supervise", "control")))
-	assert.Equal(t, os.FileMode(0o750), mode(t, filepath.Join(staged, "run")).Perm())
 }
 
 // A staging directory swapped for a symlink mid-render is never written through: Render works
@@ -304,7 +290,7 @@ func TestRenderRefusesASymlinkedDirectory(t *testing.T) {
 	victim := t.TempDir()
 	link := filepath.Join(base, "staging")
 	require.NoError(t, os.Symlink(victim, link))
-	require.Error(t, slot.Render(link, spec("coder"), nil))
+	require.Error(t, slot.Render(link, spec("coder")))
 	entries, err := os.ReadDir(victim)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "nothing written through the symlink")

@@ -19,7 +19,7 @@ func BenchmarkUpdate(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		if _, err := state.Update(d, nil, time.Now(), func(s *state.State) { s.PID = i }); err != nil {
+		if _, err := state.Update(d, time.Now(), func(s *state.State) { s.PID = i }); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,7 +4,7 @@
 //
 // Guarantees:
 //   - Writes are atomic and durable (safedir.WriteFile: renameio temp file, fsync, rename,
-//     fsync of the directory), never through a symlink, and keep the file's owner.
+//     fsync of the directory) and never go through a symlink.
 //   - Update is a read-modify-write under an flock on the profile home, so the gateway and an
 //     operator verb writing at the same moment never lose each other's fields.
 //   - Keys this package does not own are preserved (same JSON values) on every write.
@@ -22,7 +22,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/s6gate/s6gate/pkg/owner"
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
@@ -131,9 +130,8 @@ func read(home *safedir.Dir) (State, map[string]json.RawMessage, error) {
 
 // Update applies change to the state in home and writes it back atomically, stamping
 // updated_at. A damaged file is replaced (its unknown keys cannot be recovered); the returned
-// warning says so, and the write still happens. own is the owner a new file gets when the
-// caller is root.
-func Update(home *safedir.Dir, own *owner.Owner, now time.Time, change func(*State)) (warning error, err error) {
+// warning says so, and the write still happens.
+func Update(home *safedir.Dir, now time.Time, change func(*State)) (warning error, err error) {
 	unlock, err := home.Lock()
 	if err != nil {
 		return nil, fmt.Errorf("update %s: %w", home.Join(FileName), err)
@@ -163,7 +161,7 @@ func Update(home *safedir.Dir, own *owner.Owner, now time.Time, change func(*Sta
 	if err != nil {
 		return warning, err
 	}
-	if err := home.WriteFile(FileName, append(out, '\n'), Mode, own); err != nil {
+	if err := home.WriteFile(FileName, append(out, '\n'), Mode); err != nil {
 		return warning, fmt.Errorf("update state: %w", err)
 	}
 	return warning, nil

@@ -78,7 +78,7 @@ func TestUpdatePreservesUnknownKeysAndStamps(t *testing.T) {
 	p := filepath.Join(dir, state.FileName)
 	require.NoError(t, os.WriteFile(p, []byte(`{"gateway_state":"running","custom":{"a":[1,2]},"note":"hi"}`), 0o600))
 
-	warn, err := state.Update(d, nil, now, func(s *state.State) { s.DesiredState = state.Stopped })
+	warn, err := state.Update(d, now, func(s *state.State) { s.DesiredState = state.Stopped })
 	require.NoError(t, err)
 	assert.NoError(t, warn)
 
@@ -98,9 +98,9 @@ func TestUpdatePreservesUnknownKeysAndStamps(t *testing.T) {
 
 func TestUpdateClearsEmptiedFields(t *testing.T) {
 	d, dir := home(t)
-	_, err := state.Update(d, nil, now, func(s *state.State) { s.PID = 7; s.ExitReason = "boom" })
+	_, err := state.Update(d, now, func(s *state.State) { s.PID = 7; s.ExitReason = "boom" })
 	require.NoError(t, err)
-	_, err = state.Update(d, nil, now, func(s *state.State) { s.PID = 0; s.ExitReason = "" })
+	_, err = state.Update(d, now, func(s *state.State) { s.PID = 0; s.ExitReason = "" })
 	require.NoError(t, err)
 	b, err := os.ReadFile(filepath.Join(dir, state.FileName))
 	require.NoError(t, err)
@@ -111,7 +111,7 @@ func TestUpdateClearsEmptiedFields(t *testing.T) {
 func TestUpdateReplacesCorruptFileWithWarning(t *testing.T) {
 	d, dir := home(t)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, state.FileName), []byte("{garbage"), 0o600))
-	warn, err := state.Update(d, nil, now, func(s *state.State) { s.GatewayState = state.Starting })
+	warn, err := state.Update(d, now, func(s *state.State) { s.GatewayState = state.Starting })
 	require.NoError(t, err)
 	assert.ErrorIs(t, warn, state.ErrCorrupt)
 	got, err := state.Read(d)
@@ -132,7 +132,7 @@ func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 				return
 			}
 			defer d.Close()
-			_, err = state.Update(d, nil, now, func(s *state.State) {
+			_, err = state.Update(d, now, func(s *state.State) {
 				if i%2 == 0 {
 					s.PID++
 				} else {

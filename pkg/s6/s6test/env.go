@@ -3,7 +3,6 @@ package s6test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -15,18 +14,24 @@ import (
 	"time"
 )
 
-// Env is a complete host installation for integration tests: a data root, a scan directory
-// with a real s6-svscan on it (once Start is called), a command directory with the real s6
-// tools and this repository's with-contenv, and the repository's binaries.
+// Env is a complete host installation for integration tests: a data root, the gateways' scan
+// directory with a real s6-svscan on it (once Start is called), a command directory with the
+// real s6 tools and this repository's with-contenv, and the repository's binaries.
 //
-// When the tests run as root, the gateways run as ServiceUser "nobody" (through s6-setuidgid,
-// as in the image) and the data root and scan directory belong to it; otherwise everything
-// runs as the invoking user.
+// Made by NewEnv while the tests run as root, it is the image's layout: the service user is
+// "nobody", it owns the data root and the scan directory, and Start runs a root s6-svscan on
+// a root scan directory (RootScanDir) whose one service is the user tree: `s6-setuidgid nobody
+// s6-svscan ScanDir`, so every gateway's s6-supervise runs as nobody. The binaries, started as
+// root by Run, become nobody themselves. Otherwise (NewEnvAsCaller, or tests run by a normal
+// user) the service user is the caller and one s6-svscan runs on ScanDir: the layout that
+// in-process tests need, since they act with the test process's own rights.
 type Env struct {
 	t           testing.TB
 	Base        string
 	Home        string
-	ScanDir     string
+	ScanDir     string // the gateways' scan directory
+	RootScanDir string // the root tree's scan directory when UserTree, else ""
+	UserTree    bool
 	CommandDir  string
 	ServiceUser string
 	UID, GID    int
@@ -35,8 +40,21 @@ type Env struct {
 	Extra       []string // more KEY=VALUE for every command and for s6-svscan
 }
 
-// NewEnv lays out an Env. extraTools go into the command directory (see CommandDir).
+// NewEnv lays out an Env in the image's layout (see Env). extraTools go into the command
+// directory (see CommandDir).
 func NewEnv(t testing.TB, extraTools map[string]string) *Env {
+	t.Helper()
+	return newEnv(t, extraTools, os.Geteuid() == 0)
+}
+
+// NewEnvAsCaller lays out an Env whose service user is the caller, with a single s6-svscan:
+// for tests that call the packages in-process.
+func NewEnvAsCaller(t testing.TB, extraTools map[string]string) *Env {
+	t.Helper()
+	return newEnv(t, extraTools, false)
+}
+
+func newEnv(t testing.TB, extraTools map[string]string, userTree bool) *Env {
 	t.Helper()
 	Require(t)
 	bins := Binaries(t)
@@ -49,9 +67,10 @@ func NewEnv(t testing.TB, extraTools map[string]string) *Env {
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{t: t, Base: base, Home: filepath.Join(base, "data"), ScanDir: filepath.Join(base, "scan"), Bin: bins}
+	e := &Env{t: t, Base: base, Home: filepath.Join(base, "data"), ScanDir: filepath.Join(base, "scan"), Bin: bins, UserTree: userTree}
 	e.ServiceUser, e.UID, e.GID = currentUser(t)
-	if os.Geteuid() == 0 {
+	if userTree {
+		e.RootScanDir = filepath.Join(base, "rootscan")
 		u, err := user.Lookup("nobody")
 		if err != nil {
 			t.Fatal(err)
@@ -101,11 +120,38 @@ func (e *Env) Environ() []string {
 	return append(env, e.Extra...)
 }
 
-// Start runs a real s6-svscan on the scan directory with the Env's environment.
+// Start runs the supervision tree with the Env's environment: a real s6-svscan on the scan
+// directory, under a root s6-svscan as the service user's tree when UserTree. It returns once
+// the gateways' s6-svscan accepts commands.
 func (e *Env) Start() *Scan {
 	e.t.Helper()
-	e.Scan = startScan(e.t, e.ScanDir, e.Environ())
+	if !e.UserTree {
+		e.Scan = startScan(e.t, e.ScanDir, e.Environ())
+		return e.Scan
+	}
+	svc := filepath.Join(e.RootScanDir, "usertree")
+	if err := os.MkdirAll(svc, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	run := "#!/bin/sh\nexec 2>&1\nexec " + filepath.Join(ToolsDir, "s6-setuidgid") + " " + e.ServiceUser + " " +
+		filepath.Join(ToolsDir, "s6-svscan") + " -d3 " + e.ScanDir + "\n"
+	for name, content := range map[string]string{"run": run, "notification-fd": "3\n"} {
+		if err := os.WriteFile(filepath.Join(svc, name), []byte(content), 0o755); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	e.Scan = startScan(e.t, e.RootScanDir, e.Environ())
+	waitFor(e.t, 10*time.Second, "the user tree's s6-svscan on "+e.ScanDir, func() bool {
+		return exec.Command(filepath.Join(ToolsDir, "s6-svscanctl"), "-a", e.ScanDir).Run() == nil
+	})
 	return e.Scan
+}
+
+// StartScanOn runs a plain s6-svscan, as the test process, on another scan directory dir with
+// the Env's environment: for slots that must run under a root supervisor.
+func (e *Env) StartScanOn(dir string) *Scan {
+	e.t.Helper()
+	return startScan(e.t, dir, e.Environ())
 }
 
 // Result is a finished command.
@@ -173,17 +219,6 @@ func (e *Env) ProfileHome(name string) string {
 
 // Slot is the slot directory of a profile.
 func (e *Env) Slot(name string) string { return filepath.Join(e.ScanDir, "gateway-"+name) }
-
-// GrantScanControl gives the service user the right to run s6-svscanctl on the scan
-// directory, as the image's cont-init hook does, so unprivileged register/unregister work.
-func (e *Env) GrantScanControl() {
-	e.t.Helper()
-	for _, p := range []string{".s6-svscan", ".s6-svscan/control", ".s6-svscan/lock"} {
-		if err := os.Chown(filepath.Join(e.ScanDir, p), e.UID, e.GID); err != nil {
-			e.t.Fatal(fmt.Errorf("grant scan control: %w", err))
-		}
-	}
-}
 
 // CommandDirWith makes another command directory like the Env's (real s6 tools and this
 // repository's with-contenv), with extra tools replacing or adding to them, in a place the
