@@ -40,8 +40,8 @@ func requireEmpty(t *testing.T, dir string) {
 // find nothing new, and each candidate the fuzzer minimizes costs a fork and exec.
 const maxShellInput = 256
 
-// The toolkit's own variables are exported after the profile's and win over them.
-var exportedLast = map[string]string{"GATEWAY_HOME": "/opt/data", "GATEWAY_SUPERVISED": "1", "GATEWAY_NOTIFY_FD": "3"}
+// The toolkit's own variables are passed after the profile's and win over them.
+var exportedLast = map[string]string{"GATEWAY_HOME": "/opt/data", "GATEWAY_NOTIFY_FD": "3"}
 
 var injections = []string{
 	"$(touch X)", "`touch X`", "'; touch X; '", "'\"'\"'; touch X #", "\"; touch X; \"", "\\'; touch X",
@@ -50,8 +50,9 @@ var injections = []string{
 }
 
 // FuzzRunScriptEnv: a valid env name's value, whatever its bytes (but NUL), reaches the
-// gateway's environment byte for byte through a real /bin/sh, and nothing in it runs. An
-// invalid name is refused as a usage error before anything is rendered.
+// gateway's environment byte for byte through a real /bin/sh and env(1), as the rendered
+// ./run passes it, and nothing in it runs. An invalid name is refused as a usage error before
+// anything is rendered.
 func FuzzRunScriptEnv(f *testing.F) {
 	for _, v := range injections {
 		f.Add("FOO", v)
@@ -75,18 +76,19 @@ func FuzzRunScriptEnv(f *testing.F) {
 			return // no environment can hold a NUL; length adds nothing but exec cost
 		}
 
+		// The script's own exec of env(1), with printenv in place of the gateway binary.
 		run := slot.RunScript(s)
-		start := strings.Index(run, "export HOME=")
-		end := strings.LastIndex(run, "\nexec '")
+		start := strings.Index(run, "exec /usr/bin/env \\\n")
+		end := strings.LastIndex(run, " \\\n")
 		require.True(t, start >= 0 && end > start, "script layout changed:\n%s", run)
-		exports := run[start : end+1]
+		call := run[start:end+len(" \\\n")] + "  /usr/bin/printenv " + slot.Quote(name) + "\n"
 
 		want, ok := exportedLast[name]
 		if !ok {
 			want = value
 		}
-		got := sh(t, dir, exports+`printf %s "$`+name+`"`)
-		assert.Equal(t, want, got, "value of %s", name)
+		got := sh(t, dir, call)
+		assert.Equal(t, want+"\n", got, "value of %s", name)
 		requireEmpty(t, dir)
 	})
 }

@@ -86,7 +86,7 @@ func FuzzParse(f *testing.F) {
 		d, dir := home(t)
 		p := filepath.Join(dir, state.FileName)
 		require.NoError(t, os.WriteFile(p, b, 0o600))
-		warning, err := state.Update(d, nil, now, func(*state.State) {})
+		warning, err := state.Update(d, now, func(*state.State) {})
 		require.NoError(t, warning, "a parsable file is no warning")
 		require.NoError(t, err)
 
