@@ -58,6 +58,15 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	  done; \
 	done
 
+# The integration and E2E suites again, while 2 busy loops per core keep the machine's CPUs
+# saturated: tests must wait on real signals, never on timing luck.
+test-stress: build ## the integration and E2E suites under CPU load (2 busy loops per core)
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
+	@n=$$((2 * $$(nproc))); echo "test-stress: $$n busy loops"; pids=""; \
+	for i in $$(seq $$n); do sh -c 'while :; do :; done' & pids="$$pids $$!"; done; \
+	trap 'kill $$pids 2>/dev/null' EXIT; \
+	CGO_ENABLED=0 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -count=1 -timeout 40m $(PKGS) ./e2e/...
+
 bench: build ## benchmarks (speed and memory targets)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image && \

@@ -47,6 +47,9 @@ func startGateway(t *testing.T, root, profileName string, args []string, env []s
 	out := &s6test.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = extra
+	// A child that outlives a killed gateway must not keep Wait (and the test) hanging on
+	// the output pipe it inherited.
+	cmd.WaitDelay = 2 * time.Second
 	require.NoError(t, cmd.Start())
 	g := &gw{t: t, cmd: cmd, home: root, out: out, done: make(chan struct{}), status: -1}
 	if profileName != "default" {

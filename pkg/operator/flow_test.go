@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -152,9 +155,14 @@ func TestFlowRegisterStartKillStopUnregister(t *testing.T) {
 	})
 	assert.Contains(t, e.Scan.Output(), "gateway started", "s6-log's `1` copies lines to stdout")
 
+	e.MustRun("gateway", "start", "-p", "coder")
 	r = e.MustRun("gateway", "unregister", "coder")
 	assert.Contains(t, r.Stdout, "unregistered")
 	assert.NoDirExists(t, e.Slot("coder"))
+	assert.Empty(t, supervisorsOf("gateway-coder"), "s6-svscan was told to drop the supervisors (-an), none lingers")
+	// Unregistering a running gateway is an operator stop: the next boot keeps it down.
+	r = e.MustRun("gw-reconcile", "--dry-run")
+	assert.Contains(t, r.Stdout, "profile=coder prior_state=stopped action=registered")
 	entries, err := os.ReadDir(e.ScanDir)
 	require.NoError(t, err)
 	for _, en := range entries {
@@ -205,6 +213,38 @@ func TestFlowRestartAndAll(t *testing.T) {
 	r = e.MustRun("gateway", "status", "--check")
 	e.MustRun("gateway", "stop", "-p", "a")
 	e.MustRun("gateway", "status", "--check") // stopped on purpose is healthy
+
+	// Down against its recorded intent (a raw s6-svc bypasses the verbs): unhealthy, named.
+	out, err := exec.Command(filepath.Join(e.CommandDir, "s6-svc"), "-d", e.Slot("b")).CombinedOutput()
+	require.NoError(t, err, string(out))
+	s6test.Eventually(t, 10*time.Second, "b down", func() bool { return !status(t, e, e.Run, "b").Up })
+	r = e.Run("gateway", "status", "--check")
+	assert.Equal(t, 1, r.Code, "status --check must fail while a gateway meant to run is down")
+	assert.Contains(t, r.Stderr, "'b'")
+	r = e.Run("gateway", "status", "--check", "-p", "c")
+	assert.Equal(t, 0, r.Code, "c itself is fine: %s", r.Stderr)
+}
+
+// supervisorsOf lists the PIDs of s6-supervise processes running on the service called name
+// (its argv[1], as s6-svscan starts it: "name" or "name/log").
+func supervisorsOf(name string) []int {
+	var pids []int
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(argv) == 2 && filepath.Base(argv[0]) == "s6-supervise" && (argv[1] == name || argv[1] == name+"/log") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // An unprivileged operator (the service user, as with `docker exec -u gateway`) and root
@@ -276,4 +316,49 @@ func TestConcurrentVerbsLeaveIntentAndS6InAgreement(t *testing.T) {
 		assert.Equal(t, desired == "running", st.Up, "round %d: desired %s, up %v", i, desired, st.Up)
 		assert.Equal(t, desired == "stopped", hasDown, "round %d: desired %s, down file %v", i, desired, hasDown)
 	}
+}
+
+// unregister+register racing start and stop on one profile, round after round: whatever order
+// the verb lock gives them, once all three have returned the gateway is never up while its
+// recorded intent is stopped (SPEC §12). Before the lock survived unregister, a waiting verb
+// could lock the deleted slot's inode and act next to a later register.
+func TestUnregisterRegisterRacingStartStopKeepsIntentAndS6InAgreement(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	e.MustRun("gateway", "register", "racy", "--start")
+	rounds := 150
+	if testing.Short() {
+		rounds = 20
+	}
+	codes := map[string]map[int]int{"start": {}, "stop": {}}
+	for i := range rounds {
+		var wg sync.WaitGroup
+		results := make([]s6test.Result, 4)
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			results[0] = e.Run("gateway", "unregister", "racy")
+			results[1] = e.Run("gateway", "register", "racy")
+		}()
+		go func() { defer wg.Done(); results[2] = e.Run("gateway", "start", "-p", "racy") }()
+		go func() { defer wg.Done(); results[3] = e.Run("gateway", "stop", "-p", "racy") }()
+		wg.Wait()
+		require.Equal(t, 0, results[0].Code, "round %d: unregister: %s", i, results[0].Stderr)
+		require.Equal(t, 0, results[1].Code, "round %d: register: %s", i, results[1].Stderr)
+		for j, verb := range map[int]string{2: "start", 3: "stop"} {
+			r := results[j]
+			codes[verb][r.Code]++
+			if r.Code != 0 {
+				// The only acceptable failure: the profile was unregistered at that moment.
+				require.Contains(t, r.Stderr, "no such gateway 'racy'", "round %d: %s", i, verb)
+			}
+		}
+		st := status(t, e, e.Run, "racy")
+		if st.Up {
+			require.Equal(t, "running", str(st.DesiredState), "round %d: up while the recorded intent is %q", i, str(st.DesiredState))
+		}
+		_, err := os.Stat(filepath.Join(e.Slot("racy"), "down"))
+		require.Equal(t, str(st.DesiredState) == "stopped", err == nil, "round %d: the down file agrees with the intent %q", i, str(st.DesiredState))
+	}
+	t.Logf("exit codes over %d rounds: %v", rounds, codes)
 }

@@ -1,0 +1,156 @@
+package lifecycle_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/s6gate/s6gate/pkg/config"
+	"github.com/s6gate/s6gate/pkg/lifecycle"
+	"github.com/s6gate/s6gate/pkg/marker"
+	"github.com/s6gate/s6gate/pkg/proc"
+	"github.com/s6gate/s6gate/pkg/s6/s6test"
+)
+
+// syncBuffer is a log sink that Run writes to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runInProcess runs lifecycle.Run for profile "coder" in this test process (so coverage
+// counts) and returns a channel with its exit code, the home and the log.
+func runInProcess(t *testing.T, ctx context.Context, command []string) (<-chan int, string, *syncBuffer) {
+	t.Helper()
+	root := newRoot(t, "coder")
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- lifecycle.Run(ctx, lifecycle.Options{
+			Settings: config.Settings{Home: root, User: strconv.Itoa(os.Getuid()), DrainTimeout: 300 * time.Millisecond},
+			Profile:  "coder", Command: command, Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logs), nil)),
+		})
+	}()
+	return done, filepath.Join(root, "profiles", "coder"), logs
+}
+
+func stateIn(t *testing.T, home string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(home, "gateway_state.json"))
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+func waitRunning(t *testing.T, home string) {
+	t.Helper()
+	s6test.Eventually(t, 10*time.Second, "gateway_state=running", func() bool {
+		st := stateIn(t, home)
+		return st["gateway_state"] == "running" && st["pid"] == float64(os.Getpid())
+	})
+}
+
+func exitCode(t *testing.T, done <-chan int) int {
+	t.Helper()
+	select {
+	case code := <-done:
+		return code
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return")
+		return -1
+	}
+}
+
+func TestRunInProcess(t *testing.T) {
+	self := os.Getpid()
+	start, err := proc.StartTime(self)
+	require.NoError(t, err)
+	tests := []struct {
+		name      string
+		command   []string
+		act       func(t *testing.T, cancel context.CancelFunc, home string)
+		wantCode  int
+		wantState string
+		wantWhy   string
+	}{
+		{name: "context cancelled: unplanned, comes back", act: func(t *testing.T, cancel context.CancelFunc, _ string) { cancel() },
+			wantCode: 1, wantState: "running", wantWhy: "unplanned"},
+		{name: "SIGTERM with a matching marker: operator stop", act: func(t *testing.T, _ context.CancelFunc, home string) {
+			writeMarker(t, home, marker.Marker{TargetPID: self, TargetStartTime: &start, StopperPID: 1, WrittenAt: time.Now().UTC().Format(time.RFC3339Nano)})
+			require.NoError(t, syscall.Kill(self, syscall.SIGTERM))
+		}, wantCode: 0, wantState: "stopped", wantWhy: "planned stop"},
+		{name: "SIGUSR1: restart", act: func(t *testing.T, _ context.CancelFunc, _ string) {
+			require.NoError(t, syscall.Kill(self, syscall.SIGUSR1))
+		}, wantCode: lifecycle.ExitRestart, wantState: "stopped", wantWhy: "restart requested"},
+		{name: "child exits by itself: its status, state unchanged", command: []string{"sh", "-c", "sleep 0.2; exit 3"},
+			wantCode: 3, wantState: "running", wantWhy: "exited with status 3"},
+		{name: "child ignores SIGTERM: killed after the drain", command: []string{"sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"},
+			act: func(t *testing.T, cancel context.CancelFunc, _ string) { cancel() }, wantCode: 1, wantState: "running", wantWhy: "unplanned"},
+		{name: "command not found: fatal configuration", command: []string{"/nonexistent/cmd"},
+			wantCode: lifecycle.ExitFatalConfig, wantState: "startup_failed", wantWhy: "/nonexistent/cmd"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done, home, logs := runInProcess(t, ctx, tt.command)
+			if tt.act != nil {
+				waitRunning(t, home)
+				tt.act(t, cancel, home)
+			}
+			assert.Equal(t, tt.wantCode, exitCode(t, done), logs.String())
+			st := stateIn(t, home)
+			assert.Equal(t, tt.wantState, st["gateway_state"], logs.String())
+			assert.Contains(t, st["exit_reason"], tt.wantWhy)
+			assert.NotContains(t, st, "pid", "no pid is left behind")
+			assert.NoFileExists(t, filepath.Join(home, lifecycle.PIDFile))
+			assert.NoFileExists(t, filepath.Join(home, marker.FileName))
+		})
+	}
+}
+
+// A held profile lock without --replace: the second gateway refuses, exit 1.
+func TestRunInProcessRefusesAHeldLock(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done, home, _ := runInProcess(t, ctx, nil)
+	waitRunning(t, home)
+	root := filepath.Dir(filepath.Dir(home))
+	var logs bytes.Buffer
+	code := lifecycle.Run(context.Background(), lifecycle.Options{
+		Settings: config.Settings{Home: root, User: strconv.Itoa(os.Getuid()), DrainTimeout: time.Second},
+		Profile:  "coder", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	assert.Equal(t, 1, code)
+	assert.Contains(t, logs.String(), "another gateway holds the profile lock")
+	cancel()
+	assert.Equal(t, 1, exitCode(t, done))
+}

@@ -1,0 +1,142 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/s6gate/s6gate/pkg/config"
+	"github.com/s6gate/s6gate/pkg/reconcile"
+	"github.com/s6gate/s6gate/pkg/s6"
+	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/pkg/svcuser"
+)
+
+func settingsOf(e *s6test.Env) config.Settings {
+	return config.Settings{Home: e.Home, ScanDir: e.ScanDir, CommandDir: e.CommandDir, User: e.ServiceUser, Bin: e.Bin["gateway"], DrainTimeout: time.Second}
+}
+
+func runInProcess(t *testing.T, e *s6test.Env, dryRun bool) ([]reconcile.Entry, string, string) {
+	t.Helper()
+	var out, logs bytes.Buffer
+	entries, err := reconcile.Run(context.Background(), reconcile.Options{
+		Settings: settingsOf(e), DryRun: dryRun, Out: &out,
+		Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Now: func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
+	})
+	require.NoError(t, err)
+	return entries, out.String(), logs.String()
+}
+
+// The reconciler called in-process (so coverage counts) over every kind of profile: the
+// same outcomes as the binary, and the leftovers of interrupted writes are swept.
+func TestRunInProcess(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	seedDataRoot(t, e)
+	run1 := e.ProfileHome("run1")
+	leftovers := []string{".gateway_state.json4242", ".profile.json1", ".gateway.pid77",
+		"..gateway-planned-stop.json9", ".gateway-planned-stop.json.claimed-999999999-1"}
+	for _, f := range leftovers {
+		writeFile(t, filepath.Join(run1, f), "half")
+	}
+	live := fmt.Sprintf(".gateway-planned-stop.json.claimed-%d-1", os.Getpid())
+	for _, f := range []string{".keep", ".gateway_state.json", ".gateway_state.jsonX1", live} {
+		writeFile(t, filepath.Join(run1, f), "not ours to sweep")
+	}
+
+	entries, out, logs := runInProcess(t, e, false)
+	got := map[string]reconcile.Entry{}
+	for _, en := range entries {
+		got[en.Profile] = en
+	}
+	assert.Equal(t, reconcile.Started, got["run1"].Action)
+	assert.Equal(t, "running", got["run1"].PriorState)
+	assert.Equal(t, reconcile.Registered, got["stop1"].Action)
+	assert.Equal(t, reconcile.Skipped, got["badcfg"].Action)
+	assert.Contains(t, got["badcfg"].Reason, "profile.json")
+	assert.Equal(t, "default", entries[0].Profile)
+	assert.Contains(t, out, "2026-11-30T12:00:00Z profile=run1 prior_state=running action=started\n")
+	for _, f := range leftovers {
+		assert.NoFileExists(t, filepath.Join(run1, f), "swept")
+	}
+	for _, f := range []string{".keep", ".gateway_state.json", ".gateway_state.jsonX1", live} {
+		assert.FileExists(t, filepath.Join(run1, f), "%s is not a leftover (or its consumer is alive)", f)
+	}
+	assert.Contains(t, logs, "swept leftovers")
+	assert.NoDirExists(t, e.Slot("gone"), "the slot of a deleted profile is removed")
+	assert.FileExists(t, filepath.Join(e.Home, "logs", "container-boot.log"))
+
+	// Again, with the gateways running: every live slot is kept, nothing is swept.
+	e.Start()
+	s6test.Eventually(t, 15*time.Second, "run1 supervised", func() bool {
+		ok, _ := s6.Supervised(e.Slot("run1"))
+		return ok
+	})
+	writeFile(t, filepath.Join(run1, ".gateway_state.json5"), "a write under way")
+	entries, _, _ = runInProcess(t, e, false)
+	for _, en := range entries {
+		if en.Profile == "run1" {
+			assert.Equal(t, reconcile.Kept, en.Action)
+		}
+	}
+	assert.FileExists(t, filepath.Join(run1, ".gateway_state.json5"), "a live gateway's home is not swept")
+}
+
+// A dry run reports and changes nothing, even where a real run would sweep.
+func TestDryRunInProcess(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	seedDataRoot(t, e)
+	writeFile(t, filepath.Join(e.ProfileHome("run1"), ".gateway_state.json1"), "half")
+	before := snapshot(t, e.Home, e.ScanDir)
+	_, out, _ := runInProcess(t, e, true)
+	assert.Contains(t, out, "dry_run=true")
+	assert.Equal(t, before, snapshot(t, e.Home, e.ScanDir))
+}
+
+// PrepareBoot makes the scan directory anew, owned by the service user; it never touches a
+// directory an s6-svscan runs on.
+func TestPrepareBoot(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	s := settingsOf(e)
+	s.ScanDir = filepath.Join(e.Base, "run", "gateways")
+	writeFile(t, filepath.Join(s.ScanDir, "gateway-old", "run"), "from the last boot")
+	uid, gid := -1, -1
+	if os.Geteuid() == 0 {
+		nobody, err := svcuser.Lookup("nobody")
+		require.NoError(t, err)
+		uid, gid = nobody.UID, nobody.GID
+		require.NoError(t, os.Chown(e.Home, 0, 0)) // a fresh bind mount arrives root-owned
+	}
+	require.NoError(t, reconcile.PrepareBoot(s, uid, gid))
+	entries, err := os.ReadDir(s.ScanDir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing from the last boot survives")
+	st, err := os.Stat(s.ScanDir)
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeDir|0o755, st.Mode())
+	if uid >= 0 {
+		assert.Equal(t, uint32(uid), st.Sys().(*syscall.Stat_t).Uid, "the scan directory is the service user's")
+		home, err := os.Stat(e.Home)
+		require.NoError(t, err)
+		assert.Equal(t, uint32(uid), home.Sys().(*syscall.Stat_t).Uid, "the root-owned data root is handed over")
+	}
+
+	// With an s6-svscan on it (the root tree's /run/service, or a run at runtime): refused.
+	s6test.StartScan(t, s.ScanDir)
+	writeFile(t, filepath.Join(s.ScanDir, "keep", "file"), "live")
+	err = reconcile.PrepareBoot(s, uid, gid)
+	var sde *reconcile.ScanDirError
+	require.ErrorAs(t, err, &sde)
+	assert.Contains(t, err.Error(), "s6-svscan is running on it")
+	assert.FileExists(t, filepath.Join(s.ScanDir, "keep", "file"))
+}
+
