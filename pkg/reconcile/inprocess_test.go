@@ -139,4 +139,3 @@ func TestPrepareBoot(t *testing.T) {
 	assert.Contains(t, err.Error(), "s6-svscan is running on it")
 	assert.FileExists(t, filepath.Join(s.ScanDir, "keep", "file"))
 }
-
