@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // The persist-decision table of SPEC §7.
@@ -64,11 +65,14 @@ func TestHolderFromLocks(t *testing.T) {
 }
 
 func TestNotifierWritesNewlineAndCloses(t *testing.T) {
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
+	// The write end is a bare descriptor that notifier owns and closes. An *os.File must not
+	// own it too: its GC cleanup would close the same number again later, by then reused by
+	// some other file of this test process (a gateway's output pipe, which then never sees EOF).
+	var p [2]int
+	require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+	r := os.NewFile(uintptr(p[0]), "notify-r")
 	defer r.Close()
-	fd := int(w.Fd())
-	notify := notifier(fd)
+	notify := notifier(p[1])
 	notify()
 	buf := make([]byte, 4)
 	n, err := r.Read(buf)

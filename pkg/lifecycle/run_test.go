@@ -41,8 +41,14 @@ type gw struct {
 func startGateway(t *testing.T, root, profileName string, args []string, env []string, extra ...*os.File) *gw {
 	t.Helper()
 	bin := s6test.Binaries(t)["gateway"]
-	cmd := exec.Command(bin, append([]string{"run", "-p", profileName}, args...)...)
-	// The service user is the caller: the gateway acts with the test's own rights.
+	return launch(t, exec.Command(bin, append([]string{"run", "-p", profileName}, args...)...), root, profileName, env, extra...)
+}
+
+// launch starts cmd, a `gateway run -p profileName ...` (possibly wrapped, see strace.Command),
+// with the test environment. The service user is the caller: the gateway acts with the
+// test's own rights.
+func launch(t *testing.T, cmd *exec.Cmd, root, profileName string, env []string, extra ...*os.File) *gw {
+	t.Helper()
 	cmd.Env = append([]string{"GATEWAY_HOME=" + root, "GATEWAY_DRAIN_TIMEOUT=500ms", "PATH=/usr/bin:/bin", "GATEWAY_USER=" + strconv.Itoa(os.Getuid())}, env...)
 	out := &s6test.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -175,6 +181,9 @@ func TestSignalClassificationAndPersistedState(t *testing.T) {
 	}
 }
 
+// TestStartingThenRunningRecordsIdentity pins SPEC §3/§7: a running gateway's state names its pid
+// and start time, gateway.pid exists, and the idle gateway announces itself. (The order
+// starting → running is pinned by TestGatewayRecordsStartingBeforeRunning.)
 func TestStartingThenRunningRecordsIdentity(t *testing.T) {
 	root := newRoot(t)
 	g := startGateway(t, root, "default", nil, nil)
@@ -189,7 +198,11 @@ func TestStartingThenRunningRecordsIdentity(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(root, lifecycle.PIDFile))
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"pid":`)
-	assert.Contains(t, g.out.String(), "built-in idle gateway")
+	// The banner is logged after running is recorded (and after readiness): seeing the state
+	// says nothing about the banner yet, so wait for the banner itself.
+	s6test.Eventually(t, 10*time.Second, "the idle gateway's start banner", func() bool {
+		return strings.Contains(g.out.String(), "built-in idle gateway")
+	})
 	g.signal(syscall.SIGTERM)
 	g.wait()
 }
@@ -214,14 +227,24 @@ func TestReadinessNotificationIsNotInheritedByTheChild(t *testing.T) {
 	g.wait()
 }
 
+// hasLine reports whether out has a line that is exactly line. The gateway logs its child's
+// command line, so a bare Contains would also match the script's own text in that log line.
+func hasLine(out, line string) bool {
+	return strings.Contains("\n"+out, "\n"+line+"\n")
+}
+
+// TestWrapperForwardsSignalsAndDrainsTheChild pins SPEC §7: the child's output reaches the
+// gateway's stdout, other signals are forwarded to the child, and an unmarked SIGTERM drains it.
 func TestWrapperForwardsSignalsAndDrainsTheChild(t *testing.T) {
 	root := newRoot(t, "coder")
 	flag := filepath.Join(t.TempDir(), "hup")
 	script := `trap 'echo hup > ` + flag + `' HUP; trap 'echo child-got-term; exit 0' TERM; echo child-started; while :; do sleep 0.05; done`
 	g := startGateway(t, root, "coder", []string{"--", "sh", "-c", script}, nil)
 	g.waitState("running")
+	// The child's own line, printed once its traps are set (the gateway's log line that quotes
+	// the script must not count, or SIGHUP can arrive before the trap and kill the child).
 	s6test.Eventually(t, 5*time.Second, "child output on the gateway's stdout", func() bool {
-		return strings.Contains(g.out.String(), "child-started")
+		return hasLine(g.out.String(), "child-started")
 	})
 	g.signal(syscall.SIGHUP)
 	s6test.Eventually(t, 5*time.Second, "SIGHUP forwarded to the child", func() bool {
@@ -230,7 +253,7 @@ func TestWrapperForwardsSignalsAndDrainsTheChild(t *testing.T) {
 	})
 	g.signal(syscall.SIGTERM)
 	assert.Equal(t, 1, g.wait())
-	assert.Contains(t, g.out.String(), "child-got-term", "the child got SIGTERM to drain")
+	assert.True(t, hasLine(g.out.String(), "child-got-term"), "the child got SIGTERM to drain:\n%s", g.out.String())
 	assert.Equal(t, "running", g.state()["gateway_state"])
 }
 
