@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 CMDS := gateway gw-reconcile gw-render gw-mark with-contenv printcontenv init
 GOFLAGS_BUILD := -trimpath -ldflags='-s -w -buildid='
-PKGS := ./pkg/... ./cmd/...
+PKGS := ./pkg/... ./internal/... ./cmd/...
 
 FUZZTIME ?= 10s
 
@@ -73,7 +73,7 @@ bench: build ## benchmarks (speed and memory targets)
 	  TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 20m ./e2e/...; fi
 
 lint: ## gofmt, go vet, staticcheck
-	@out=$$(gofmt -l cmd pkg e2e 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd pkg internal e2e 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(shell $(GO) env GOPATH)/bin/staticcheck ./...
 

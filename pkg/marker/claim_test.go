@@ -173,7 +173,7 @@ func TestConcurrentConsumersNeverBothPlanned(t *testing.T) {
 	pid := os.Getpid()
 	for round := range rounds {
 		m := marker.For(pid, time.Now())
-		require.NoError(t, marker.Write(d, nil, m))
+		require.NoError(t, marker.Write(d, m))
 
 		var wg sync.WaitGroup
 		var mu sync.Mutex

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 func writeHelper(target, data string) int {
 	d, err := safedir.Open(filepath.Dir(target), "")
 	if err == nil {
-		err = d.WriteFile(filepath.Base(target), []byte(data), 0o640, nil)
+		err = d.WriteFile(filepath.Base(target), []byte(data), 0o640)
 		d.Close()
 	}
 	if err != nil {
