@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 )
 
 // BenchmarkFootprint reports, once per run, the size of every binary as `make build` makes

@@ -16,7 +16,7 @@ import (
 
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
-	"github.com/s6gate/s6gate/pkg/lifecycle"
+	"github.com/s6gate/s6gate/pkg/gatewayrun"
 	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/svcuser"
@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		if verb == "run" {
 			fmt.Fprintf(stderr, "gateway: run: fatal configuration: %s\n", oneLine(err.Error()))
-			return lifecycle.ExitFatalConfig
+			return exitcode.FatalConfig
 		}
 		return fail(err)
 	}
@@ -68,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if _, err := svcuser.Become(settings.User); err != nil {
 		if verb == "run" {
 			fmt.Fprintf(stderr, "gateway: run: fatal configuration: %s\n", oneLine(err.Error()))
-			return lifecycle.ExitFatalConfig
+			return exitcode.FatalConfig
 		}
 		return fail(err)
 	}
@@ -88,16 +88,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func runGateway(ctx context.Context, s config.Settings, cli *cmdline, stderr io.Writer) int {
 	notify, _ := strconv.Atoi(os.Getenv("GATEWAY_NOTIFY_FD"))
-	beat, err := config.ParseDuration(os.Getenv("GATEWAY_HEARTBEAT"), lifecycle.DefaultHeartbeat)
+	beat, err := config.ParseDuration(os.Getenv("GATEWAY_HEARTBEAT"), gatewayrun.DefaultHeartbeat)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: run: fatal configuration: GATEWAY_HEARTBEAT: %s\n", err)
-		return lifecycle.ExitFatalConfig
+		return exitcode.FatalConfig
 	}
 	var cmd []string
 	if cli.dashdash {
 		cmd = cli.command
 	}
-	return lifecycle.Run(ctx, lifecycle.Options{
+	return gatewayrun.Run(ctx, gatewayrun.Options{
 		Settings: s, Profile: cli.profile, Replace: cli.replace, Command: cmd,
 		NotifyFD: notify, Heartbeat: beat, Logger: slog.New(slog.NewTextHandler(stderr, nil)),
 	})

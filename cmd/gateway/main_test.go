@@ -11,14 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	s6test.RemoveBinaries()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { s6test.Main(m) }
 
 func tree(t *testing.T, roots ...string) string {
 	var b strings.Builder
@@ -37,10 +33,19 @@ func TestBadUsageExits2WithOneLineAndChangesNothing(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
 	e.Start()
 	e.MustRun("gateway", "register", "coder")
-	// The slot's logger creates its directory on its own; let it settle before the snapshot.
-	s6test.Eventually(t, 5*time.Second, "the logger's files", func() bool {
-		_, err := os.Stat(filepath.Join(e.Home, "logs", "gateways", "coder", "state"))
-		return err == nil
+	// s6-supervise (service and logger) and s6-log create their files on their own; let them
+	// settle before the snapshot.
+	s6test.Eventually(t, 5*time.Second, "the supervisors' and the logger's files", func() bool {
+		for _, p := range []string{
+			filepath.Join(e.Home, "logs", "gateways", "coder", "state"),
+			filepath.Join(e.Slot("coder"), "supervise", "status"), filepath.Join(e.Slot("coder"), "event"),
+			filepath.Join(e.Slot("coder"), "log", "supervise", "status"), filepath.Join(e.Slot("coder"), "log", "event"),
+		} {
+			if _, err := os.Stat(p); err != nil {
+				return false
+			}
+		}
+		return true
 	})
 	before := tree(t, e.Home, e.ScanDir)
 	tests := []struct {

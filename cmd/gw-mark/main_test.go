@@ -13,14 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/s6gate/s6gate/pkg/marker"
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	s6test.RemoveBinaries()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { s6test.Main(m) }
 
 func TestWriteCheckClear(t *testing.T) {
 	e := s6test.NewEnv(t, nil)

@@ -28,7 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 )
 
 // Require stops the test unless strace is installed and returns its path.

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/s6gate/s6gate/pkg/operator"
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 )
 
 // BenchmarkStatus100 reports the status of 100 registered, supervised slots (what

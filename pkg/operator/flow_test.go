@@ -19,7 +19,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/s6"
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
 

@@ -22,15 +22,11 @@ import (
 	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/slot"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	s6test.RemoveBinaries()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { s6test.Main(m) }
 
 // newOperator builds an Operator over env's directories with the given command directory.
 func newOperator(t testing.TB, e *s6test.Env, cmdDir string) *operator.Operator {

@@ -17,7 +17,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/reconcile"
 	"github.com/s6gate/s6gate/pkg/s6"
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 

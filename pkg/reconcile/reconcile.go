@@ -47,7 +47,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s6gate/s6gate/pkg/config"
-	"github.com/s6gate/s6gate/pkg/lifecycle"
+	"github.com/s6gate/s6gate/pkg/pidlock"
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
@@ -368,14 +368,14 @@ func plan(o Options, name string) Entry {
 
 // atomicFiles are the files written with safedir.WriteFile in a home (the marker's are swept
 // by marker.Sweep).
-var atomicFiles = []string{state.FileName, profile.ConfigFile, lifecycle.PIDFile}
+var atomicFiles = []string{state.FileName, profile.ConfigFile, pidlock.PIDFile}
 
 // sweep clears what a dead gateway, a killed writer or a stale stop left in home: the
 // gateway's identity, temp files of interrupted atomic writes, planned-stop markers that can
 // no longer match. A home with a live gateway keeps its identity and temp files (a write may
 // be under way).
 func sweep(o Options, name string, home *safedir.Dir) {
-	live, cleared, err := lifecycle.SweepStale(home)
+	live, cleared, err := pidlock.SweepStale(home)
 	if err != nil {
 		o.Log.Warn("cannot sweep a stale gateway identity", "profile", name, "err", err)
 	}

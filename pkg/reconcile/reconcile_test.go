@@ -15,17 +15,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/s6gate/s6gate/pkg/lifecycle"
+	"github.com/s6gate/s6gate/pkg/pidlock"
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/s6"
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	s6test.RemoveBinaries()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { s6test.Main(m) }
 
 var lineRE = regexp.MustCompile(`^(\S+) profile=(\S+) prior_state=(\S+) action=(\S+)( reason=".*")?$`)
 
@@ -88,8 +84,8 @@ func seedDataRoot(t *testing.T, e *s6test.Env) {
 	writeFile(t, filepath.Join(outside, "gateway_state.json"), `{"gateway_state":"running"}`)
 	require.NoError(t, os.Symlink(outside, filepath.Join(e.Home, "profiles", "linked")))
 	// Leftovers: a dead gateway's identity and an old marker in run1's home.
-	writeFile(t, filepath.Join(home("run1"), lifecycle.PIDFile), `{"pid":1,"start_time":5}`)
-	writeFile(t, filepath.Join(home("run1"), lifecycle.LockFile), "1\n")
+	writeFile(t, filepath.Join(home("run1"), pidlock.PIDFile), `{"pid":1,"start_time":5}`)
+	writeFile(t, filepath.Join(home("run1"), pidlock.LockFile), "1\n")
 	writeFile(t, filepath.Join(home("run1"), marker.FileName), `{"target_pid":1,"target_start_time":5,"stopper_pid":9,"written_at":"2026-01-01T00:00:00Z"}`)
 	// Leftovers in the scan directory: a slot of run1 from the last boot, and a slot of a
 	// profile deleted while the container was down.
@@ -150,9 +146,9 @@ func TestReconcileOverEveryProfileState(t *testing.T) {
 	assert.Contains(t, r.Stderr, "badcfg")
 
 	// Swept: the dead gateway's identity and the stale marker.
-	assert.NoFileExists(t, filepath.Join(e.ProfileHome("run1"), lifecycle.PIDFile))
+	assert.NoFileExists(t, filepath.Join(e.ProfileHome("run1"), pidlock.PIDFile))
 	assert.NoFileExists(t, filepath.Join(e.ProfileHome("run1"), marker.FileName))
-	b, err := os.ReadFile(filepath.Join(e.ProfileHome("run1"), lifecycle.LockFile))
+	b, err := os.ReadFile(filepath.Join(e.ProfileHome("run1"), pidlock.LockFile))
 	require.NoError(t, err)
 	assert.Empty(t, b)
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/s6gate/s6gate/pkg/config"
-	"github.com/s6gate/s6gate/pkg/lifecycle"
+	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
@@ -137,11 +137,11 @@ func LogRunScript(s Spec) string {
 	return b.String()
 }
 
-// FinishScript is the slot's ./finish: the gateway's exit code 78 (lifecycle.ExitFatalConfig)
+// FinishScript is the slot's ./finish: the gateway's exit code 78 (exitcode.FatalConfig)
 // becomes 125, which tells s6-supervise not to restart a gateway that cannot work.
 func FinishScript(s Spec) string {
 	return fmt.Sprintf("#!/bin/sh\n# %s: a gateway that exits %d (fatal configuration) stays down.\n"+
-		"if [ \"$1\" = %d ]; then\n  exit 125\nfi\nexit 0\n", Name(s.Profile), lifecycle.ExitFatalConfig, lifecycle.ExitFatalConfig)
+		"if [ \"$1\" = %d ]; then\n  exit 125\nfi\nexit 0\n", Name(s.Profile), exitcode.FatalConfig, exitcode.FatalConfig)
 }
 
 // Render writes the slot for spec into dir, which must exist and be empty (normally a fresh

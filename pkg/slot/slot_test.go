@@ -15,7 +15,7 @@ import (
 
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/profile"
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/slot"
 )
 
@@ -29,9 +29,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	code := m.Run()
-	s6test.RemoveBinaries()
-	os.Exit(code)
+	s6test.Main(m)
 }
 
 func spec(p string) slot.Spec {

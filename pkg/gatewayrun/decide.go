@@ -1,6 +1,7 @@
-package lifecycle
+package gatewayrun
 
 import (
+	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/state"
 )
 
@@ -32,12 +33,6 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// Exit codes of `gateway run` beyond the shared 0/1/2.
-const (
-	ExitRestart     = 75 // EX_TEMPFAIL: stopped to be started again
-	ExitFatalConfig = 78 // EX_CONFIG: finish turns it into 125, so s6 stops retrying
-)
-
 // Decision is what a stopping gateway persists and how it exits.
 type Decision struct {
 	State    string // gateway_state to write; "" leaves the recorded one alone
@@ -50,9 +45,9 @@ func Decide(r Reason) Decision {
 	case Planned:
 		return Decision{State: state.Stopped, ExitCode: 0}
 	case Restart:
-		return Decision{State: state.Stopped, ExitCode: ExitRestart}
+		return Decision{State: state.Stopped, ExitCode: exitcode.Restart}
 	case FatalConfig:
-		return Decision{State: state.StartupFailed, ExitCode: ExitFatalConfig}
+		return Decision{State: state.StartupFailed, ExitCode: exitcode.FatalConfig}
 	case ChildExited:
 		return Decision{State: "", ExitCode: -1}
 	default: // Unplanned, and anything unknown: the safe side is to come back.

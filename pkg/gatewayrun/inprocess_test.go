@@ -1,4 +1,4 @@
-package lifecycle_test
+package gatewayrun_test
 
 import (
 	"bytes"
@@ -18,11 +18,31 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/s6gate/s6gate/pkg/config"
-	"github.com/s6gate/s6gate/pkg/lifecycle"
+	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/pidlock"
+	"github.com/s6gate/s6gate/pkg/gatewayrun"
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/proc"
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/pkg/safedir"
+	"github.com/s6gate/s6gate/internal/s6test"
 )
+
+func newRoot(t *testing.T, profiles ...string) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, p := range profiles {
+		require.NoError(t, os.MkdirAll(filepath.Join(root, "profiles", p), 0o755))
+	}
+	return root
+}
+
+func writeMarker(t *testing.T, home string, m marker.Marker) {
+	t.Helper()
+	d, err := safedir.Open(home, "")
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, marker.Write(d, m))
+}
 
 // syncBuffer is a log sink that Run writes to while the test reads it.
 type syncBuffer struct {
@@ -50,7 +70,7 @@ func runInProcess(t *testing.T, ctx context.Context, command []string) (<-chan i
 	logs := &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- lifecycle.Run(ctx, lifecycle.Options{
+		done <- gatewayrun.Run(ctx, gatewayrun.Options{
 			Settings: config.Settings{Home: root, User: strconv.Itoa(os.Getuid()), DrainTimeout: 300 * time.Millisecond},
 			Profile:  "coder", Command: command, Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logs), nil)),
 		})
@@ -110,13 +130,13 @@ func TestRunInProcess(t *testing.T) {
 		}, wantCode: 0, wantState: "stopped", wantWhy: "planned stop"},
 		{name: "SIGUSR1: restart", act: func(t *testing.T, _ context.CancelFunc, _ string) {
 			require.NoError(t, syscall.Kill(self, syscall.SIGUSR1))
-		}, wantCode: lifecycle.ExitRestart, wantState: "stopped", wantWhy: "restart requested"},
+		}, wantCode: exitcode.Restart, wantState: "stopped", wantWhy: "restart requested"},
 		{name: "child exits by itself: its status, state unchanged", command: []string{"sh", "-c", "sleep 0.2; exit 3"},
 			wantCode: 3, wantState: "running", wantWhy: "exited with status 3"},
 		{name: "child ignores SIGTERM: killed after the drain", command: []string{"sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"},
 			act: func(t *testing.T, cancel context.CancelFunc, _ string) { cancel() }, wantCode: 1, wantState: "running", wantWhy: "unplanned"},
 		{name: "command not found: fatal configuration", command: []string{"/nonexistent/cmd"},
-			wantCode: lifecycle.ExitFatalConfig, wantState: "startup_failed", wantWhy: "/nonexistent/cmd"},
+			wantCode: exitcode.FatalConfig, wantState: "startup_failed", wantWhy: "/nonexistent/cmd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,7 +152,7 @@ func TestRunInProcess(t *testing.T) {
 			assert.Equal(t, tt.wantState, st["gateway_state"], logs.String())
 			assert.Contains(t, st["exit_reason"], tt.wantWhy)
 			assert.NotContains(t, st, "pid", "no pid is left behind")
-			assert.NoFileExists(t, filepath.Join(home, lifecycle.PIDFile))
+			assert.NoFileExists(t, filepath.Join(home, pidlock.PIDFile))
 			assert.NoFileExists(t, filepath.Join(home, marker.FileName))
 		})
 	}
@@ -145,7 +165,7 @@ func TestRunInProcessRefusesAHeldLock(t *testing.T) {
 	waitRunning(t, home)
 	root := filepath.Dir(filepath.Dir(home))
 	var logs bytes.Buffer
-	code := lifecycle.Run(context.Background(), lifecycle.Options{
+	code := gatewayrun.Run(context.Background(), gatewayrun.Options{
 		Settings: config.Settings{Home: root, User: strconv.Itoa(os.Getuid()), DrainTimeout: time.Second},
 		Profile:  "coder", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	})

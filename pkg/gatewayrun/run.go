@@ -1,4 +1,4 @@
-package lifecycle
+package gatewayrun
 
 import (
 	"context"
@@ -16,7 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s6gate/s6gate/pkg/config"
+	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/marker"
+	"github.com/s6gate/s6gate/pkg/pidlock"
 	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/safedir"
@@ -64,7 +66,7 @@ func Run(ctx context.Context, o Options) int {
 	g := &gateway{o: o, log: o.Logger.With("profile", o.Profile), pid: os.Getpid()}
 	if err := profile.Validate(o.Profile); err != nil {
 		g.log.Error("cannot run", "err", err)
-		return 2
+		return exitcode.Usage
 	}
 	// Catch signals before anything else, so a stop that arrives during start-up is seen.
 	sigs := make(chan os.Signal, 16)
@@ -80,12 +82,12 @@ func Run(ctx context.Context, o Options) int {
 	home, err := safedir.Open(o.Settings.Home, profile.HomeRel(o.Profile))
 	if err != nil {
 		g.log.Error("fatal configuration: profile home unusable", "err", err)
-		return ExitFatalConfig
+		return exitcode.FatalConfig
 	}
 	defer home.Close()
 	g.home = home
 
-	lock, err := Acquire(home, o.Replace, o.Settings.DrainTimeout+3*time.Second, g.log.Info)
+	lock, err := pidlock.Acquire(home, o.Replace, o.Settings.DrainTimeout+3*time.Second, g.log.Info)
 	if err != nil {
 		g.log.Error("cannot take the profile lock", "err", err)
 		return 1
@@ -174,7 +176,7 @@ func (g *gateway) loop(ctx context.Context, sigs <-chan os.Signal) int {
 		case err := <-exited:
 			g.child = nil
 			code, why := exitStatus(err)
-			if code == ExitFatalConfig {
+			if code == exitcode.FatalConfig {
 				return g.finish(FatalConfig, "command reported a fatal configuration ("+why+")", 0)
 			}
 			return g.finish(ChildExited, "command "+why, code)

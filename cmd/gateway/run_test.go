@@ -1,4 +1,4 @@
-package lifecycle_test
+package main_test
 
 import (
 	"encoding/json"
@@ -15,18 +15,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/s6gate/s6gate/pkg/lifecycle"
+	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/pidlock"
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/proc"
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	s6test.RemoveBinaries()
-	os.Exit(code)
-}
 
 // gw is a gateway process started from the outside, as s6-supervise starts it.
 type gw struct {
@@ -157,7 +152,7 @@ func TestSignalClassificationAndPersistedState(t *testing.T) {
 			}, wantState: "running", wantCode: 1},
 		{name: "SIGINT is a planned stop", signal: syscall.SIGINT, wantState: "stopped", wantCode: 0},
 		{name: "SIGQUIT is unplanned", signal: syscall.SIGQUIT, wantState: "running", wantCode: 1},
-		{name: "SIGUSR1 requests a restart", signal: syscall.SIGUSR1, wantState: "stopped", wantCode: lifecycle.ExitRestart},
+		{name: "SIGUSR1 requests a restart", signal: syscall.SIGUSR1, wantState: "stopped", wantCode: exitcode.Restart},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,7 +171,7 @@ func TestSignalClassificationAndPersistedState(t *testing.T) {
 			assert.Equal(t, tt.wantState, st["gateway_state"], g.out.String())
 			assert.NotContains(t, st, "pid", "a gateway that exited leaves no pid behind")
 			assert.NoFileExists(t, filepath.Join(g.home, marker.FileName), "the marker is single use, matched or not")
-			assert.NoFileExists(t, filepath.Join(g.home, lifecycle.PIDFile))
+			assert.NoFileExists(t, filepath.Join(g.home, pidlock.PIDFile))
 		})
 	}
 }
@@ -195,7 +190,7 @@ func TestStartingThenRunningRecordsIdentity(t *testing.T) {
 	assert.Equal(t, float64(start), st["start_time"])
 	_, err = time.Parse(time.RFC3339, st["updated_at"].(string))
 	assert.NoError(t, err)
-	b, err := os.ReadFile(filepath.Join(root, lifecycle.PIDFile))
+	b, err := os.ReadFile(filepath.Join(root, pidlock.PIDFile))
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"pid":`)
 	// The banner is logged after running is recorded (and after readiness): seeing the state
@@ -307,7 +302,7 @@ func TestFatalConfiguration(t *testing.T) {
 				tt.setup(t, filepath.Join(root, "profiles", "coder"))
 			}
 			g := startGateway(t, root, "coder", tt.args, nil)
-			assert.Equal(t, lifecycle.ExitFatalConfig, g.wait(), g.out.String())
+			assert.Equal(t, exitcode.FatalConfig, g.wait(), g.out.String())
 			st := g.state()
 			assert.Equal(t, "startup_failed", st["gateway_state"])
 			assert.Contains(t, st["exit_reason"], tt.why)
@@ -315,7 +310,7 @@ func TestFatalConfiguration(t *testing.T) {
 	}
 	t.Run("missing home", func(t *testing.T) {
 		g := startGateway(t, t.TempDir(), "ghost", nil, nil)
-		assert.Equal(t, lifecycle.ExitFatalConfig, g.wait())
+		assert.Equal(t, exitcode.FatalConfig, g.wait())
 	})
 }
 
@@ -349,33 +344,4 @@ func TestProfileLockAndReplace(t *testing.T) {
 	})
 	third.signal(syscall.SIGTERM)
 	third.wait()
-}
-
-func TestSweepStale(t *testing.T) {
-	root := newRoot(t)
-	d, err := safedir.Open(root, "")
-	require.NoError(t, err)
-	defer d.Close()
-	require.NoError(t, os.WriteFile(filepath.Join(root, lifecycle.LockFile), []byte("4242\n"), 0o640))
-	require.NoError(t, os.WriteFile(filepath.Join(root, lifecycle.PIDFile), []byte(`{"pid":4242}`), 0o640))
-
-	live, cleared, err := lifecycle.SweepStale(d)
-	require.NoError(t, err)
-	assert.False(t, live)
-	assert.ElementsMatch(t, []string{lifecycle.LockFile, lifecycle.PIDFile}, cleared)
-	assert.NoFileExists(t, filepath.Join(root, lifecycle.PIDFile))
-	b, err := os.ReadFile(filepath.Join(root, lifecycle.LockFile))
-	require.NoError(t, err)
-	assert.Empty(t, b, "lock file emptied, not removed")
-
-	// A live gateway's identity is not stale.
-	g := startGateway(t, root, "default", nil, nil)
-	g.waitState("running")
-	live, cleared, err = lifecycle.SweepStale(d)
-	require.NoError(t, err)
-	assert.True(t, live, "a held profile lock is a live gateway")
-	assert.Empty(t, cleared)
-	assert.FileExists(t, filepath.Join(root, lifecycle.PIDFile))
-	g.signal(syscall.SIGTERM)
-	g.wait()
 }

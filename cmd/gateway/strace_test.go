@@ -1,4 +1,4 @@
-package lifecycle_test
+package main_test
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/s6gate/s6gate/internal/strace"
 	"github.com/s6gate/s6gate/pkg/proc"
-	"github.com/s6gate/s6gate/pkg/s6/s6test"
+	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/state"
 )
 

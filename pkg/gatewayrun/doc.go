@@ -1,4 +1,4 @@
-// Package lifecycle is the supervised gateway process, `gateway run` (SPEC §7): it takes the
+// Package gatewayrun is the supervised gateway process, `gateway run` (SPEC §7): it takes the
 // profile lock, records starting → running, tells s6 it is ready, runs the profile's command
 // as a child (or a built-in idle gateway), and on its way out classifies the signal that ended
 // it, drains the child within a bound, and persists the one state the next boot must see.
@@ -17,4 +17,7 @@
 // "Unmarked" means no planned-stop marker matched (package marker): whoever stops a gateway on
 // purpose leaves one first. Everything else is the container or the supervisor tearing down,
 // and the gateway must come back after the restart, so it persists running.
-package lifecycle
+//
+// Only cmd/gateway imports this package; the profile lock it holds is package pidlock, its
+// exit codes 75 and 78 are in package exitcode.
+package gatewayrun

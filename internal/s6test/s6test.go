@@ -189,8 +189,16 @@ var binaries builds
 // commands are the binaries Binaries builds.
 var commands = []string{"gateway", "gw-reconcile", "gw-render", "gw-mark", "with-contenv", "printcontenv"}
 
-// RemoveBinaries deletes what Binaries built; call it from TestMain after m.Run.
-func RemoveBinaries() {
+// Main runs a package's tests and then deletes the binaries Binaries built for them. A test
+// package that uses this package calls it from its TestMain: func TestMain(m *testing.M) {
+// s6test.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	removeBinaries()
+	os.Exit(code)
+}
+
+func removeBinaries() {
 	if binaries.dir != "" {
 		_ = os.RemoveAll(binaries.dir)
 	}
@@ -243,7 +251,7 @@ func goTool() string {
 
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

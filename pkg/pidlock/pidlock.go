@@ -1,4 +1,11 @@
-package lifecycle
+// Package pidlock is the identity of the live gateway of a profile: the profile lock,
+// gateway.lock, which `gateway run` holds (flock) for its whole life, and gateway.pid, its PID
+// and start time (SPEC §1, §7). The lock, not the PID file, is the truth — a PID file can be
+// stale, a held flock cannot — so Holder reads the holder from /proc/locks, and SweepStale
+// (the boot reconciler's first step in every home) clears a dead gateway's identity only when
+// nobody holds the lock. The lock file is never removed: removing it could let two processes
+// lock two different inodes.
+package pidlock
 
 import (
 	"bufio"
