@@ -58,22 +58,23 @@ func (e *BootingError) Error() string {
 
 // waitBoot waits until an s6-svscan listens on the scan directory. In the image that
 // s6-svscan is started only once /etc/cont-init.d (and with it the boot reconciler) is done,
-// so it is the signal that the boot is over and the slots are what the data root says.
+// so it is the signal that the boot is over and the slots are what the data root says. An
+// error on the way (the scan directory is still root's for a moment while the boot makes it)
+// is retried; it is reported only if it is still there at the deadline.
 func (o *Operator) waitBoot(ctx context.Context) error {
 	begin := time.Now()
 	var lastErr error
-	ok := poll(ctx, func() bool {
+	if poll(ctx, func() bool {
 		up, err := s6.ScannerUp(o.Settings.ScanDir)
 		lastErr = err
-		return up || err != nil
-	})
+		return up
+	}) {
+		return nil
+	}
 	if lastErr != nil {
 		return fmt.Errorf("gateway supervision tree on %s: %w", o.Settings.ScanDir, lastErr)
 	}
-	if !ok {
-		return &BootingError{ScanDir: o.Settings.ScanDir, Waited: time.Since(begin)}
-	}
-	return nil
+	return &BootingError{ScanDir: o.Settings.ScanDir, Waited: time.Since(begin)}
 }
 
 // begin is the common start of every verb on one profile: validate the name and the data root
@@ -190,9 +191,10 @@ func (o *Operator) setDown(name string, down bool) error {
 	return f.Close()
 }
 
-// waitSupervised waits until s6-svscan has started s6-supervise on the slot, or ctx ends.
+// waitSupervised waits until s6-svscan has started s6-supervise on the slot and it accepts
+// commands, or ctx ends.
 func (o *Operator) waitSupervised(ctx context.Context, dir string) bool {
-	return poll(ctx, func() bool { ok, _ := s6.Supervised(dir); return ok })
+	return poll(ctx, func() bool { ok, _ := s6.Listening(dir); return ok })
 }
 
 // poll checks cond every 10 ms until it holds or ctx ends, and reports whether it held.

@@ -254,6 +254,7 @@ func (o *Operator) stop(ctx context.Context, name string) (Result, error) {
 		return Result{Profile: name}, err
 	}
 	dir := o.slotDir(name)
+	o.waitSupervised(ctx, dir) // a slot registered a moment ago
 	st, err := o.Tools.ReadStatus(ctx, dir)
 	if err == nil && st.Up {
 		o.markPlanned(name, st.PID)

@@ -274,8 +274,19 @@ func ParseSvstat(out string, now time.Time) (Status, error) {
 // spawns nothing and writes nothing. A missing FIFO, or one nobody reads, means no; a FIFO
 // this process may not open is an error.
 func ScannerUp(scandir string) (bool, error) {
-	p := filepath.Join(scandir, ".s6-svscan", "control")
-	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	return hasReader(filepath.Join(scandir, ".s6-svscan", "control"))
+}
+
+// Listening reports whether the s6-supervise of the service directory dir accepts commands:
+// whether supervise/control has a reader, the test s6-svc makes. It is stronger than
+// Supervised (the supervisor holds its lock a moment before it opens its control FIFO), so a
+// caller that is about to run s6-svc waits for this.
+func Listening(dir string) (bool, error) {
+	return hasReader(filepath.Join(dir, "supervise", "control"))
+}
+
+func hasReader(fifo string) (bool, error) {
+	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	switch {
 	case err == nil:
 		var st unix.Stat_t
@@ -285,6 +296,6 @@ func ScannerUp(scandir string) (bool, error) {
 	case errors.Is(err, unix.ENXIO), errors.Is(err, unix.ENOENT):
 		return false, nil
 	default:
-		return false, &os.PathError{Op: "open", Path: p, Err: err}
+		return false, &os.PathError{Op: "open", Path: fifo, Err: err}
 	}
 }
