@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/internal/strace"
 	"github.com/s6gate/s6gate/pkg/proc"
-	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/state"
 )
 

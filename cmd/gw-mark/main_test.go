@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/internal/s6test"
+	"github.com/s6gate/s6gate/pkg/marker"
 )
 
 func TestMain(m *testing.M) { s6test.Main(m) }

@@ -6,8 +6,8 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/internal/s6test"
+	"github.com/s6gate/s6gate/pkg/operator"
 )
 
 // BenchmarkStatus100 reports the status of 100 registered, supervised slots (what
