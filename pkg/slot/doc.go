@@ -1,20 +1,21 @@
 // Package slot renders, publishes and removes a profile's s6 service directory ("slot",
 // <scandir>/gateway-<profile>) — SPEC §5.
 //
-// A slot holds type, run, finish and log/run (0755), notification-fd, timeout-kill, an
-// optional down file, and a pre-seeded supervise skeleton (event/ 03730, supervise/ 0755,
-// supervise/event/ 03730, supervise/control FIFO 0660, the same under log/) owned by the
-// service user. s6-supervise runs as root and would otherwise create those as root-only,
-// locking the unprivileged operator out of s6-svc and s6-svstat. Modes are set with fchmod
-// after creation, so the umask never matters; entries that already exist are left alone.
+// A slot holds type, run (0750: it carries the profile's environment), finish and log/run
+// (0755), notification-fd, timeout-kill and an optional down file. It has no pre-seeded
+// supervise/: the gateways' s6-supervise runs as the service user (the gateways' own
+// s6-svscan is the service user's) and makes its own. Modes are set through descriptors after
+// creation, so the umask never matters.
 //
-// Every value that enters a script is shell-quoted; environment names are validated. A
-// rendered run script restores the container environment (with-contenv), exports HOME and the
-// profile's environment, and execs `gateway run -p <profile> --replace [-- command…]`, through
-// s6-setuidgid when it finds itself running as root.
+// Every value that enters a script is shell-quoted and environment names are validated; the
+// profile's variables reach `gateway run` as arguments of env(1), never as shell assignments.
+// A run script that finds itself running as root re-executes itself as the service user
+// before it uses anything from the profile.
 //
-// Publishing is atomic: the slot is rendered into a dot-prefixed staging directory inside the
-// scan directory (s6-svscan ignores dot entries) and renamed into place with
-// RENAME_NOREPLACE, so s6-svscan never sees half a slot and two registrations of one profile
-// cannot both win. Removal renames the slot to a dot name first for the same reason.
+// Publishing is atomic: a slot is rendered into a private staging directory of the scan
+// directory (a dot entry, which s6-svscan ignores, of a fixed length whatever the profile's
+// name) and renamed into place with RENAME_NOREPLACE, so s6-svscan never sees half a slot and
+// two registrations of one profile cannot both win. Replace and removal rename the old slot to
+// another private dot name first for the same reason. Every name the profile validator accepts
+// fits (profile.MaxNameLen).
 package slot

@@ -1,4 +1,4 @@
-package slot_test
+package slot
 
 import (
 	"os"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/profile"
-	"github.com/s6gate/s6gate/pkg/slot"
 )
 
 // sh runs script with /bin/sh in dir with a minimal environment and returns its stdout.
@@ -77,11 +76,11 @@ func FuzzRunScriptEnv(f *testing.F) {
 		}
 
 		// The script's own exec of env(1), with printenv in place of the gateway binary.
-		run := slot.RunScript(s)
+		run := runScript(s)
 		start := strings.Index(run, "exec /usr/bin/env \\\n")
 		end := strings.LastIndex(run, " \\\n")
 		require.True(t, start >= 0 && end > start, "script layout changed:\n%s", run)
-		call := run[start:end+len(" \\\n")] + "  /usr/bin/printenv " + slot.Quote(name) + "\n"
+		call := run[start:end+len(" \\\n")] + "  /usr/bin/printenv " + quote(name) + "\n"
 
 		want, ok := exportedLast[name]
 		if !ok {
@@ -93,7 +92,7 @@ func FuzzRunScriptEnv(f *testing.F) {
 	})
 }
 
-// FuzzQuote: Quote makes any string without NUL one shell word that /bin/sh gives back
+// FuzzQuote: quote makes any string without NUL one shell word that /bin/sh gives back
 // byte for byte, without running anything.
 func FuzzQuote(f *testing.F) {
 	for _, v := range injections {
@@ -104,7 +103,7 @@ func FuzzQuote(f *testing.F) {
 		if strings.ContainsRune(s, 0) || len(s) > maxShellInput {
 			return // an argv cannot hold a NUL; length adds nothing but exec cost
 		}
-		q := slot.Quote(s)
+		q := quote(s)
 		require.True(t, strings.HasPrefix(q, "'") && strings.HasSuffix(q, "'"), "%q", q)
 		got := sh(t, dir, "set -- "+q+`; printf '%s:%s' "$#" "$1"`)
 		assert.Equal(t, "1:"+s, got)

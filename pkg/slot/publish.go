@@ -69,7 +69,7 @@ func List(scandir string) ([]string, error) {
 		if !e.IsDir() || e.Name()[0] == '.' {
 			continue
 		}
-		if p, ok := ProfileOf(e.Name()); ok {
+		if p, ok := profileOf(e.Name()); ok {
 			out = append(out, p)
 		}
 	}

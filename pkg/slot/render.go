@@ -14,27 +14,27 @@ import (
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
-// Prefix starts the name of every slot.
-const Prefix = "gateway-"
+// prefix starts the name of every slot.
+const prefix = "gateway-"
 
-// NotifyFD is the descriptor s6-supervise hands the gateway for its readiness notification.
-const NotifyFD = 3
+// notifyFD is the descriptor s6-supervise hands the gateway for its readiness notification.
+const notifyFD = 3
 
-// KillTimeoutMS bounds how long s6-supervise waits after SIGTERM before SIGKILL (timeout-kill):
+// killTimeoutMS bounds how long s6-supervise waits after SIGTERM before SIGKILL (timeout-kill):
 // a gateway drains within GATEWAY_DRAIN_TIMEOUT, so only a wedged one ever meets it.
-const KillTimeoutMS = 10000
+const killTimeoutMS = 10000
 
-// RunMode is ./run's mode: executable, but not readable by other users, because it holds the
+// runMode is ./run's mode: executable, but not readable by other users, because it holds the
 // profile's environment (which may carry secrets, like profile.json, which is 0600). The
 // service user owns it, and the gateways' s6-supervise runs as the service user.
-const RunMode os.FileMode = 0o750
+const runMode os.FileMode = 0o750
 
 // Name is the slot name of a profile.
-func Name(profileName string) string { return Prefix + profileName }
+func Name(profileName string) string { return prefix + profileName }
 
-// ProfileOf returns the profile of a slot name, and whether the name is a valid slot name.
-func ProfileOf(service string) (string, bool) {
-	p, ok := strings.CutPrefix(service, Prefix)
+// profileOf returns the profile of a slot name, and whether the name is a valid slot name.
+func profileOf(service string) (string, bool) {
+	p, ok := strings.CutPrefix(service, prefix)
 	if !ok || profile.Validate(p) != nil {
 		return service, false
 	}
@@ -74,56 +74,56 @@ func (s Spec) Validate() error {
 	return nil
 }
 
-// Quote quotes s for a POSIX shell: single quotes, with each embedded ' written as '"'"'.
+// quote quotes s for a POSIX shell: single quotes, with each embedded ' written as '"'"'.
 // Nothing inside can expand or end the word.
-func Quote(s string) string {
+func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
 
-// RunScript is the slot's ./run. In the image it runs as the service user already (the
+// runScript is the slot's ./run. In the image it runs as the service user already (the
 // gateways' s6-svscan is the service user's). Started by root (a slot placed in a root-run
 // scan directory), it first re-executes itself as the service user, so nothing that comes from
 // the profile (its environment: PATH, LD_PRELOAD, …) ever reaches a process running as root.
 // Then it execs `gateway run` through env(1) with HOME, the profile's environment and the
 // gateway's own variables: each variable is one quoted argument, never a shell assignment,
 // so no name the validator accepts (OPTIND, IFS, …) can change how the script runs.
-func RunScript(s Spec) string {
+func runScript(s Spec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#!%s /bin/sh\n", filepath.Join(s.CommandDir, "with-contenv"))
-	fmt.Fprintf(&b, "# %s: rendered by s6gate for profile %s and rebuilt at every boot.\n", Name(s.Profile), Quote(s.Profile))
+	fmt.Fprintf(&b, "# %s: rendered by s6gate for profile %s and rebuilt at every boot.\n", Name(s.Profile), quote(s.Profile))
 	b.WriteString("# Change profile.json (or use `gateway register`), not this file.\n")
 	b.WriteString("exec 2>&1\n")
 	b.WriteString("# Drop to the service user before anything from the profile is used.\n")
-	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ] && [ \"$(id -u %s)\" != 0 ]; then\n  exec %s %s \"$0\"\nfi\n", Quote(s.User), Quote(filepath.Join(s.CommandDir, "s6-setuidgid")), Quote(s.User))
+	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ] && [ \"$(id -u %s)\" != 0 ]; then\n  exec %s %s \"$0\"\nfi\n", quote(s.User), quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User))
 	b.WriteString("exec /usr/bin/env \\\n")
-	for _, kv := range Environment(s) {
-		fmt.Fprintf(&b, "  %s \\\n", Quote(kv))
+	for _, kv := range environment(s) {
+		fmt.Fprintf(&b, "  %s \\\n", quote(kv))
 	}
-	fmt.Fprintf(&b, "  %s run -p %s --replace", Quote(s.Bin), Quote(s.Profile))
+	fmt.Fprintf(&b, "  %s run -p %s --replace", quote(s.Bin), quote(s.Profile))
 	if len(s.Command) > 0 {
 		b.WriteString(" --")
 		for _, a := range s.Command {
-			b.WriteString(" " + Quote(a))
+			b.WriteString(" " + quote(a))
 		}
 	}
 	b.WriteString("\n")
 	return b.String()
 }
 
-// Environment is what the run script adds to the container environment for the gateway, as
+// environment is what the run script adds to the container environment for the gateway, as
 // NAME=VALUE in order: HOME, the profile's variables (sorted; they may override HOME), then
 // GATEWAY_HOME and GATEWAY_NOTIFY_FD, which the gateway needs and the profile cannot change.
-func Environment(s Spec) []string {
+func environment(s Spec) []string {
 	env := []string{"HOME=" + s.Home}
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		env = append(env, k+"="+s.Env[k])
 	}
-	return append(env, "GATEWAY_HOME="+s.Home, fmt.Sprintf("GATEWAY_NOTIFY_FD=%d", NotifyFD))
+	return append(env, "GATEWAY_HOME="+s.Home, fmt.Sprintf("GATEWAY_NOTIFY_FD=%d", notifyFD))
 }
 
-// LogRunScript is the slot's ./log/run. The log directory is computed from $GATEWAY_HOME when
+// logRunScript is the slot's ./log/run. The log directory is computed from $GATEWAY_HOME when
 // it runs, never baked in, so a data root mounted elsewhere still gets its logs.
-func LogRunScript(s Spec) string {
+func logRunScript(s Spec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#!%s /bin/sh\n", filepath.Join(s.CommandDir, "with-contenv"))
 	fmt.Fprintf(&b, "# Logger of %s, rendered by s6gate. `1` copies every line to stdout (docker logs).\n", Name(s.Profile))
@@ -131,15 +131,15 @@ func LogRunScript(s Spec) string {
 	// A validated profile name holds no character a double-quoted string would expand.
 	fmt.Fprintf(&b, "dir=\"$GATEWAY_HOME/%s\"\n", profile.LogRel(s.Profile))
 	b.WriteString("set --\n")
-	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then\n  set -- %s %s\nfi\n", Quote(filepath.Join(s.CommandDir, "s6-setuidgid")), Quote(s.User))
+	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then\n  set -- %s %s\nfi\n", quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User))
 	b.WriteString("\"$@\" mkdir -p -- \"$dir\" || exit 111\n")
-	fmt.Fprintf(&b, "exec \"$@\" %s 1 n10 s1000000 T \"$dir\"\n", Quote(filepath.Join(s.CommandDir, "s6-log")))
+	fmt.Fprintf(&b, "exec \"$@\" %s 1 n10 s1000000 T \"$dir\"\n", quote(filepath.Join(s.CommandDir, "s6-log")))
 	return b.String()
 }
 
-// FinishScript is the slot's ./finish: the gateway's exit code 78 (exitcode.FatalConfig)
+// finishScript is the slot's ./finish: the gateway's exit code 78 (exitcode.FatalConfig)
 // becomes 125, which tells s6-supervise not to restart a gateway that cannot work.
-func FinishScript(s Spec) string {
+func finishScript(s Spec) string {
 	return fmt.Sprintf("#!/bin/sh\n# %s: a gateway that exits %d (fatal configuration) stays down.\n"+
 		"if [ \"$1\" = %d ]; then\n  exit 125\nfi\nexit 0\n", Name(s.Profile), exitcode.FatalConfig, exitcode.FatalConfig)
 }
@@ -166,10 +166,10 @@ func render(d *safedir.Dir, s Spec) error {
 		mode          os.FileMode
 	}{
 		{"type", "longrun\n", 0o644},
-		{"notification-fd", fmt.Sprintf("%d\n", NotifyFD), 0o644},
-		{"timeout-kill", fmt.Sprintf("%d\n", KillTimeoutMS), 0o644},
-		{"run", RunScript(s), RunMode},
-		{"finish", FinishScript(s), 0o755},
+		{"notification-fd", fmt.Sprintf("%d\n", notifyFD), 0o644},
+		{"timeout-kill", fmt.Sprintf("%d\n", killTimeoutMS), 0o644},
+		{"run", runScript(s), runMode},
+		{"finish", finishScript(s), 0o755},
 	}
 	if s.Down {
 		files = append(files, struct {
@@ -187,5 +187,5 @@ func render(d *safedir.Dir, s Spec) error {
 		return err
 	}
 	defer logDir.Close()
-	return logDir.Create("run", []byte(LogRunScript(s)), 0o755)
+	return logDir.Create("run", []byte(logRunScript(s)), 0o755)
 }

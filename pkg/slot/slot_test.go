@@ -1,4 +1,4 @@
-package slot_test
+package slot
 
 import (
 	"os"
@@ -16,7 +16,6 @@ import (
 	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/profile"
-	"github.com/s6gate/s6gate/pkg/slot"
 )
 
 // TestMain doubles as a fake gateway binary: with SLOT_TEST_RECORD set it writes its
@@ -32,8 +31,8 @@ func TestMain(m *testing.M) {
 	s6test.Main(m)
 }
 
-func spec(p string) slot.Spec {
-	return slot.Spec{Profile: p, Home: "/opt/data", CommandDir: "/command", User: "gateway", Bin: "/usr/local/bin/gateway"}
+func spec(p string) Spec {
+	return Spec{Profile: p, Home: "/opt/data", CommandDir: "/command", User: "gateway", Bin: "/usr/local/bin/gateway"}
 }
 
 func mode(t *testing.T, p string) os.FileMode {
@@ -44,7 +43,7 @@ func mode(t *testing.T, p string) os.FileMode {
 }
 
 func TestRunScript(t *testing.T) {
-	run := slot.RunScript(spec("coder"))
+	run := runScript(spec("coder"))
 	assert.True(t, strings.HasPrefix(run, "#!/command/with-contenv /bin/sh\n"))
 	assert.Contains(t, run, "if [ \"$(id -u)\" = 0 ] && [ \"$(id -u 'gateway')\" != 0 ]; then\n  exec '/command/s6-setuidgid' 'gateway' \"$0\"")
 	assert.Contains(t, run, "exec /usr/bin/env \\\n  'HOME=/opt/data' \\\n")
@@ -53,7 +52,7 @@ func TestRunScript(t *testing.T) {
 
 	s := spec("coder")
 	s.Command = []string{"sh", "-c", "echo 'hi'; exit 3"}
-	assert.Contains(t, slot.RunScript(s), `--replace -- 'sh' '-c' 'echo '"'"'hi'"'"'; exit 3'`)
+	assert.Contains(t, runScript(s), `--replace -- 'sh' '-c' 'echo '"'"'hi'"'"'; exit 3'`)
 }
 
 // The rendered ./run, run by a real /bin/sh, hands the gateway exactly the profile's
@@ -65,7 +64,7 @@ func TestRunScriptHandsTheEnvironmentOver(t *testing.T) {
 	bin := os.Args[0] // this test binary, as a gateway that records what it was given (TestMain)
 	me, err := user.Current()
 	require.NoError(t, err)
-	s := slot.Spec{
+	s := Spec{
 		Profile: "p", Home: "/opt/data", User: me.Username, Bin: bin,
 		CommandDir: s6test.CommandDir(t, map[string]string{"with-contenv": s6test.Binaries(t)["with-contenv"]}),
 		Env: map[string]string{
@@ -75,7 +74,7 @@ func TestRunScriptHandsTheEnvironmentOver(t *testing.T) {
 		Command: []string{"sh", "-c", "echo 'hi'; exit $1", "--", "-n", ""},
 	}
 	run := filepath.Join(dir, "run")
-	require.NoError(t, os.WriteFile(run, []byte(slot.RunScript(s)), 0o755))
+	require.NoError(t, os.WriteFile(run, []byte(runScript(s)), 0o755))
 	cmd := exec.Command(run)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "SLOT_TEST_RECORD=" + out}
 	b, err := cmd.CombinedOutput()
@@ -102,14 +101,14 @@ func TestRunScriptHandsTheEnvironmentOver(t *testing.T) {
 
 func TestQuoteRoundTrip(t *testing.T) {
 	for _, v := range []string{"", "plain", "a b", "'", "''", `"`, `\`, "$HOME", "a\tb\nc", "*", "-n"} {
-		out, err := exec.Command("/bin/sh", "-c", "printf '%s' "+slot.Quote(v)).Output()
+		out, err := exec.Command("/bin/sh", "-c", "printf '%s' "+quote(v)).Output()
 		require.NoError(t, err, v)
 		assert.Equal(t, v, string(out))
 	}
 }
 
 func TestLogRunScript(t *testing.T) {
-	log := slot.LogRunScript(spec("coder"))
+	log := logRunScript(spec("coder"))
 	assert.Contains(t, log, "$GATEWAY_HOME", "log dir is computed at run time")
 	assert.Contains(t, log, "logs/gateways/coder")
 	assert.NotContains(t, log, "/opt/data/logs/gateways/coder", "no baked absolute log path")
@@ -119,7 +118,7 @@ func TestLogRunScript(t *testing.T) {
 
 func TestFinishScriptMaps78To125(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "finish")
-	require.NoError(t, os.WriteFile(p, []byte(slot.FinishScript(spec("x"))), 0o755))
+	require.NoError(t, os.WriteFile(p, []byte(finishScript(spec("x"))), 0o755))
 	for arg, want := range map[string]int{"78": 125, "0": 0, "1": 0, "256": 0} {
 		err := exec.Command(p, arg, "15").Run()
 		code := 0
@@ -136,7 +135,7 @@ func TestPublishRendersCompleteSlot(t *testing.T) {
 	scan := t.TempDir()
 	s := spec("coder")
 	s.Down = true
-	p, err := slot.Publish(scan, s)
+	p, err := Publish(scan, s)
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(scan, "gateway-coder"), p)
 
@@ -159,19 +158,19 @@ func TestPublishRendersCompleteSlot(t *testing.T) {
 func TestPublishRejectsDuplicateAndBadNames(t *testing.T) {
 	scan := t.TempDir()
 	require.NoError(t, os.Mkdir(filepath.Join(scan, "gateway-coder"), 0o755))
-	_, err := slot.Publish(scan, spec("coder"))
-	var are *slot.AlreadyRegisteredError
+	_, err := Publish(scan, spec("coder"))
+	var are *AlreadyRegisteredError
 	require.ErrorAs(t, err, &are)
 	assert.Contains(t, err.Error(), "already registered")
 	entries, _ := os.ReadDir(scan)
 	assert.Len(t, entries, 1, "staging removed after the refusal")
 
-	_, err = slot.Publish(scan, spec("Bad/Name"))
+	_, err = Publish(scan, spec("Bad/Name"))
 	require.Error(t, err)
 	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
 	s := spec("ok")
 	s.Env = map[string]string{"BAD-NAME": "x"}
-	_, err = slot.Publish(scan, s)
+	_, err = Publish(scan, s)
 	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
 	entries, _ = os.ReadDir(scan)
 	assert.Len(t, entries, 1, "bad input changes nothing on disk")
@@ -185,17 +184,17 @@ func TestListAndCheck(t *testing.T) {
 	require.NoError(t, os.Symlink(t.TempDir(), filepath.Join(scan, "gateway-linked")))
 	require.NoError(t, os.WriteFile(filepath.Join(scan, "gateway-file"), nil, 0o644))
 
-	got, err := slot.List(scan)
+	got, err := List(scan)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"assistant", "coder", "writer"}, got)
 
-	got, err = slot.List(filepath.Join(scan, "missing"))
+	got, err = List(filepath.Join(scan, "missing"))
 	require.NoError(t, err)
 	assert.Empty(t, got)
 
-	assert.NoError(t, slot.Check(scan, "coder"))
-	err = slot.Check(scan, "typo")
-	var nre *slot.NotRegisteredError
+	assert.NoError(t, Check(scan, "coder"))
+	err = Check(scan, "typo")
+	var nre *NotRegisteredError
 	require.ErrorAs(t, err, &nre)
 	assert.Equal(t, "typo", nre.Profile)
 	assert.Equal(t, "gateway-typo", nre.Service)
@@ -204,10 +203,10 @@ func TestListAndCheck(t *testing.T) {
 }
 
 func TestProfileOf(t *testing.T) {
-	p, ok := slot.ProfileOf("gateway-coder")
+	p, ok := profileOf("gateway-coder")
 	assert.True(t, ok)
 	assert.Equal(t, "coder", p)
-	p, ok = slot.ProfileOf("not-prefixed")
+	p, ok = profileOf("not-prefixed")
 	assert.False(t, ok)
 	assert.Equal(t, "not-prefixed", p, "an unprefixed name is kept verbatim")
 }
@@ -216,22 +215,22 @@ func TestProfileOf(t *testing.T) {
 // leaves a private directory behind, and a missing slot is not an error.
 func TestReplaceAndUnpublish(t *testing.T) {
 	scan := t.TempDir()
-	_, err := slot.Publish(scan, spec("coder"))
+	_, err := Publish(scan, spec("coder"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(scan, "gateway-coder", "junk"), nil, 0o644))
 	s := spec("coder")
 	s.Down = true
-	require.NoError(t, slot.Replace(scan, s))
+	require.NoError(t, Replace(scan, s))
 	assert.FileExists(t, filepath.Join(scan, "gateway-coder", "down"))
 	assert.NoFileExists(t, filepath.Join(scan, "gateway-coder", "junk"), "rebuilt from scratch")
-	require.NoError(t, slot.Replace(scan, spec("fresh")), "replacing nothing publishes")
+	require.NoError(t, Replace(scan, spec("fresh")), "replacing nothing publishes")
 	entries, err := os.ReadDir(scan)
 	require.NoError(t, err)
 	assert.Len(t, entries, 2, "no private directory left behind")
 
-	require.NoError(t, slot.Unpublish(scan, "coder"))
+	require.NoError(t, Unpublish(scan, "coder"))
 	assert.NoDirExists(t, filepath.Join(scan, "gateway-coder"))
-	require.NoError(t, slot.Unpublish(scan, "absent"))
+	require.NoError(t, Unpublish(scan, "absent"))
 	entries, err = os.ReadDir(scan)
 	require.NoError(t, err)
 	assert.Len(t, entries, 1)
@@ -242,11 +241,11 @@ func TestReplaceAndUnpublish(t *testing.T) {
 func TestLongestNameWorks(t *testing.T) {
 	scan := t.TempDir()
 	long := strings.Repeat("x", profile.MaxNameLen)
-	_, err := slot.Publish(scan, spec(long))
+	_, err := Publish(scan, spec(long))
 	require.NoError(t, err)
 	assert.DirExists(t, filepath.Join(scan, "gateway-"+long))
-	require.NoError(t, slot.Replace(scan, spec(long)))
-	require.NoError(t, slot.Unpublish(scan, long))
+	require.NoError(t, Replace(scan, spec(long)))
+	require.NoError(t, Unpublish(scan, long))
 	assert.NoDirExists(t, filepath.Join(scan, "gateway-"+long))
 }
 
@@ -272,7 +271,7 @@ func TestPublishOnAFullDiskLeavesNothing(t *testing.T) {
 	}
 	require.NoError(t, filler.Close())
 
-	_, err = slot.Publish(scan, spec("coder"))
+	_, err = Publish(scan, spec("coder"))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, syscall.ENOSPC)
 	entries, err := os.ReadDir(scan)
@@ -288,7 +287,7 @@ func TestRenderRefusesASymlinkedDirectory(t *testing.T) {
 	victim := t.TempDir()
 	link := filepath.Join(base, "staging")
 	require.NoError(t, os.Symlink(victim, link))
-	require.Error(t, slot.Render(link, spec("coder")))
+	require.Error(t, Render(link, spec("coder")))
 	entries, err := os.ReadDir(victim)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "nothing written through the symlink")
