@@ -89,6 +89,10 @@ lint: ## gofmt, go vet, staticcheck (root and e2e modules)
 	$(STATICCHECK) ./...
 	cd $(E2E) && $(GO) vet ./...
 	cd $(E2E) && $(STATICCHECK) ./...
+	@# Another GOOS must stop at the one clear "Linux only" message, not deep inside a package.
+	@out=$$(GOOS=darwin $(GO) build ./... 2>&1); \
+	if ! echo "$$out" | grep -q 's6gate_is_Linux_only' || echo "$$out" | grep -v '^#' | grep -qv 's6gate_is_Linux_only'; then \
+	  echo "GOOS=darwin go build: unexpected errors:"; echo "$$out"; exit 1; fi
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -16,19 +16,6 @@ import (
 
 func TestMain(m *testing.M) { s6test.Main(m) }
 
-func tree(t *testing.T, roots ...string) string {
-	var b strings.Builder
-	for _, r := range roots {
-		_ = filepath.Walk(r, func(p string, info os.FileInfo, err error) error {
-			if err == nil {
-				b.WriteString(p + " " + info.Mode().String() + "\n")
-			}
-			return nil
-		})
-	}
-	return b.String()
-}
-
 func TestBadUsageExits2WithOneLineAndChangesNothing(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
 	e.Start()
@@ -47,7 +34,7 @@ func TestBadUsageExits2WithOneLineAndChangesNothing(t *testing.T) {
 		}
 		return true
 	})
-	before := tree(t, e.Home, e.ScanDir)
+	before := s6test.Snapshot(t, e.Home, e.ScanDir)
 	tests := []struct {
 		args []string
 		msg  string
@@ -79,7 +66,7 @@ func TestBadUsageExits2WithOneLineAndChangesNothing(t *testing.T) {
 			assert.Empty(t, r.Stdout)
 		})
 	}
-	assert.Equal(t, before, tree(t, e.Home, e.ScanDir))
+	assert.Equal(t, before, s6test.Snapshot(t, e.Home, e.ScanDir))
 
 	e.Extra = []string{"GATEWAY_HOME=" + filepath.Join(e.Base, "missing")}
 	for _, verb := range []string{"list", "status", "start", "stop", "register"} {
@@ -92,7 +79,7 @@ func TestBadUsageExits2WithOneLineAndChangesNothing(t *testing.T) {
 		assert.Contains(t, r.Stderr, "data root")
 	}
 	assert.NoDirExists(t, filepath.Join(e.Base, "missing"))
-	assert.Equal(t, before, tree(t, e.Home, e.ScanDir))
+	assert.Equal(t, before, s6test.Snapshot(t, e.Home, e.ScanDir))
 }
 
 func TestHelpAndNoArgs(t *testing.T) {
@@ -128,4 +115,28 @@ func TestUsageMatchesDocPages(t *testing.T) {
 			assert.Regexp(t, regexp.MustCompile(`(?m)^\| *2 *\|`), string(doc))
 		})
 	}
+}
+
+// Without an s6-svscan on the scan directory a verb waits for one, within --timeout, then
+// fails with one line that says what it waited for (in a container: "still booting").
+func TestVerbsWaitForTheSupervisor(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	before := s6test.Snapshot(t, e.Home, e.ScanDir)
+	for _, args := range [][]string{{"start", "-p", "coder"}, {"register", "coder"}, {"list"}, {"status"}} {
+		begin := time.Now()
+		r := e.Run("gateway", append(args, "--timeout", "300ms")...)
+		assert.Equal(t, 1, r.Code, "%v: %s", args, r.Stderr)
+		assert.GreaterOrEqual(t, time.Since(begin), 300*time.Millisecond, "%v waited", args)
+		assert.Equal(t, 1, strings.Count(r.Stderr, "\n"), "one line: %q", r.Stderr)
+		assert.Contains(t, r.Stderr, "no s6-svscan answers on "+e.ScanDir)
+	}
+	assert.Equal(t, before, s6test.Snapshot(t, e.Home, e.ScanDir), "nothing written while waiting")
+
+	// Started while the verb waits: the verb goes ahead.
+	done := make(chan s6test.Result, 1)
+	go func() { done <- e.Run("gateway", "register", "coder", "--timeout", "30s") }()
+	e.Start()
+	r := <-done
+	assert.Equal(t, 0, r.Code, r.Stderr)
+	assert.DirExists(t, e.Slot("coder"))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdline, out io.Writer) error {
 	switch verb {
 	case "register":
-		env, err := operator.ParseEnv(c.env)
+		env, err := profile.ParseEnv(c.env)
 		if err != nil {
 			return err
 		}
@@ -81,11 +82,7 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 		}
 		list := make([]entry, 0, len(names))
 		for _, n := range names {
-			home := op.Settings.Home
-			if rel := profile.HomeRel(n); rel != "" {
-				home += "/" + rel
-			}
-			list = append(list, entry{n, slot.Path(op.Settings.ScanDir, n), home})
+			list = append(list, entry{n, slot.Path(op.Settings.ScanDir, n), profile.Home(op.Settings.Home, n)})
 		}
 		return writeJSON(out, list)
 	}
@@ -139,6 +136,9 @@ func lifecycleVerb(ctx context.Context, op *operator.Operator, verb string, c *c
 	return nil
 }
 
+// errUnhealthy is status --check's failure: a gateway meant to run is not up.
+var errUnhealthy = errors.New("a gateway meant to run is not up")
+
 func writeJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
@@ -172,7 +172,7 @@ func writeStatusTable(out io.Writer, st []operator.GatewayStatus, now time.Time)
 		if note == "" && !g.Healthy() {
 			note = "meant to run but down"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Profile, s6, pid, since, deref(g.GatewayState), deref(g.DesiredState), oneLine(note))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Profile, s6, pid, since, deref(g.GatewayState), deref(g.DesiredState), strings.Join(strings.Fields(note), " "))
 	}
 	tw.Flush()
 }

@@ -11,17 +11,16 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/s6gate/s6gate/internal/cli"
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/marker"
+	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/profile"
-	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
-	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 
@@ -31,8 +30,8 @@ const usage = `usage:
   gw-mark clear -p NAME
 `
 
-// errNotPlanned makes check exit 1 without an error message prefix: "not planned" is an
-// answer, not a failure.
+// errNotPlanned makes check exit 1 without an error line: "not planned" is an answer, not a
+// failure.
 var errNotPlanned = errors.New("not planned")
 
 func main() {
@@ -44,16 +43,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitcode.Usage
 	}
-	if args[0] == "-h" || args[0] == "--help" {
+	if cli.IsHelp(args[0]) {
 		fmt.Fprint(stdout, usage)
 		return exitcode.OK
 	}
-	verb := args[0]
-	err := do(verb, args[1:], stdout)
-	if err != nil && !errors.Is(err, errNotPlanned) {
-		fmt.Fprintf(stderr, "gw-mark: %s: %s\n", verb, strings.Join(strings.Fields(err.Error()), " "))
+	err := do(args[0], args[1:], stdout)
+	if errors.Is(err, errNotPlanned) {
+		return exitcode.Failed
 	}
-	return exitcode.Of(err)
+	if err != nil {
+		return cli.Fail(stderr, "gw-mark", args[0], err)
+	}
+	return exitcode.OK
 }
 
 func do(verb string, args []string, stdout io.Writer) error {
@@ -61,38 +62,31 @@ func do(verb string, args []string, stdout io.Writer) error {
 		return exitcode.Usagef("unknown action %q (want write, check or clear)", verb)
 	}
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	name := fs.String("p", "", "profile name")
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return exitcode.Usagef("%v", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	a, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
 	}
 	maxPos := 1
 	if verb == "clear" {
 		maxPos = 0
 	}
-	if *name == "" {
+	switch {
+	case *name == "":
 		return exitcode.Usagef("-p NAME is required")
-	}
-	if len(pos) > maxPos {
-		return exitcode.Usagef("unexpected argument %q", pos[len(pos)-1])
+	case len(a.Positional) > maxPos:
+		return exitcode.Usagef("unexpected argument %q", a.Positional[len(a.Positional)-1])
+	case a.DashDash:
+		return exitcode.Usagef("%s takes no command after --", verb)
 	}
 	if err := profile.Validate(*name); err != nil {
 		return err
 	}
 	pid := 0
-	if len(pos) == 1 {
-		n, err := strconv.Atoi(pos[0])
-		if err != nil || n <= 0 {
-			return exitcode.Usagef("PID %q: want a positive number", pos[0])
+	if len(a.Positional) == 1 {
+		if pid, err = strconv.Atoi(a.Positional[0]); err != nil || pid <= 0 {
+			return exitcode.Usagef("PID %q: want a positive number", a.Positional[0])
 		}
-		pid = n
 	}
 	s, err := config.FromEnv(os.Getenv)
 	if err != nil {
@@ -106,8 +100,8 @@ func do(verb string, args []string, stdout io.Writer) error {
 		return err
 	}
 	if verb == "write" && pid == 0 {
-		if pid, err = supervisedPID(s, *name); err != nil {
-			return err
+		if pid, err = operator.New(s, nil).SupervisedPID(context.Background(), *name); err != nil {
+			return fmt.Errorf("no PID given and %w", err)
 		}
 	}
 	home, err := safedir.Open(s.Home, profile.HomeRel(*name))
@@ -120,43 +114,24 @@ func do(verb string, args []string, stdout io.Writer) error {
 	case "clear":
 		return home.Remove(marker.FileName)
 	case "write":
-		m := marker.For(pid, now)
-		if err := marker.Write(home, m); err != nil {
+		if err := marker.Write(home, marker.For(pid, now)); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "marked pid %d of '%s' for a planned stop (valid %s)\n", pid, *name, marker.TTL)
 		return nil
-	default: // check: consumes the marker, as the gateway's own check does
-		if pid == 0 {
-			pid = os.Getppid()
-		}
-		var start *uint64
-		if st, err := proc.StartTime(pid); err == nil {
-			start = &st
-		}
-		planned, reason, err := marker.Consume(home, pid, start, now)
-		fmt.Fprintf(stdout, "%s\n", reason)
-		if err != nil {
-			return err
-		}
-		if !planned {
-			return errNotPlanned
-		}
-		return nil
 	}
-}
-
-// supervisedPID is the PID s6 supervises in the profile's slot.
-func supervisedPID(s config.Settings, name string) (int, error) {
-	if err := slot.Check(s.ScanDir, name); err != nil {
-		return 0, fmt.Errorf("no PID given and %w", err)
+	// check consumes the marker, as the gateway's own check does.
+	if pid == 0 {
+		pid = os.Getppid()
 	}
-	st, err := s6.Tools{Dir: s.CommandDir}.ReadStatus(context.Background(), slot.Path(s.ScanDir, name))
-	if err != nil {
-		return 0, fmt.Errorf("no PID given and the slot's status is unreadable: %w", err)
+	var start *uint64
+	if st, err := proc.StartTime(pid); err == nil {
+		start = &st
 	}
-	if !st.Up {
-		return 0, fmt.Errorf("no PID given and gateway '%s' is not up", name)
+	planned, reason, err := marker.Consume(home, pid, start, now)
+	fmt.Fprintln(stdout, reason)
+	if err == nil && !planned {
+		err = errNotPlanned
 	}
-	return st.PID, nil
+	return err
 }

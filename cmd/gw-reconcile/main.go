@@ -4,13 +4,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
+	"github.com/s6gate/s6gate/internal/cli"
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/reconcile"
@@ -26,22 +27,19 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gw-reconcile", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	dryRun := fs.Bool("dry-run", false, "report what would be done; change nothing")
 	boot := fs.Bool("boot", false, "at boot: make the gateways' scan directory anew first")
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "gw-reconcile: %s\n", strings.Join(strings.Fields(err.Error()), " "))
-		return exitcode.Of(err)
+	fail := func(err error) int { return cli.Fail(stderr, "gw-reconcile", "", err) }
+	a, err := cli.Parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return exitcode.OK
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			fmt.Fprint(stdout, usage)
-			return exitcode.OK
-		}
-		return fail(exitcode.Usagef("%v", err))
+	if err != nil {
+		return fail(err)
 	}
-	if fs.NArg() > 0 {
-		return fail(exitcode.Usagef("unexpected argument %q", fs.Arg(0)))
+	if len(a.Positional) > 0 || a.DashDash {
+		return fail(exitcode.Usagef("unexpected argument %q", append(a.Positional, "--")[0]))
 	}
 	if *boot && *dryRun {
 		return fail(exitcode.Usagef("--boot and --dry-run exclude each other"))

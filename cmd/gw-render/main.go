@@ -5,21 +5,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/s6gate/s6gate/internal/cli"
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
-	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
-	"github.com/s6gate/s6gate/pkg/safedir"
 	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/svcuser"
 	"github.com/s6gate/s6gate/pkg/verblock"
@@ -34,11 +30,6 @@ const usage = `usage:
 // lockWait bounds how long publish and remove wait for a verb acting on the same profile.
 const lockWait = 10 * time.Second
 
-type multi []string
-
-func (m *multi) String() string     { return strings.Join(*m, ",") }
-func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -48,44 +39,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitcode.Usage
 	}
-	if args[0] == "-h" || args[0] == "--help" {
+	if cli.IsHelp(args[0]) {
 		fmt.Fprint(stdout, usage)
 		return exitcode.OK
 	}
-	verb := args[0]
-	err := do(verb, args[1:], stdout)
-	if err != nil {
-		fmt.Fprintf(stderr, "gw-render: %s: %s\n", verb, strings.Join(strings.Fields(err.Error()), " "))
+	if err := do(args[0], args[1:], stdout); err != nil {
+		return cli.Fail(stderr, "gw-render", args[0], err)
 	}
-	return exitcode.Of(err)
+	return exitcode.OK
 }
 
 func do(verb string, args []string, stdout io.Writer) error {
 	if verb != "render" && verb != "publish" && verb != "remove" {
 		return exitcode.Usagef("unknown action %q (want render, publish or remove)", verb)
 	}
-	var command []string
-	for i, a := range args {
-		if a == "--" {
-			args, command = args[:i], args[i+1:]
-			break
-		}
-	}
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	name := fs.String("p", "", "profile name")
 	down := fs.Bool("down", false, "write ./down (registered, not started)")
-	var env multi
-	fs.Var(&env, "env", "K=V (repeatable)")
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return exitcode.Usagef("%v", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	var envArgs cli.Repeated
+	fs.Var(&envArgs, "env", "K=V (repeatable)")
+	a, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
 	}
 	want := 0
 	if verb == "render" {
@@ -94,15 +69,15 @@ func do(verb string, args []string, stdout io.Writer) error {
 	switch {
 	case *name == "":
 		return exitcode.Usagef("-p NAME is required")
-	case len(pos) != want:
-		return exitcode.Usagef("want %d positional argument(s), got %d", want, len(pos))
-	case verb == "remove" && (len(env) > 0 || *down || command != nil):
+	case len(a.Positional) != want:
+		return exitcode.Usagef("want %d positional argument(s), got %d", want, len(a.Positional))
+	case verb == "remove" && (len(envArgs) > 0 || *down || a.DashDash):
 		return exitcode.Usagef("remove takes only -p NAME")
 	}
 	if err := profile.Validate(*name); err != nil {
 		return err
 	}
-	extra, err := operator.ParseEnv(env)
+	env, err := profile.ParseEnv(envArgs)
 	if err != nil {
 		return err
 	}
@@ -118,8 +93,7 @@ func do(verb string, args []string, stdout io.Writer) error {
 		return err
 	}
 	ctx, tools := context.Background(), s6.Tools{Dir: s.CommandDir}
-	if verb != "render" {
-		// publish and remove change the scan directory: one command per profile at a time.
+	if verb != "render" { // publish and remove change the scan directory: one command per profile
 		lctx, cancel := context.WithTimeout(ctx, lockWait)
 		lock, err := verblock.Acquire(lctx, s.ScanDir, *name)
 		cancel()
@@ -135,33 +109,13 @@ func do(verb string, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "removed %s\n", slot.Path(s.ScanDir, *name))
 		return nil
 	}
-	cfg, err := configOf(s, *name)
+	cfg, err := profile.LoadConfig(s.Home, *name)
 	if err != nil {
 		return err
 	}
-	for k, v := range extra {
-		if cfg.Env == nil {
-			cfg.Env = map[string]string{}
-		}
-		cfg.Env[k] = v
-	}
-	if len(command) > 0 {
-		cfg.Command = command
-	}
-	spec := slot.NewSpec(s, *name, cfg, *down)
+	spec := slot.NewSpec(s, *name, cfg.Merge(env, a.Command), *down)
 	if verb == "render" {
-		if err := spec.Validate(); err != nil {
-			return err
-		}
-		if err := os.Mkdir(pos[0], 0o755); err != nil {
-			return fmt.Errorf("render into %s: %w", pos[0], err)
-		}
-		if err := slot.Render(pos[0], spec); err != nil {
-			_ = os.RemoveAll(pos[0])
-			return err
-		}
-		fmt.Fprintf(stdout, "rendered %s\n", pos[0])
-		return nil
+		return render(a.Positional[0], spec, stdout)
 	}
 	dir, err := slot.Register(ctx, tools, s.ScanDir, spec)
 	if err != nil {
@@ -171,15 +125,18 @@ func do(verb string, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// configOf reads the profile's profile.json; a profile without a home has an empty one.
-func configOf(s config.Settings, name string) (profile.Config, error) {
-	home, err := safedir.Open(s.Home, profile.HomeRel(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return profile.Config{}, nil
+// render writes the slot into dir, which it creates (it must not exist).
+func render(dir string, spec slot.Spec, stdout io.Writer) error {
+	if err := spec.Validate(); err != nil {
+		return err
 	}
-	if err != nil {
-		return profile.Config{}, err
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
 	}
-	defer home.Close()
-	return profile.ReadConfig(home)
+	if err := slot.Render(dir, spec); err != nil {
+		_ = os.RemoveAll(dir)
+		return err
+	}
+	fmt.Fprintf(stdout, "rendered %s\n", dir)
+	return nil
 }

@@ -7,14 +7,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/s6gate/s6gate/pkg/config"
-	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
@@ -44,16 +42,22 @@ func New(s config.Settings, log *slog.Logger) *Operator {
 	return &Operator{Settings: s, Tools: s6.Tools{Dir: s.CommandDir}, Log: log, Timeout: DefaultTimeout}
 }
 
-// BootingError means the gateways' s6-svscan did not answer within the verb's time-out: the
-// container is still booting (the boot reconciler has not finished, so the slots are not all
-// there yet), or the gateways' supervision tree is not running at all.
+// BootingError means the gateways' s6-svscan did not answer within the verb's time-out. In an
+// s6 container (s6.Detect) that is a container still booting: the boot reconciler has not
+// finished, so the slots are not all there yet. Anywhere else nothing may ever answer, and the
+// message says so instead.
 type BootingError struct {
 	ScanDir string
 	Waited  time.Duration
+	S6      bool // s6 supervises this container (PID 1 is s6-svscan, /run/s6/basedir exists)
 }
 
 func (e *BootingError) Error() string {
-	return fmt.Sprintf("container is still booting: no s6-svscan answers on %s yet (waited %s; retry, or raise --timeout)", e.ScanDir, e.Waited.Round(time.Millisecond))
+	waited := e.Waited.Round(time.Millisecond)
+	if e.S6 {
+		return fmt.Sprintf("container is still booting: no s6-svscan answers on %s yet (waited %s; retry, or raise --timeout)", e.ScanDir, waited)
+	}
+	return fmt.Sprintf("no s6-svscan answers on %s (waited %s), and s6 does not supervise this system (PID 1 is not s6-svscan, or %s is missing): start one on it, or set GATEWAY_SCANDIR", e.ScanDir, waited, s6.DefaultBasedir)
 }
 
 // waitBoot waits until an s6-svscan listens on the scan directory. In the image that
@@ -74,7 +78,7 @@ func (o *Operator) waitBoot(ctx context.Context) error {
 	if lastErr != nil {
 		return fmt.Errorf("gateway supervision tree on %s: %w", o.Settings.ScanDir, lastErr)
 	}
-	return &BootingError{ScanDir: o.Settings.ScanDir, Waited: time.Since(begin)}
+	return &BootingError{ScanDir: o.Settings.ScanDir, Waited: time.Since(begin), S6: s6.Detect(s6.DefaultProcRoot, s6.DefaultBasedir)}
 }
 
 // begin is the common start of every verb on one profile: validate the name and the data root
@@ -264,20 +268,4 @@ func Joined(results []Result) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// ParseEnv parses K=V arguments into a map, validating names (usage errors).
-func ParseEnv(pairs []string) (map[string]string, error) {
-	env := map[string]string{}
-	for _, p := range pairs {
-		k, v, ok := strings.Cut(p, "=")
-		if !ok {
-			return nil, exitcode.Usagef("--env %q: want NAME=VALUE", p)
-		}
-		if err := profile.ValidateEnvName(k); err != nil {
-			return nil, err
-		}
-		env[k] = v
-	}
-	return env, nil
 }

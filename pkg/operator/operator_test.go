@@ -51,27 +51,12 @@ func recorder(t *testing.T) (dir, log string) {
 	return dir, log
 }
 
-// snapshot lists every path under the roots with its mode and size, to prove nothing changed.
-func snapshot(t *testing.T, roots ...string) string {
-	t.Helper()
-	var b strings.Builder
-	for _, r := range roots {
-		_ = filepath.Walk(r, func(p string, info os.FileInfo, err error) error {
-			if err == nil {
-				b.WriteString(p + " " + info.Mode().String() + " " + itoa(info.Size()) + "\n")
-			}
-			return nil
-		})
-	}
-	return b.String()
-}
-
 func TestLifecycleVerbsReportNotRegisteredBeforeAnyToolRuns(t *testing.T) {
 	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start() // the verbs wait for the boot: a live s6-svscan on the scan directory
 	cmdDir, calls := recorder(t)
 	op := newOperator(t, e, cmdDir)
-	before := snapshot(t, e.Home, e.ScanDir)
+	before := s6test.Snapshot(t, e.Home, e.ScanDir)
 	ctx := context.Background()
 	for name, verb := range map[string]func(context.Context, string) (operator.Result, error){
 		"start": op.Start, "stop": op.Stop, "restart": op.Restart,
@@ -90,14 +75,14 @@ func TestLifecycleVerbsReportNotRegisteredBeforeAnyToolRuns(t *testing.T) {
 	_, err := op.Status(ctx, []string{"typo"})
 	require.ErrorAs(t, err, new(*slot.NotRegisteredError))
 	assert.NoFileExists(t, calls, "no s6 tool ran")
-	assert.Equal(t, before, snapshot(t, e.Home, e.ScanDir), "a typo creates nothing")
+	assert.Equal(t, before, s6test.Snapshot(t, e.Home, e.ScanDir), "a typo creates nothing")
 }
 
 func TestBadInputIsAUsageErrorAndChangesNothing(t *testing.T) {
 	e := s6test.NewEnvAsCaller(t, nil)
 	cmdDir, calls := recorder(t)
 	op := newOperator(t, e, cmdDir)
-	before := snapshot(t, e.Home, e.ScanDir)
+	before := s6test.Snapshot(t, e.Home, e.ScanDir)
 	ctx := context.Background()
 	for _, bad := range []string{"", "Bad", "../escape", "a/b", "-x", ".hidden", "name with space", strings.Repeat("a", profile.MaxNameLen+1)} {
 		_, err := op.Register(ctx, bad, operator.RegisterOptions{})
@@ -109,7 +94,7 @@ func TestBadInputIsAUsageErrorAndChangesNothing(t *testing.T) {
 	}
 	_, err := op.Register(ctx, "ok", operator.RegisterOptions{Env: map[string]string{"BAD-NAME": "x"}})
 	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
-	_, err = operator.ParseEnv([]string{"NOEQUALS"})
+	_, err = profile.ParseEnv([]string{"NOEQUALS"})
 	assert.Equal(t, exitcode.Usage, exitcode.Of(err))
 
 	op.Settings.Home = filepath.Join(e.Base, "missing-root")
@@ -118,14 +103,17 @@ func TestBadInputIsAUsageErrorAndChangesNothing(t *testing.T) {
 	assert.Contains(t, err.Error(), "missing-root")
 
 	assert.NoFileExists(t, calls)
-	assert.Equal(t, before, snapshot(t, e.Home, e.ScanDir))
+	assert.Equal(t, before, s6test.Snapshot(t, e.Home, e.ScanDir))
 	assert.NoDirExists(t, filepath.Join(e.Base, "missing-root"))
 }
 
 func TestRegisterRollsBackWhenRescanFails(t *testing.T) {
 	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start()
-	before := snapshot(t, e.Home, e.ScanDir)
+	beforePaths := map[string]bool{}
+	for _, p := range pathsUnder(t, e.Home, e.ScanDir) {
+		beforePaths[p] = true
+	}
 	cmdDir := e.CommandDirWith(map[string]string{
 		"s6-svscanctl": s6test.FailingTool(t, 1, "s6-svscanctl: fatal: rescan failed"),
 	})
@@ -144,9 +132,9 @@ func TestRegisterRollsBackWhenRescanFails(t *testing.T) {
 		assert.Contains(t, []string{".s6-svscan", ".s6gate-locks"}, en.Name(), "no staging or detached directory left")
 	}
 	assert.NoDirExists(t, e.ProfileHome("coder"), "the home this call created is removed again")
-	for _, l := range strings.Split(snapshot(t, e.Home, e.ScanDir), "\n") {
-		if l != "" && !strings.Contains(before, l) {
-			assert.Regexp(t, `/(\.s6gate-locks(/coder)?|profiles|logs|logs/gateways) `, l, "only infrastructure directories and the verb lock are new")
+	for _, p := range pathsUnder(t, e.Home, e.ScanDir) {
+		if !beforePaths[p] {
+			assert.Regexp(t, `/(\.s6gate-locks(/coder)?|profiles|logs|logs/gateways)$`, p, "only infrastructure directories and the verb lock are new")
 		}
 	}
 
@@ -154,6 +142,19 @@ func TestRegisterRollsBackWhenRescanFails(t *testing.T) {
 	_, err = newOperator(t, e, e.CommandDir).Register(context.Background(), "coder", operator.RegisterOptions{})
 	require.NoError(t, err)
 	assert.DirExists(t, e.Slot("coder"))
+}
+
+// pathsUnder lists every path under roots.
+func pathsUnder(t *testing.T, roots ...string) []string {
+	t.Helper()
+	var out []string
+	for _, r := range roots {
+		require.NoError(t, filepath.Walk(r, func(p string, _ os.FileInfo, err error) error {
+			out = append(out, p)
+			return err
+		}))
+	}
+	return out
 }
 
 func TestRegisterDuplicateAndUnregisterAbsent(t *testing.T) {
@@ -274,11 +275,6 @@ func TestStartFailsFastWhenS6GivesUp(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Equal(t, "startup_failed", *got[0].GatewayState)
 	assert.False(t, got[0].Healthy())
-}
-
-func itoa(i int64) string {
-	b, _ := json.Marshal(i)
-	return string(b)
 }
 
 func newOperatorB(b *testing.B, e *s6test.Env) *operator.Operator {

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/s6gate/s6gate/pkg/profile"
@@ -137,4 +138,24 @@ func (o *Operator) readyToRead(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	return o.waitBoot(ctx)
+}
+
+// SupervisedPID is the PID s6 supervises in the profile's slot: the gateway process a planned
+// stop must name. A profile without a slot is a *slot.NotRegisteredError; a gateway that is
+// not up is an error.
+func (o *Operator) SupervisedPID(ctx context.Context, name string) (int, error) {
+	if err := profile.Validate(name); err != nil {
+		return 0, err
+	}
+	if err := slot.Check(o.Settings.ScanDir, name); err != nil {
+		return 0, err
+	}
+	st, err := o.Tools.ReadStatus(ctx, o.slotDir(name))
+	if err != nil {
+		return 0, fmt.Errorf("the slot's status is unreadable: %w", err)
+	}
+	if !st.Up {
+		return 0, fmt.Errorf("gateway '%s' is not up", name)
+	}
+	return st.PID, nil
 }

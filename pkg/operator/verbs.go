@@ -59,13 +59,7 @@ func (o *Operator) Register(ctx context.Context, name string, opt RegisterOption
 		o.undoHome(home, created)
 		return Result{}, err
 	}
-	if len(opt.Env) > 0 && cfg.Env == nil {
-		cfg.Env = map[string]string{}
-	}
-	maps.Copy(cfg.Env, opt.Env)
-	if len(opt.Command) > 0 {
-		cfg.Command = opt.Command
-	}
+	cfg = cfg.Merge(opt.Env, opt.Command)
 	desired := state.Stopped
 	if opt.Start {
 		desired = state.Running

@@ -9,7 +9,9 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 
+	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
@@ -29,7 +31,7 @@ func (e *EnvNameError) Error() string {
 }
 
 // ExitCode marks a bad variable name as bad usage.
-func (e *EnvNameError) ExitCode() int { return 2 }
+func (e *EnvNameError) ExitCode() int { return exitcode.Usage }
 
 // ValidateEnvName returns an *EnvNameError unless name is a portable shell variable name.
 func ValidateEnvName(name string) error {
@@ -99,6 +101,53 @@ func (c Config) Marshal() ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// ParseEnv parses NAME=VALUE arguments (--env) into a map, validating the names. Errors are
+// usage errors naming the argument.
+func ParseEnv(pairs []string) (map[string]string, error) {
+	env := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, exitcode.Usagef("--env %q: want NAME=VALUE", p)
+		}
+		if err := ValidateEnvName(k); err != nil {
+			return nil, err
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+// Merge returns c with env added to its environment (env wins) and, when command is not
+// empty, command as its command: what `register --env … -- cmd` and gw-render make of a
+// profile.json. c itself is not changed.
+func (c Config) Merge(env map[string]string, command []string) Config {
+	out := c
+	if len(env) > 0 {
+		out.Env = make(map[string]string, len(c.Env)+len(env))
+		maps.Copy(out.Env, c.Env)
+		maps.Copy(out.Env, env)
+	}
+	if len(command) > 0 {
+		out.Command = slices.Clone(command)
+	}
+	return out
+}
+
+// LoadConfig reads the profile.json of profile name in the data root. A profile without a home
+// (or without the file) has an empty configuration.
+func LoadConfig(root, name string) (Config, error) {
+	home, err := safedir.Open(root, HomeRel(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Config{}, nil
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	defer home.Close()
+	return ReadConfig(home)
 }
 
 // ReadConfig reads profile.json from an opened home. A missing file is an empty Config.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+
+	"github.com/s6gate/s6gate/pkg/exitcode"
 )
 
 // Default is the profile whose home is the data root itself. It always exists.
@@ -33,7 +35,7 @@ func (e *NameError) Error() string {
 }
 
 // ExitCode marks a bad name as bad usage.
-func (e *NameError) ExitCode() int { return 2 }
+func (e *NameError) ExitCode() int { return exitcode.Usage }
 
 // Validate returns a *NameError unless name is a valid profile name.
 func Validate(name string) error {
@@ -56,6 +58,9 @@ func HomeRel(name string) string {
 	}
 	return path.Join(ProfilesDir, name)
 }
+
+// Home is the home directory of a (valid) profile in the data root.
+func Home(root, name string) string { return path.Join(root, HomeRel(name)) }
 
 // LogRel is the s6-log directory of a profile's slot relative to the data root.
 func LogRel(name string) string { return path.Join("logs", "gateways", name) }

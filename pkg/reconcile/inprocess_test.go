@@ -21,6 +21,8 @@ import (
 	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 
+func TestMain(m *testing.M) { s6test.Main(m) }
+
 func settingsOf(e *s6test.Env) config.Settings {
 	return config.Settings{Home: e.Home, ScanDir: e.ScanDir, CommandDir: e.CommandDir, User: e.ServiceUser, Bin: e.Bin["gateway"], DrainTimeout: time.Second}
 }
@@ -41,16 +43,16 @@ func runInProcess(t *testing.T, e *s6test.Env, dryRun bool) ([]reconcile.Entry, 
 // same outcomes as the binary, and the leftovers of interrupted writes are swept.
 func TestRunInProcess(t *testing.T) {
 	e := s6test.NewEnvAsCaller(t, nil)
-	seedDataRoot(t, e)
+	e.SeedEveryState()
 	run1 := e.ProfileHome("run1")
 	leftovers := []string{".gateway_state.json4242", ".profile.json1", ".gateway.pid77",
 		"..gateway-planned-stop.json9", ".gateway-planned-stop.json.claimed-999999999-1"}
 	for _, f := range leftovers {
-		writeFile(t, filepath.Join(run1, f), "half")
+		s6test.WriteFile(t, filepath.Join(run1, f), "half")
 	}
 	live := fmt.Sprintf(".gateway-planned-stop.json.claimed-%d-1", os.Getpid())
 	for _, f := range []string{".keep", ".gateway_state.json", ".gateway_state.jsonX1", live} {
-		writeFile(t, filepath.Join(run1, f), "not ours to sweep")
+		s6test.WriteFile(t, filepath.Join(run1, f), "not ours to sweep")
 	}
 
 	entries, out, logs := runInProcess(t, e, false)
@@ -81,7 +83,7 @@ func TestRunInProcess(t *testing.T) {
 		ok, _ := s6.Supervised(e.Slot("run1"))
 		return ok
 	})
-	writeFile(t, filepath.Join(run1, ".gateway_state.json5"), "a write under way")
+	s6test.WriteFile(t, filepath.Join(run1, ".gateway_state.json5"), "a write under way")
 	entries, _, _ = runInProcess(t, e, false)
 	for _, en := range entries {
 		if en.Profile == "run1" {
@@ -94,12 +96,12 @@ func TestRunInProcess(t *testing.T) {
 // A dry run reports and changes nothing, even where a real run would sweep.
 func TestDryRunInProcess(t *testing.T) {
 	e := s6test.NewEnvAsCaller(t, nil)
-	seedDataRoot(t, e)
-	writeFile(t, filepath.Join(e.ProfileHome("run1"), ".gateway_state.json1"), "half")
-	before := snapshot(t, e.Home, e.ScanDir)
+	e.SeedEveryState()
+	s6test.WriteFile(t, filepath.Join(e.ProfileHome("run1"), ".gateway_state.json1"), "half")
+	before := s6test.Snapshot(t, e.Home, e.ScanDir)
 	_, out, _ := runInProcess(t, e, true)
 	assert.Contains(t, out, "dry_run=true")
-	assert.Equal(t, before, snapshot(t, e.Home, e.ScanDir))
+	assert.Equal(t, before, s6test.Snapshot(t, e.Home, e.ScanDir))
 }
 
 // PrepareBoot makes the scan directory anew, owned by the service user; it never touches a
@@ -108,7 +110,7 @@ func TestPrepareBoot(t *testing.T) {
 	e := s6test.NewEnvAsCaller(t, nil)
 	s := settingsOf(e)
 	s.ScanDir = filepath.Join(e.Base, "run", "gateways")
-	writeFile(t, filepath.Join(s.ScanDir, "gateway-old", "run"), "from the last boot")
+	s6test.WriteFile(t, filepath.Join(s.ScanDir, "gateway-old", "run"), "from the last boot")
 	uid, gid := -1, -1
 	if os.Geteuid() == 0 {
 		nobody, err := svcuser.Lookup("nobody")
@@ -132,7 +134,7 @@ func TestPrepareBoot(t *testing.T) {
 
 	// With an s6-svscan on it (the root tree's /run/service, or a run at runtime): refused.
 	s6test.StartScan(t, s.ScanDir)
-	writeFile(t, filepath.Join(s.ScanDir, "keep", "file"), "live")
+	s6test.WriteFile(t, filepath.Join(s.ScanDir, "keep", "file"), "live")
 	err = reconcile.PrepareBoot(s, uid, gid)
 	var sde *reconcile.ScanDirError
 	require.ErrorAs(t, err, &sde)

@@ -1,8 +1,7 @@
-package reconcile_test
+package main_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -43,60 +42,9 @@ func parseLines(t *testing.T, out string) map[string]line {
 	return m
 }
 
-func writeFile(t *testing.T, p, content string) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
-	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
-}
-
-// chownTree gives what the test seeded as root to the service user, as the service user
-// would have written it.
-func chownTree(t *testing.T, e *s6test.Env) {
-	t.Helper()
-	for _, root := range []string{e.Home, e.ScanDir} {
-		require.NoError(t, filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(p, e.UID, e.GID)
-		}))
-	}
-}
-
-// A data root holding profiles in every state, plus leftovers of an earlier boot.
-func seedDataRoot(t *testing.T, e *s6test.Env) {
-	t.Helper()
-	home := e.ProfileHome
-	writeFile(t, filepath.Join(home("default"), "gateway_state.json"), `{"gateway_state":"running"}`)
-	writeFile(t, filepath.Join(home("run1"), "gateway_state.json"), `{"gateway_state":"running","custom":"kept"}`)
-	writeFile(t, filepath.Join(home("stop1"), "gateway_state.json"), `{"gateway_state":"stopped"}`)
-	writeFile(t, filepath.Join(home("drain1"), "gateway_state.json"), `{"gateway_state":"draining"}`)
-	require.NoError(t, os.MkdirAll(home("nofile"), 0o755))
-	writeFile(t, filepath.Join(home("empty"), "gateway_state.json"), ``)
-	writeFile(t, filepath.Join(home("badjson"), "gateway_state.json"), `{"gateway_state": "runn`)
-	writeFile(t, filepath.Join(home("intent"), "gateway_state.json"), `{"gateway_state":"running","desired_state":"stopped"}`)
-	writeFile(t, filepath.Join(home("revived"), "gateway_state.json"), `{"gateway_state":"stopped","desired_state":"running"}`)
-	writeFile(t, filepath.Join(home("badcfg"), "gateway_state.json"), `{"gateway_state":"running"}`)
-	writeFile(t, filepath.Join(home("badcfg"), "profile.json"), `{"command": "not an array"}`)
-	require.NoError(t, os.MkdirAll(filepath.Join(e.Home, "profiles", "Invalid_Name"), 0o755))
-	require.NoError(t, os.MkdirAll(filepath.Join(e.Home, "profiles", "default"), 0o755))
-	outside := t.TempDir()
-	writeFile(t, filepath.Join(outside, "gateway_state.json"), `{"gateway_state":"running"}`)
-	require.NoError(t, os.Symlink(outside, filepath.Join(e.Home, "profiles", "linked")))
-	// Leftovers: a dead gateway's identity and an old marker in run1's home.
-	writeFile(t, filepath.Join(home("run1"), pidlock.PIDFile), `{"pid":1,"start_time":5}`)
-	writeFile(t, filepath.Join(home("run1"), pidlock.LockFile), "1\n")
-	writeFile(t, filepath.Join(home("run1"), marker.FileName), `{"target_pid":1,"target_start_time":5,"stopper_pid":9,"written_at":"2026-01-01T00:00:00Z"}`)
-	// Leftovers in the scan directory: a slot of run1 from the last boot, and a slot of a
-	// profile deleted while the container was down.
-	writeFile(t, filepath.Join(e.Slot("run1"), "stale-junk"), "from the previous boot")
-	writeFile(t, filepath.Join(e.Slot("gone"), "run"), "#!/bin/sh\nexec sleep 1000\n")
-	chownTree(t, e)
-}
-
 func TestReconcileOverEveryProfileState(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
-	seedDataRoot(t, e)
+	e.SeedEveryState()
 
 	r := e.Run("gw-reconcile")
 	require.Equal(t, 0, r.Code, r.Stderr)
@@ -166,7 +114,7 @@ func TestReconcileOverEveryProfileState(t *testing.T) {
 		}
 		s6test.Eventually(t, 15*time.Second, p+" up and running", func() bool {
 			st, err := tools.ReadStatus(context.Background(), e.Slot(p))
-			return err == nil && st.Up && st.Ready && stateOf(t, e, p)["pid"] == float64(st.PID)
+			return err == nil && st.Up && st.Ready && e.State(p)["pid"] == float64(st.PID)
 		})
 	}
 	for p, w := range want {
@@ -177,12 +125,12 @@ func TestReconcileOverEveryProfileState(t *testing.T) {
 		require.NoError(t, err, p)
 		assert.False(t, st.Up, "%s stays down", p)
 	}
-	assert.Equal(t, "kept", stateOf(t, e, "run1")["custom"], "unknown keys survive the gateway's writes")
+	assert.Equal(t, "kept", e.State("run1")["custom"], "unknown keys survive the gateway's writes")
 
 	// Idempotent: a second run while everything is live changes nothing.
 	pids := map[string]float64{}
 	for p := range want {
-		pids[p], _ = stateOf(t, e, p)["pid"].(float64)
+		pids[p], _ = e.State(p)["pid"].(float64)
 	}
 	r2 := e.Run("gw-reconcile")
 	require.Equal(t, 0, r2.Code, r2.Stderr)
@@ -194,21 +142,9 @@ func TestReconcileOverEveryProfileState(t *testing.T) {
 		assert.Equal(t, "kept", l.action, p)
 	}
 	for p := range want {
-		got, _ := stateOf(t, e, p)["pid"].(float64)
+		got, _ := e.State(p)["pid"].(float64)
 		assert.Equal(t, pids[p], got, "%s not disturbed", p)
 	}
-}
-
-func stateOf(t *testing.T, e *s6test.Env, p string) map[string]any {
-	b, err := os.ReadFile(filepath.Join(e.ProfileHome(p), "gateway_state.json"))
-	if err != nil {
-		return map[string]any{}
-	}
-	var m map[string]any
-	if json.Unmarshal(b, &m) != nil {
-		return map[string]any{}
-	}
-	return m
 }
 
 // What a container restart does, on the host: s6 tears the tree down (every gateway gets an
@@ -221,11 +157,11 @@ func TestRestartCycleKeepsRunIntent(t *testing.T) {
 	e.MustRun("gateway", "register", "beta", "--start")
 	e.MustRun("gateway", "register", "gamma")
 	e.MustRun("gateway", "stop", "-p", "beta")
-	oldAlpha := stateOf(t, e, "alpha")["pid"]
+	oldAlpha := e.State("alpha")["pid"]
 
 	scan.Stop(t) // s6-svscanctl -t: supervisors bring every service down with SIGTERM
-	assert.Equal(t, "running", stateOf(t, e, "alpha")["gateway_state"], "a container stop is not an operator stop")
-	assert.Equal(t, "stopped", stateOf(t, e, "beta")["gateway_state"])
+	assert.Equal(t, "running", e.State("alpha")["gateway_state"], "a container stop is not an operator stop")
+	assert.Equal(t, "stopped", e.State("beta")["gateway_state"])
 	require.NoError(t, os.RemoveAll(e.ScanDir))
 	require.NoError(t, os.Mkdir(e.ScanDir, 0o755))
 	require.NoError(t, os.Chown(e.ScanDir, e.UID, e.GID))
@@ -241,9 +177,9 @@ func TestRestartCycleKeepsRunIntent(t *testing.T) {
 	tools := s6.Tools{Dir: e.CommandDir}
 	s6test.Eventually(t, 15*time.Second, "alpha back up", func() bool {
 		st, err := tools.ReadStatus(context.Background(), e.Slot("alpha"))
-		return err == nil && st.Up && st.Ready && stateOf(t, e, "alpha")["pid"] == float64(st.PID)
+		return err == nil && st.Up && st.Ready && e.State("alpha")["pid"] == float64(st.PID)
 	})
-	assert.NotEqual(t, oldAlpha, stateOf(t, e, "alpha")["pid"])
+	assert.NotEqual(t, oldAlpha, e.State("alpha")["pid"])
 	st, err := tools.ReadStatus(context.Background(), e.Slot("beta"))
 	require.NoError(t, err)
 	assert.False(t, st.Up, "the operator's stop survives the restart")
@@ -252,17 +188,17 @@ func TestRestartCycleKeepsRunIntent(t *testing.T) {
 
 func TestDryRunChangesNothing(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
-	seedDataRoot(t, e)
-	before := snapshot(t, e.Home, e.ScanDir)
+	e.SeedEveryState()
+	before := s6test.Snapshot(t, e.Home, e.ScanDir)
 	r := e.Run("gw-reconcile", "--dry-run")
 	require.Equal(t, 0, r.Code, r.Stderr)
 	assert.Contains(t, r.Stdout, "profile=run1 prior_state=running action=started dry_run=true")
-	assert.Equal(t, before, snapshot(t, e.Home, e.ScanDir))
+	assert.Equal(t, before, s6test.Snapshot(t, e.Home, e.ScanDir))
 }
 
 func TestBadInputAndUnusableScanDir(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
-	before := snapshot(t, e.Home, e.ScanDir)
+	before := s6test.Snapshot(t, e.Home, e.ScanDir)
 	for _, args := range [][]string{{"--bogus"}, {"extra-arg"}} {
 		r := e.Run("gw-reconcile", args...)
 		assert.Equal(t, 2, r.Code, args)
@@ -279,14 +215,14 @@ func TestBadInputAndUnusableScanDir(t *testing.T) {
 	r = e.Run("gw-reconcile")
 	assert.Equal(t, 1, r.Code)
 	assert.Contains(t, r.Stderr, "scan directory")
-	assert.Equal(t, before, snapshot(t, e.Home, e.ScanDir))
+	assert.Equal(t, before, s6test.Snapshot(t, e.Home, e.ScanDir))
 }
 
 func TestBootLogRotates(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
 	old := strings.Repeat("x", 256<<10)
-	writeFile(t, filepath.Join(e.Home, "logs", "container-boot.log"), old)
-	chownTree(t, e)
+	s6test.WriteFile(t, filepath.Join(e.Home, "logs", "container-boot.log"), old)
+	e.GiveToServiceUser()
 	e.MustRun("gw-reconcile")
 	b, err := os.ReadFile(filepath.Join(e.Home, "logs", "container-boot.log.1"))
 	require.NoError(t, err)
@@ -297,27 +233,13 @@ func TestBootLogRotates(t *testing.T) {
 	assert.Less(t, len(b), 1024)
 }
 
-func snapshot(t *testing.T, roots ...string) string {
-	t.Helper()
-	var b strings.Builder
-	for _, r := range roots {
-		_ = filepath.Walk(r, func(p string, info os.FileInfo, err error) error {
-			if err == nil {
-				b.WriteString(p + " " + info.Mode().String() + " " + info.ModTime().String() + "\n")
-			}
-			return nil
-		})
-	}
-	return b.String()
-}
-
 // A FIFO planted where the boot log goes (the logs directory belongs to the service user)
 // must not hang the boot: the reconciler warns and finishes.
 func TestFIFOAtTheBootLogDoesNotHangTheBoot(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
 	require.NoError(t, os.MkdirAll(filepath.Join(e.Home, "logs"), 0o755))
 	require.NoError(t, syscall.Mkfifo(filepath.Join(e.Home, "logs", "container-boot.log"), 0o666))
-	chownTree(t, e)
+	e.GiveToServiceUser()
 	r := e.Run("gw-reconcile")
 	require.Equal(t, 0, r.Code, r.Stderr)
 	assert.Contains(t, r.Stdout, "profile=default")

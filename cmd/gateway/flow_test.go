@@ -1,4 +1,4 @@
-package operator_test
+package main_test
 
 import (
 	"context"
@@ -55,7 +55,7 @@ func stateFile(t *testing.T, e *s6test.Env, name string) map[string]any {
 
 // writeMarker writes m into home as the stop verb would, owned by the service user so that
 // the gateway can read it.
-func writeMarker(t *testing.T, e *s6test.Env, home *safedir.Dir, m marker.Marker) {
+func writeMarkerAs(t *testing.T, e *s6test.Env, home *safedir.Dir, m marker.Marker) {
 	t.Helper()
 	require.NoError(t, marker.Write(home, m))
 	require.NoError(t, os.Chown(home.Join(marker.FileName), e.UID, e.GID))
@@ -124,14 +124,14 @@ func TestFlowRegisterStartKillStopUnregister(t *testing.T) {
 	start, err := proc.StartTime(newPID)
 	require.NoError(t, err)
 	other := start + 1
-	writeMarker(t, e, home, marker.Marker{TargetPID: newPID, TargetStartTime: &other, StopperPID: 1, WrittenAt: time.Now().UTC().Format(time.RFC3339Nano)})
+	writeMarkerAs(t, e, home, marker.Marker{TargetPID: newPID, TargetStartTime: &other, StopperPID: 1, WrittenAt: time.Now().UTC().Format(time.RFC3339Nano)})
 	third := killAndWaitBack(newPID)
 	assert.Contains(t, e.Scan.Output(), "started at tick", "logged: the marker named another process")
 	assert.NoFileExists(t, filepath.Join(e.ProfileHome("coder"), marker.FileName), "evaluated, so removed")
 
 	start, err = proc.StartTime(third)
 	require.NoError(t, err)
-	writeMarker(t, e, home, marker.Marker{TargetPID: third, TargetStartTime: &start, StopperPID: 1, WrittenAt: time.Now().Add(-61 * time.Second).UTC().Format(time.RFC3339Nano)})
+	writeMarkerAs(t, e, home, marker.Marker{TargetPID: third, TargetStartTime: &start, StopperPID: 1, WrittenAt: time.Now().Add(-61 * time.Second).UTC().Format(time.RFC3339Nano)})
 	killAndWaitBack(third)
 	assert.Contains(t, e.Scan.Output(), "TTL 1m0s", "logged: the marker was too old")
 	assert.Equal(t, "running", stateFile(t, e, "coder")["gateway_state"])

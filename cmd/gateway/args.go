@@ -1,0 +1,100 @@
+package main
+
+import (
+	"flag"
+	"time"
+
+	"github.com/s6gate/s6gate/internal/cli"
+	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/profile"
+)
+
+// cmdline is a parsed verb invocation.
+type cmdline struct {
+	profile                          string
+	all, json, check, start, replace bool
+	timeout                          time.Duration
+	env                              cli.Repeated
+	command                          []string // after "--"; nil when there was no "--"
+}
+
+// flagsOf are the flags each verb accepts.
+var flagsOf = map[string][]string{
+	"run":        {"p", "replace"},
+	"register":   {"env", "start", "timeout"},
+	"unregister": {"timeout"},
+	"start":      {"p", "all", "timeout"},
+	"stop":       {"p", "all", "timeout"},
+	"restart":    {"p", "all", "timeout"},
+	"status":     {"p", "json", "check", "timeout"},
+	"list":       {"json", "timeout"},
+}
+
+// parse parses and checks a verb's arguments; every problem is a usage error.
+func parse(verb string, args []string) (*cmdline, error) {
+	want, ok := flagsOf[verb]
+	if !ok {
+		return nil, exitcode.Usagef("unknown verb %q (want run, register, unregister, start, stop, restart, status or list)", verb)
+	}
+	c := &cmdline{}
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	for _, f := range want {
+		switch f {
+		case "p":
+			fs.StringVar(&c.profile, "p", "", "profile name")
+		case "replace":
+			fs.BoolVar(&c.replace, "replace", false, "end a stray gateway holding the profile lock")
+		case "env":
+			fs.Var(&c.env, "env", "K=V exported to the gateway (repeatable)")
+		case "start":
+			fs.BoolVar(&c.start, "start", false, "start the gateway at once")
+		case "timeout":
+			fs.DurationVar(&c.timeout, "timeout", 0, "how long to wait (boot, another command on the profile, up/down)")
+		case "all":
+			fs.BoolVar(&c.all, "all", false, "every registered gateway")
+		case "json":
+			fs.BoolVar(&c.json, "json", false, "JSON output")
+		case "check":
+			fs.BoolVar(&c.check, "check", false, "exit 1 if a gateway meant to run is not up")
+		}
+	}
+	a, err := cli.Parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if a.DashDash {
+		c.command = a.Command
+	}
+	switch verb {
+	case "register", "unregister":
+		if len(a.Positional) != 1 {
+			return nil, exitcode.Usagef("want exactly one profile NAME, got %d arguments", len(a.Positional))
+		}
+		c.profile = a.Positional[0]
+	default:
+		if len(a.Positional) > 0 {
+			return nil, exitcode.Usagef("unexpected argument %q", a.Positional[0])
+		}
+		if verb == "run" && c.profile == "" {
+			return nil, exitcode.Usagef("-p NAME is required")
+		}
+		if c.all && c.profile != "" {
+			return nil, exitcode.Usagef("-p and --all exclude each other")
+		}
+		if c.profile == "" && !c.all && verb != "status" && verb != "list" {
+			c.profile = profile.Default
+		}
+	}
+	if a.DashDash && verb != "run" && verb != "register" {
+		return nil, exitcode.Usagef("%s takes no command after --", verb)
+	}
+	if c.profile != "" {
+		if err := profile.Validate(c.profile); err != nil {
+			return nil, err
+		}
+	}
+	if c.timeout < 0 {
+		return nil, exitcode.Usagef("--timeout must not be negative")
+	}
+	return c, nil
+}
