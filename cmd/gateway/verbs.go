@@ -41,7 +41,7 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 		fmt.Fprintf(out, "gateway '%s': %s\n", r.Profile, r.Note)
 		return nil
 	case "start", "stop", "restart":
-		return lifecycleVerb(ctx, op, verb, c, out)
+		return upDownVerb(ctx, op, verb, c, out)
 	case "status":
 		var names []string
 		if c.profile != "" {
@@ -89,7 +89,7 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 	return fmt.Errorf("verb %q not implemented", verb)
 }
 
-func lifecycleVerb(ctx context.Context, op *operator.Operator, verb string, c *cmdline, out io.Writer) error {
+func upDownVerb(ctx context.Context, op *operator.Operator, verb string, c *cmdline, out io.Writer) error {
 	past := map[string]string{"start": "started", "stop": "stopped", "restart": "restarted"}[verb]
 	report := func(r operator.Result) {
 		if r.PID > 0 && verb != "stop" {

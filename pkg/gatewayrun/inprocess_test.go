@@ -62,7 +62,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// runInProcess runs lifecycle.Run for profile "coder" in this test process (so coverage
+// runInProcess runs gatewayrun.Run for profile "coder" in this test process (so coverage
 // counts) and returns a channel with its exit code, the home and the log.
 func runInProcess(t *testing.T, ctx context.Context, command []string) (<-chan int, string, *syncBuffer) {
 	t.Helper()

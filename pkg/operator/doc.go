@@ -11,6 +11,10 @@
 // stop writes a planned-stop marker for the PID s6 supervises before it asks s6 to bring the
 // slot down, so the gateway persists "stopped"; failing to write it never blocks the stop.
 //
-// The verbs work unprivileged (as the service user) against slots whose supervise skeleton
-// was seeded for that user; run as root they give what they create to the service user.
+// Before a verb on one profile does anything it waits for the boot (an s6-svscan answering on
+// the scan directory) and takes the profile's verb lock (package verblock), and re-checks
+// under the lock that the profile is still registered.
+//
+// The verbs act with the caller's rights; the gateway binary becomes the service user first
+// (package svcuser), so that everything they create is the service user's.
 package operator

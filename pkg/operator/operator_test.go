@@ -51,7 +51,7 @@ func recorder(t *testing.T) (dir, log string) {
 	return dir, log
 }
 
-func TestLifecycleVerbsReportNotRegisteredBeforeAnyToolRuns(t *testing.T) {
+func TestVerbsReportNotRegisteredBeforeAnyToolRuns(t *testing.T) {
 	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start() // the verbs wait for the boot: a live s6-svscan on the scan directory
 	cmdDir, calls := recorder(t)
@@ -281,9 +281,9 @@ func newOperatorB(b *testing.B, e *s6test.Env) *operator.Operator {
 	return newOperator(b, e, e.CommandDir)
 }
 
-// The lifecycle verbs drive s6 with the flags of SPEC §6: start = s6-svc -u, stop = s6-svc -d,
+// The start/stop/restart verbs drive s6 with the flags of SPEC §6: start = s6-svc -u, stop = s6-svc -d,
 // restart = s6-svc -t (an unmarked SIGTERM). A wrapper records each call and execs the real tool.
-func TestLifecycleVerbsUseTheSpecFlags(t *testing.T) {
+func TestStartStopRestartUseTheSpecFlags(t *testing.T) {
 	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start()
 	calls := filepath.Join(t.TempDir(), "svc-calls")
