@@ -156,7 +156,7 @@ func TestVerbRightAfterDockerRun(t *testing.T) {
 		var code int
 		var out string
 		for try := 0; try < 3; try++ {
-			code, out = b.exec("gateway", "gateway", "register", "x", "--start", "--timeout", "60s")
+			code, out = b.exec("gateway", "gateway", "register", "x", "--start")
 			// The engine itself can fail an exec that lands while PID 1 execs into s6-svscan
 			// (runc cannot join its namespaces for that instant): gateway never ran, so try
 			// again. Anything gateway says is judged below.
