@@ -12,7 +12,7 @@ STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
 
 FUZZTIME ?= 10s
 
-.PHONY: help build base image up down test test-stress fuzz bench lint clean
+.PHONY: help build base image up down test test-stress fuzz bench bench-smoke lint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,10 @@ test-stress: build ## the integration and E2E suites under CPU load (2 busy loop
 	CGO_ENABLED=0 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -count=1 -timeout 40m $(PKGS) || rc=1; \
 	cd $(E2E) && CGO_ENABLED=0 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -count=1 -timeout 40m ./... || rc=1; \
 	exit $$rc
+
+# Every benchmark once, to prove they still run (CI); the figures of one iteration mean little.
+bench-smoke: build ## run every host benchmark once
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 $(PKGS)
 
 bench: build ## benchmarks (speed and memory targets)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)

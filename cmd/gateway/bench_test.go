@@ -42,7 +42,7 @@ func BenchmarkFootprint(b *testing.B) {
 
 	root := b.TempDir()
 	gw := exec.Command(filepath.Join(dir, "gateway"), "run", "-p", "default")
-	gw.Env = []string{"GATEWAY_HOME=" + root}
+	gw.Env = []string{"GATEWAY_HOME=" + root, "GATEWAY_USER=" + strconv.Itoa(os.Getuid())}
 	if err := gw.Start(); err != nil {
 		b.Fatal(err)
 	}

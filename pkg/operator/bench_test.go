@@ -14,7 +14,7 @@ import (
 // `gateway status` does), next to the naive way — one s6-svstat process per slot — measured
 // in the same run so the ratio is meaningful on a noisy machine. Target: < 50 ms.
 func BenchmarkStatus100(b *testing.B) {
-	e := s6test.NewEnv(b, nil)
+	e := s6test.NewEnvAsCaller(b, nil) // in-process verbs act with this process's rights
 	e.Start()
 	ctx := context.Background()
 	op := newOperatorB(b, e)
