@@ -39,8 +39,8 @@ type Lock struct {
 	home *safedir.Dir
 }
 
-// PIDRecord is the content of gateway.pid.
-type PIDRecord struct {
+// pidRecord is the content of gateway.pid.
+type pidRecord struct {
 	PID       int     `json:"pid"`
 	StartTime *uint64 `json:"start_time,omitempty"`
 }
@@ -154,7 +154,7 @@ func (l *Lock) Record(pid int, start *uint64) error {
 	if _, err := l.f.WriteAt([]byte(strconv.Itoa(pid)+"\n"), 0); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(PIDRecord{PID: pid, StartTime: start})
+	b, _ := json.Marshal(pidRecord{PID: pid, StartTime: start})
 	return l.home.WriteFile(PIDFile, append(b, '\n'), 0o640)
 }
 

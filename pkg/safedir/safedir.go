@@ -318,8 +318,11 @@ func (d *Dir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error
 	p := d.Join(name)
 	fd, err := unix.Openat(d.Fd(), name, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, unixMode(perm))
 	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
+		switch {
+		case errors.Is(err, unix.ELOOP):
 			err = ErrSymlink
+		case errors.Is(err, unix.ENXIO): // a FIFO (or socket) nobody reads, opened for writing
+			err = ErrNotRegular
 		}
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}

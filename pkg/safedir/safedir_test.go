@@ -207,3 +207,97 @@ func TestLockExcludes(t *testing.T) {
 	<-done
 	assert.True(t, acquired.Load())
 }
+
+// The descriptor-relative creators set exact modes whatever the umask, and refuse what is
+// already there instead of writing through it.
+func TestCreateAndMkdirExactAndExclusive(t *testing.T) {
+	old := unix.Umask(0o777)
+	defer unix.Umask(old)
+	base := t.TempDir()
+	d, err := safedir.Open(base, "")
+	require.NoError(t, err)
+	defer d.Close()
+
+	require.NoError(t, d.Create("run", []byte("#!/bin/sh\n"), 0o750))
+	assert.Equal(t, os.FileMode(0o750), mode(t, filepath.Join(base, "run")))
+	b, err := os.ReadFile(filepath.Join(base, "run"))
+	require.NoError(t, err)
+	assert.Equal(t, "#!/bin/sh\n", string(b))
+	assert.ErrorIs(t, d.Create("run", nil, 0o644), fs.ErrExist, "never over an existing file")
+	victim := filepath.Join(t.TempDir(), "victim")
+	require.NoError(t, os.Symlink(victim, filepath.Join(base, "link")))
+	assert.Error(t, d.Create("link", []byte("x"), 0o644))
+	assert.NoFileExists(t, victim, "nothing written through a symlink")
+
+	sub, err := d.Mkdir("event", 0o730|os.ModeSetgid|os.ModeSticky)
+	require.NoError(t, err)
+	defer sub.Close()
+	assert.Equal(t, os.ModeDir|os.ModeSetgid|os.ModeSticky|0o730, mode(t, filepath.Join(base, "event")))
+	require.NoError(t, sub.Chmod(0o755))
+	assert.Equal(t, os.ModeDir|0o755, mode(t, filepath.Join(base, "event")))
+	_, err = d.Mkdir("event", 0o755)
+	assert.ErrorIs(t, err, fs.ErrExist)
+	for _, bad := range []string{"", ".", "..", "a/b"} {
+		assert.Error(t, d.Create(bad, nil, 0o644), bad)
+		_, err := d.Mkdir(bad, 0o755)
+		assert.Error(t, err, bad)
+	}
+}
+
+// OpenFile opens regular files only: a symlink is ErrSymlink, a FIFO is ErrNotRegular and is
+// never waited on.
+func TestOpenFileRegularOnly(t *testing.T) {
+	base := t.TempDir()
+	d, err := safedir.Open(base, "")
+	require.NoError(t, err)
+	defer d.Close()
+	f, err := d.OpenFile("log", unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND, 0o640)
+	require.NoError(t, err)
+	_, err = f.WriteString("line\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	require.NoError(t, unix.Mkfifo(filepath.Join(base, "fifo"), 0o600))
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.OpenFile("fifo", unix.O_WRONLY|unix.O_CREAT, 0o640)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, safedir.ErrNotRegular)
+	case <-time.After(5 * time.Second):
+		t.Fatal("OpenFile blocked on a FIFO")
+	}
+	require.NoError(t, os.Symlink(filepath.Join(base, "log"), filepath.Join(base, "link")))
+	_, err = d.OpenFile("link", unix.O_RDONLY, 0)
+	assert.ErrorIs(t, err, safedir.ErrSymlink)
+}
+
+func TestRename(t *testing.T) {
+	base := t.TempDir()
+	d, err := safedir.Open(base, "")
+	require.NoError(t, err)
+	defer d.Close()
+	for _, n := range []string{"a", "b"} {
+		require.NoError(t, os.WriteFile(filepath.Join(base, n), []byte(n), 0o600))
+	}
+	err = d.Rename("a", "b", true)
+	assert.ErrorIs(t, err, fs.ErrExist, "no-replace refuses an existing target")
+	require.NoError(t, d.Rename("a", "b", false))
+	b, err := os.ReadFile(filepath.Join(base, "b"))
+	require.NoError(t, err)
+	assert.Equal(t, "a", string(b))
+	assert.ErrorIs(t, d.Rename("gone", "c", false), fs.ErrNotExist)
+	assert.Error(t, d.Rename("b", "../escape", false))
+}
+
+func TestIsTempName(t *testing.T) {
+	for name, want := range map[string]bool{
+		".gateway_state.json123": true, ".profile.json9": true, "..gateway-planned-stop.json42": true,
+		".gateway_state.json": false, ".gateway_state.jsonX1": false, "gateway_state.json123": false,
+		".gateway_state.json-1": false, ".other123": false,
+	} {
+		assert.Equal(t, want, safedir.IsTempName(name, "gateway_state.json", "profile.json", ".gateway-planned-stop.json"), name)
+	}
+}
