@@ -67,6 +67,18 @@ func TestServiceUserCannotReachRoot(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	_, owner := b.exec("", "stat", "-c", "%u", "/opt/data/profiles/rootmade/gateway_state.json", "/run/gateways/gateway-rootmade/run")
 	assert.Equal(t, "10000\n10000", strings.TrimSpace(owner))
+
+	// 4. A trap left for the next boot: the gateways' .s6-svscan swapped for a symlink to the
+	// root tree's. The boot's root step never follows it: it rebuilds the gateways' tree, and
+	// the gateway that was running comes back.
+	code, out = as(`cd /run/gateways && mv .s6-svscan .old && ln -s /run/service/.s6-svscan .s6-svscan`)
+	require.Equal(t, 0, code, out)
+	b.restart()
+	b.waitBoot(2)
+	assert.Contains(t, b.bootLines(2)["coder"], "action=started")
+	b.waitUp("coder")
+	_, link := b.exec("", "stat", "-c", "%F", "/run/gateways/.s6-svscan")
+	assert.Equal(t, "directory", strings.TrimSpace(link))
 }
 
 // Two `gateway register X` at once, with different settings: exactly one wins, its files are

@@ -201,6 +201,20 @@ func (o *Operator) waitSupervised(ctx context.Context, dir string) bool {
 	return poll(ctx, func() bool { ok, _ := s6.Listening(dir); return ok })
 }
 
+// ensureSupervised is waitSupervised for a slot that should be supervised already: if no
+// supervisor answers, it asks s6-svscan for a scan first. s6-svscan scans only when asked, so
+// a slot whose registration was killed between its publication and its rescan would
+// otherwise stay unsupervised until the next boot.
+func (o *Operator) ensureSupervised(ctx context.Context, dir string) bool {
+	if ok, _ := s6.Listening(dir); ok {
+		return true
+	}
+	if err := o.Tools.Run(ctx, o.Settings.ScanDir, "rescan", "s6-svscanctl", "-a", o.Settings.ScanDir); err != nil {
+		o.Log.Warn("rescan for an unsupervised slot failed", "slot", dir, "err", err)
+	}
+	return o.waitSupervised(ctx, dir)
+}
+
 // poll checks cond every 10 ms until it holds or ctx ends, and reports whether it held.
 func poll(ctx context.Context, cond func() bool) bool {
 	t := time.NewTicker(10 * time.Millisecond)

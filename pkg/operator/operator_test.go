@@ -364,3 +364,20 @@ func TestProfileEnvironmentNeverReachesRoot(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint32(e.UID), procStat.Sys().(*syscall.Stat_t).Uid, "the gateway runs as the service user")
 }
+
+// A registration killed between publishing the slot and asking s6-svscan to scan leaves a slot
+// nobody supervises (s6-svscan scans only when asked). The next verb on it asks for the scan
+// itself instead of timing out on "supervisor not listening".
+func TestVerbsRescanForAnUnsupervisedSlot(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	e.Start()
+	op := newOperator(t, e, e.CommandDir)
+	_, err := slot.Publish(e.ScanDir, slot.NewSpec(op.Settings, "orphan", profile.Config{}, true))
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(e.ProfileHome("orphan"), 0o750))
+	ok, _ := s6.Supervised(e.Slot("orphan"))
+	require.False(t, ok, "no scan yet")
+	r, err := op.Start(context.Background(), "orphan")
+	require.NoError(t, err)
+	assert.Positive(t, r.PID)
+}

@@ -207,7 +207,7 @@ func (o *Operator) up(ctx context.Context, name, action string, restart bool) (R
 		return Result{Profile: name}, err
 	}
 	dir := o.slotDir(name)
-	o.waitSupervised(ctx, dir)
+	o.ensureSupervised(ctx, dir)
 	before, _ := o.Tools.ReadStatus(ctx, dir)
 	args := []string{"-u", dir}
 	if restart && before.Up {
@@ -248,7 +248,7 @@ func (o *Operator) stop(ctx context.Context, name string) (Result, error) {
 		return Result{Profile: name}, err
 	}
 	dir := o.slotDir(name)
-	o.waitSupervised(ctx, dir) // a slot registered a moment ago
+	o.ensureSupervised(ctx, dir) // a slot registered a moment ago, or never scanned
 	st, err := o.Tools.ReadStatus(ctx, dir)
 	if err == nil && st.Up {
 		o.markPlanned(name, st.PID)

@@ -141,3 +141,42 @@ func TestPrepareBoot(t *testing.T) {
 	assert.Contains(t, err.Error(), "s6-svscan is running on it")
 	assert.FileExists(t, filepath.Join(s.ScanDir, "keep", "file"))
 }
+
+// What the service user leaves in its old tree cannot make the root boot step refuse (and the
+// container stay without gateways): a symlink planted as .s6-svscan pointing at a live
+// scanner's directory, or a directory as its control FIFO, is never followed and counts as
+// "no s6-svscan here".
+func TestPrepareBootIgnoresWhatTheOldTreeHolds(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	live := filepath.Join(e.Base, "root-tree")
+	s6test.StartScan(t, live) // stands for the root tree's /run/service and its live s6-svscan
+	s := settingsOf(e)
+	s.ScanDir = filepath.Join(e.Base, "run", "gateways")
+
+	require.NoError(t, os.MkdirAll(s.ScanDir, 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(live, ".s6-svscan"), filepath.Join(s.ScanDir, ".s6-svscan")))
+	require.NoError(t, reconcile.PrepareBoot(s, -1, -1), "a symlink to a live scanner is not a scanner here")
+	entries, err := os.ReadDir(s.ScanDir)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+	assert.FileExists(t, filepath.Join(live, ".s6-svscan", "control"), "the live tree was not touched")
+
+	require.NoError(t, os.MkdirAll(filepath.Join(s.ScanDir, ".s6-svscan", "control"), 0o755))
+	require.NoError(t, reconcile.PrepareBoot(s, -1, -1), "a directory as the control FIFO is not a scanner")
+}
+
+// PrepareBoot deletes its scan directory, so a mistyped GATEWAY_SCANDIR must never name
+// something that matters.
+func TestPrepareBootRefusesDangerousScanDirs(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	s := settingsOf(e)
+	for _, dir := range []string{"/", "/run", "/tmp", e.Home, filepath.Dir(e.Home), filepath.Join(e.Home, "profiles"),
+		"/run/service", "/run/s6", "/run/s6/gateways", "/run/service/x"} {
+		s.ScanDir = dir
+		err := reconcile.PrepareBoot(s, -1, -1)
+		var sde *reconcile.ScanDirError
+		require.ErrorAs(t, err, &sde, dir)
+		assert.Contains(t, err.Error(), "GATEWAY_SCANDIR="+filepath.Clean(dir), dir)
+	}
+	assert.DirExists(t, e.Home, "the data root survived")
+}

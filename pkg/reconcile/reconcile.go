@@ -122,6 +122,11 @@ func (e *ScanDirError) Unwrap() error { return e.Err }
 // It refuses to touch a scan directory an s6-svscan listens on: run at any other time (or
 // pointed at the root supervision tree's /run/service) it would tear live slots away.
 func PrepareBoot(s config.Settings, uid, gid int) error {
+	if err := bootScanDirAllowed(s); err != nil {
+		return &ScanDirError{Path: s.ScanDir, Err: err}
+	}
+	// Whatever the service user left in the old tree (a symlink as .s6-svscan, a directory as
+	// its control FIFO) is never followed, and counts as "no s6-svscan here".
 	if up, err := s6.ScannerUp(s.ScanDir); err != nil || up {
 		if err == nil {
 			err = errors.New("an s6-svscan is running on it (the gateways need a scan directory of their own, and --boot only prepares it at boot)")
@@ -165,6 +170,35 @@ func PrepareBoot(s config.Settings, uid, gid int) error {
 	}
 	if err := d.Chmod(0o755); err != nil {
 		return &ScanDirError{Path: s.ScanDir, Err: err}
+	}
+	return nil
+}
+
+// rootTree is the root supervision tree of the image (s6-overlay's scan directory and its
+// state), which the gateways' scan directory must never be or hold.
+var rootTree = []string{"/run/service", "/run/s6"}
+
+// bootScanDirAllowed refuses a scan directory that PrepareBoot must not delete: the file
+// system root or a top-level directory, the data root or anything that holds it or lies in
+// it, and the root supervision tree. It is the guard against a mistyped GATEWAY_SCANDIR
+// (for example /opt/data, or the old default /run/service) turning into a recursive delete.
+func bootScanDirAllowed(s config.Settings) error {
+	dir := filepath.Clean(s.ScanDir)
+	within := func(a, b string) bool { // a is b or lies below it
+		rel, err := filepath.Rel(b, a)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	}
+	if strings.Count(dir, "/") < 2 {
+		return fmt.Errorf("GATEWAY_SCANDIR=%s is the file system root or a top-level directory; the gateways need a directory of their own (default /run/gateways)", dir)
+	}
+	home := filepath.Clean(s.Home)
+	if within(dir, home) || within(home, dir) {
+		return fmt.Errorf("GATEWAY_SCANDIR=%s overlaps the data root %s; the gateways need a directory of their own (default /run/gateways)", dir, home)
+	}
+	for _, r := range rootTree {
+		if within(dir, r) || within(r, dir) {
+			return fmt.Errorf("GATEWAY_SCANDIR=%s overlaps the root supervision tree %s; the gateways need a directory of their own (default /run/gateways)", dir, r)
+		}
 	}
 	return nil
 }
@@ -274,6 +308,11 @@ func removeOrphans(ctx context.Context, o Options, names []string) {
 			continue
 		}
 		err := withLock(ctx, o, p, func() error {
+			// Again under the lock: a register may have made the profile meanwhile.
+			if home, err := safedir.Open(o.Settings.Home, profile.HomeRel(p)); err == nil {
+				home.Close()
+				return nil
+			}
 			if live, _ := s6.Supervised(dir); live {
 				o.Log.Warn("slot of a deleted profile is still supervised; left alone", "slot", dir)
 				return nil

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
 // Status is a service's state as s6-supervise publishes it.
@@ -271,10 +273,11 @@ func ParseSvstat(out string, now time.Time) (Status, error) {
 
 // ScannerUp reports whether an s6-svscan listens on scandir: whether its control FIFO,
 // scandir/.s6-svscan/control, has a reader (the test s6-svscanctl makes before it writes). It
-// spawns nothing and writes nothing. A missing FIFO, or one nobody reads, means no; a FIFO
-// this process may not open is an error.
+// spawns nothing and writes nothing, and follows no symlink below scandir's parent: root may
+// ask this about a directory the service user owns. Anything but a FIFO with a reader means
+// no; a FIFO this process may not open is an error.
 func ScannerUp(scandir string) (bool, error) {
-	return hasReader(filepath.Join(scandir, ".s6-svscan", "control"))
+	return hasReader(scandir, ".s6-svscan", "control")
 }
 
 // Listening reports whether the s6-supervise of the service directory dir accepts commands:
@@ -282,20 +285,19 @@ func ScannerUp(scandir string) (bool, error) {
 // Supervised (the supervisor holds its lock a moment before it opens its control FIFO), so a
 // caller that is about to run s6-svc waits for this.
 func Listening(dir string) (bool, error) {
-	return hasReader(filepath.Join(dir, "supervise", "control"))
+	return hasReader(dir, "supervise", "control")
 }
 
-func hasReader(fifo string) (bool, error) {
-	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	switch {
-	case err == nil:
-		var st unix.Stat_t
-		ferr := unix.Fstat(fd, &st)
-		unix.Close(fd)
-		return ferr == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO, nil
-	case errors.Is(err, unix.ENXIO), errors.Is(err, unix.ENOENT):
-		return false, nil
-	default:
-		return false, &os.PathError{Op: "open", Path: fifo, Err: err}
+// hasReader opens dir/sub (dir's parent is trusted, nothing below it is followed) and asks
+// whether the FIFO fifo in it has a reader.
+func hasReader(dir, sub, fifo string) (bool, error) {
+	d, err := safedir.Open(filepath.Dir(dir), filepath.Join(filepath.Base(dir), sub))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, safedir.ErrSymlink) || errors.Is(err, unix.ENOTDIR) {
+			return false, nil
+		}
+		return false, err
 	}
+	defer d.Close()
+	return d.HasReader(fifo)
 }

@@ -342,6 +342,32 @@ func (d *Dir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error
 	return os.NewFile(uintptr(fd), p), nil
 }
 
+// HasReader reports whether name in d is a FIFO that some process has open for reading — the
+// test s6's tools make before they write a command (s6-svscanctl, s6-svc). It opens the FIFO
+// for writing without blocking and writes nothing. Anything that is not a readable FIFO — a
+// missing name, a FIFO without a reader, a symlink (never followed), a directory, a regular
+// file — is reported as false; only a FIFO this process may not open is an error.
+func (d *Dir) HasReader(name string) (bool, error) {
+	if err := checkName(name); err != nil {
+		return false, err
+	}
+	fd, err := unix.Openat(d.Fd(), name, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.ENXIO), errors.Is(err, unix.ENOENT), errors.Is(err, unix.ELOOP),
+			errors.Is(err, unix.EISDIR), errors.Is(err, unix.ENOTDIR):
+			return false, nil
+		}
+		return false, &os.PathError{Op: "open", Path: d.Join(name), Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, &os.PathError{Op: "fstat", Path: d.Join(name), Err: err}
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFIFO, nil
+}
+
 // Rename renames old to new, both directly inside d. With noReplace an existing new is an
 // error satisfying errors.Is(err, fs.ErrExist) instead of being replaced.
 func (d *Dir) Rename(old, new string, noReplace bool) error {
