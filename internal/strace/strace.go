@@ -302,24 +302,14 @@ func parseCall(text string) (Call, error) {
 	}
 	c := Call{Name: m[1]}
 	// Find the parenthesis that closes the argument list.
-	depth, inStr, end := 0, false, -1
-	start := len(m[0]) - 1
-	for i := start; i < len(text) && end < 0; i++ {
-		switch ch := text[i]; {
-		case inStr && ch == '\\':
-			i++
-		case ch == '"':
-			inStr = !inStr
-		case inStr:
-		case ch == '(' || ch == '{' || ch == '[':
-			depth++
-		case ch == ')' || ch == '}' || ch == ']':
-			depth--
-			if depth == 0 {
-				end = i
-			}
+	start, end := len(m[0])-1, -1
+	scanTop(text[start:], func(i int, ch byte, depth int) bool {
+		if depth == 0 && (ch == ')' || ch == '}' || ch == ']') {
+			end = start + i
+			return false
 		}
-	}
+		return true
+	})
 	if end < 0 {
 		return Call{}, fmt.Errorf("unbalanced argument list")
 	}
@@ -346,26 +336,44 @@ func parseCall(text string) (Call, error) {
 	return c, nil
 }
 
-// splitArgs splits at top-level commas.
-func splitArgs(s string) []string {
-	var out []string
-	depth, inStr, from := 0, false, 0
+// scanTop walks s, skipping the inside of quoted strings (with their escapes), and calls fn
+// for every other byte with the bracket depth after it ((, {, [ open; ), }, ] close). It stops
+// when fn returns false.
+func scanTop(s string, fn func(i int, ch byte, depth int) bool) {
+	depth, inStr := 0, false
 	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; {
+		ch := s[i]
+		switch {
 		case inStr && ch == '\\':
 			i++
+			continue
 		case ch == '"':
 			inStr = !inStr
+			continue
 		case inStr:
+			continue
 		case ch == '(' || ch == '{' || ch == '[':
 			depth++
 		case ch == ')' || ch == '}' || ch == ']':
 			depth--
-		case ch == ',' && depth == 0:
+		}
+		if !fn(i, ch, depth) {
+			return
+		}
+	}
+}
+
+// splitArgs splits at top-level commas.
+func splitArgs(s string) []string {
+	var out []string
+	from := 0
+	scanTop(s, func(i int, ch byte, depth int) bool {
+		if ch == ',' && depth == 0 {
 			out = append(out, strings.TrimSpace(s[from:i]))
 			from = i + 1
 		}
-	}
+		return true
+	})
 	if rest := strings.TrimSpace(s[from:]); rest != "" || len(out) > 0 {
 		out = append(out, rest)
 	}

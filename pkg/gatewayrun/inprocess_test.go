@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,30 +43,12 @@ func writeMarker(t *testing.T, home string, m marker.Marker) {
 	require.NoError(t, marker.Write(d, m))
 }
 
-// syncBuffer is a log sink that Run writes to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runInProcess runs gatewayrun.Run for profile "coder" in this test process (so coverage
 // counts) and returns a channel with its exit code, the home and the log.
-func runInProcess(t *testing.T, ctx context.Context, command []string) (<-chan int, string, *syncBuffer) {
+func runInProcess(t *testing.T, ctx context.Context, command []string) (<-chan int, string, *s6test.Buffer) {
 	t.Helper()
 	root := newRoot(t, "coder")
-	logs := &syncBuffer{}
+	logs := &s6test.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- gatewayrun.Run(ctx, gatewayrun.Options{
