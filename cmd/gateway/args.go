@@ -13,7 +13,7 @@ import (
 type cmdline struct {
 	profile                          string
 	all, json, check, start, replace bool
-	timeout                          time.Duration
+	timeout, settle                  time.Duration
 	env                              cli.Repeated
 	command                          []string // after "--"; nil when there was no "--"
 }
@@ -21,11 +21,11 @@ type cmdline struct {
 // flagsOf are the flags each verb accepts.
 var flagsOf = map[string][]string{
 	"run":        {"p", "replace"},
-	"register":   {"env", "start", "timeout"},
+	"register":   {"env", "start", "settle", "timeout"},
 	"unregister": {"timeout"},
-	"start":      {"p", "all", "timeout"},
+	"start":      {"p", "all", "settle", "timeout"},
 	"stop":       {"p", "all", "timeout"},
-	"restart":    {"p", "all", "timeout"},
+	"restart":    {"p", "all", "settle", "timeout"},
 	"status":     {"p", "json", "check", "timeout"},
 	"list":       {"json", "timeout"},
 }
@@ -50,6 +50,8 @@ func parse(verb string, args []string) (*cmdline, error) {
 			fs.BoolVar(&c.start, "start", false, "start the gateway at once")
 		case "timeout":
 			fs.DurationVar(&c.timeout, "timeout", 0, "how long to wait (boot, another command on the profile, up/down)")
+		case "settle":
+			fs.DurationVar(&c.settle, "settle", 0, "succeed only once the command has stayed up this long (default: the profile's settle time)")
 		case "all":
 			fs.BoolVar(&c.all, "all", false, "every registered gateway")
 		case "json":
@@ -95,6 +97,9 @@ func parse(verb string, args []string) (*cmdline, error) {
 	}
 	if c.timeout < 0 {
 		return nil, exitcode.Usagef("--timeout must not be negative")
+	}
+	if c.settle < 0 {
+		return nil, exitcode.Usagef("--settle must not be negative")
 	}
 	return c, nil
 }

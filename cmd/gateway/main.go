@@ -20,11 +20,11 @@ import (
 
 const usage = `usage:
   gateway run -p NAME [--replace] [-- CMD...]
-  gateway register NAME [--env K=V]... [--start] [--timeout D] [-- CMD...]
+  gateway register NAME [--env K=V]... [--start] [--settle D] [--timeout D] [-- CMD...]
   gateway unregister NAME [--timeout D]
-  gateway start [-p NAME | --all] [--timeout D]
+  gateway start [-p NAME | --all] [--settle D] [--timeout D]
   gateway stop [-p NAME | --all] [--timeout D]
-  gateway restart [-p NAME | --all] [--timeout D]
+  gateway restart [-p NAME | --all] [--settle D] [--timeout D]
   gateway status [-p NAME] [--json] [--check] [--timeout D]
   gateway list [--json] [--timeout D]
 `
@@ -79,8 +79,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if c.timeout > 0 {
 		op.Timeout = c.timeout
 	}
+	op.Settle = c.settle
 	if err := dispatch(ctx, op, verb, c, stdout); err != nil {
-		return fail(err)
+		code := fail(err)
+		printStartLog(stderr, err)
+		return code
 	}
 	return exitcode.OK
 }

@@ -279,7 +279,10 @@ func TestChildExitIsPassedThrough(t *testing.T) {
 	assert.Equal(t, 9, g.wait())
 	st := g.state()
 	assert.Contains(t, st["exit_reason"], "exited with status 9")
-	assert.Equal(t, "running", st["gateway_state"], "a crash keeps the last recorded state")
+	assert.Equal(t, "starting", st["gateway_state"], "a command that dies before it settles never counts as running")
+	assert.Equal(t, float64(1), st["consecutive_failures"])
+	assert.Equal(t, map[string]any{"code": float64(9), "at": st["last_exit"].(map[string]any)["at"],
+		"uptime_seconds": st["last_exit"].(map[string]any)["uptime_seconds"], "failure": true}, st["last_exit"])
 }
 
 func TestFatalConfiguration(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/slot"
+	"github.com/s6gate/s6gate/pkg/state"
 )
 
 func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdline, out io.Writer) error {
@@ -58,7 +59,7 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 		}
 		if err == nil && c.check {
 			for _, g := range st {
-				if !g.Healthy() {
+				if !g.Healthy {
 					return fmt.Errorf("%w: '%s'", errUnhealthy, g.Profile)
 				}
 			}
@@ -136,8 +137,40 @@ func upDownVerb(ctx context.Context, op *operator.Operator, verb string, c *cmdl
 	return nil
 }
 
-// errUnhealthy is status --check's failure: a gateway meant to run is not up.
-var errUnhealthy = errors.New("a gateway meant to run is not up")
+// printStartLog shows, after the one error line, the last log lines of gateways that failed to
+// start, so the reason is on screen without looking for the log.
+func printStartLog(w io.Writer, err error) {
+	for _, e := range startFailures(err) {
+		if len(e.Log) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "last %d log lines of gateway '%s':\n", len(e.Log), e.Profile)
+		for _, l := range e.Log {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+}
+
+// startFailures finds every *operator.StartFailedError in err (a joined --all error has many).
+func startFailures(err error) []*operator.StartFailedError {
+	if e, ok := err.(*operator.StartFailedError); ok {
+		return []*operator.StartFailedError{e}
+	}
+	var out []*operator.StartFailedError
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			out = append(out, startFailures(e)...)
+		}
+	case interface{ Unwrap() error }:
+		out = startFailures(u.Unwrap())
+	}
+	return out
+}
+
+// errUnhealthy is status --check's failure: a gateway meant to run is failed, or has not been
+// serving for longer than GATEWAY_HEALTH_GRACE.
+var errUnhealthy = errors.New("a gateway meant to run is failed or has been down longer than GATEWAY_HEALTH_GRACE")
 
 func writeJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
@@ -147,34 +180,66 @@ func writeJSON(out io.Writer, v any) error {
 
 func writeStatusTable(out io.Writer, st []operator.GatewayStatus, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROFILE\tS6\tPID\tFOR\tSTATE\tDESIRED\tNOTE")
+	fmt.Fprintln(tw, "PROFILE\tS6\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tSTATE\tDESIRED\tNOTE")
 	for _, g := range st {
 		s6 := "down"
 		switch {
 		case !g.Supervised:
 			s6 = "unsupervised"
+		case g.Failed && !g.Up:
+			s6 = "failed"
+		case g.BackoffUntil != nil:
+			s6 = "backoff"
 		case g.Up && !g.Ready:
 			s6 = "up (not ready)"
 		case g.Up:
 			s6 = "up"
 		}
-		pid, since := "-", "-"
+		pid, uptime, lastExit := "-", "-", "-"
 		if g.PID != nil {
 			pid = strconv.Itoa(*g.PID)
 		}
-		if g.Since != nil {
-			since = now.Sub(*g.Since).Round(time.Second).String()
+		if g.Uptime != nil {
+			uptime = roundDuration(time.Duration(*g.Uptime * float64(time.Second)))
 		}
-		note := g.Problem
-		if note == "" && !g.Up && g.ExitReason != "" {
-			note = g.ExitReason
+		if e := g.LastExit; e != nil {
+			lastExit = strings.TrimPrefix(strings.TrimPrefix(e.String(), "exited with "), "killed by ")
+			if at := state.ParseTime(e.At); !at.IsZero() {
+				lastExit += ", " + roundDuration(now.Sub(at)) + " ago"
+			}
 		}
-		if note == "" && !g.Healthy() {
-			note = "meant to run but down"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Profile, s6, pid, since, deref(g.GatewayState), deref(g.DesiredState), strings.Join(strings.Fields(note), " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", g.Profile, s6, pid, uptime, g.Restarts, lastExit,
+			deref(g.GatewayState), deref(g.DesiredState), strings.Join(strings.Fields(statusNote(g, now)), " "))
 	}
 	tw.Flush()
+}
+
+// statusNote is the NOTE column: what needs explaining first.
+func statusNote(g operator.GatewayStatus, now time.Time) string {
+	switch {
+	case g.Problem != "":
+		return g.Problem
+	case g.Failed:
+		return "failed: " + g.FailedReason + "; start it again with: gateway start -p " + g.Profile
+	case g.BackoffUntil != nil:
+		return fmt.Sprintf("backing off after %d consecutive failures; next start in %s", g.ConsecutiveFailures, roundDuration(g.BackoffUntil.Sub(now)))
+	case !g.Up && g.ExitReason != "":
+		return g.ExitReason
+	case !g.Healthy:
+		return "meant to run but not serving"
+	}
+	return ""
+}
+
+// roundDuration prints d to the second (to the tenth below 10 s): "0.4s", "3m12s".
+func roundDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 func deref(s *string) string {

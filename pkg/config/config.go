@@ -7,6 +7,8 @@
 //	GATEWAY_USER           service user the gateways run as        gateway
 //	GATEWAY_BIN            gateway binary that slots exec          /usr/local/bin/gateway
 //	GATEWAY_DRAIN_TIMEOUT  grace a gateway's child gets on stop    2s
+//	GATEWAY_HEALTH_GRACE   how long a gateway meant to run may be   30s
+//	                       down before status --check fails
 //
 // Paths must be absolute. S6_COMMAND_DIR ends up in a run script's "#!" line, so it may not
 // contain white space. Invalid settings are usage errors (exit code 2).
@@ -33,6 +35,7 @@ const (
 	DefaultUser         = "gateway"
 	DefaultBin          = "/usr/local/bin/gateway"
 	DefaultDrainTimeout = 2 * time.Second
+	DefaultHealthGrace  = 30 * time.Second
 )
 
 // Settings are the shared settings.
@@ -43,6 +46,7 @@ type Settings struct {
 	User         string
 	Bin          string
 	DrainTimeout time.Duration
+	HealthGrace  time.Duration
 }
 
 // FromEnv reads the settings through getenv (os.Getenv in binaries, a map in tests).
@@ -81,6 +85,9 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		return Settings{}, exitcode.Usagef("GATEWAY_DRAIN_TIMEOUT: %v", err)
 	}
 	s.DrainTimeout = d
+	if s.HealthGrace, err = ParseDuration(get("GATEWAY_HEALTH_GRACE", ""), DefaultHealthGrace); err != nil {
+		return Settings{}, exitcode.Usagef("GATEWAY_HEALTH_GRACE: %v", err)
+	}
 	return s, nil
 }
 

@@ -21,6 +21,7 @@ func TestFromEnvDefaults(t *testing.T) {
 	assert.Equal(t, config.Settings{
 		Home: "/opt/data", ScanDir: "/run/service", CommandDir: "/command",
 		User: "gateway", Bin: "/usr/local/bin/gateway", DrainTimeout: 2 * time.Second,
+		HealthGrace: 30 * time.Second,
 	}, s)
 }
 
@@ -28,16 +29,19 @@ func TestFromEnvOverridesAndErrors(t *testing.T) {
 	s, err := config.FromEnv(env(map[string]string{
 		"GATEWAY_HOME": "/data/", "GATEWAY_SCANDIR": "/tmp/scan", "S6_COMMAND_DIR": "/usr/bin",
 		"GATEWAY_USER": "nobody", "GATEWAY_BIN": "/x/gateway", "GATEWAY_DRAIN_TIMEOUT": "1500ms",
+		"GATEWAY_HEALTH_GRACE": "5",
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, "/data", s.Home)
 	assert.Equal(t, 1500*time.Millisecond, s.DrainTimeout)
+	assert.Equal(t, 5*time.Second, s.HealthGrace)
 
 	bad := []map[string]string{
 		{"GATEWAY_HOME": "relative/path"},
 		{"GATEWAY_SCANDIR": "run/service"},
 		{"S6_COMMAND_DIR": "/has space/bin"},
 		{"GATEWAY_BIN": "gateway"},
+		{"GATEWAY_HEALTH_GRACE": "-3s"},
 		{"GATEWAY_USER": "a:b"},
 		{"GATEWAY_DRAIN_TIMEOUT": "soon"},
 		{"GATEWAY_DRAIN_TIMEOUT": "-1s"},

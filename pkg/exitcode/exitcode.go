@@ -8,6 +8,9 @@
 //	75  Restart      `gateway run` only: stopped to be started again (EX_TEMPFAIL)
 //	78  FatalConfig  `gateway run` only: the profile cannot run as configured (EX_CONFIG); the
 //	                 slot's finish turns it into 125 so s6 stops retrying
+//	125 GaveUp       `gateway run` only: its command failed the profile's max_failures times in
+//	                 a row; the gateway is marked failed and the slot's finish exits 125 too
+//	                 (s6's "permanent failure": no restart until an operator starts it)
 //
 // /init passes its CMD's status through instead (128+signal, 126/127 when exec fails).
 //
@@ -34,6 +37,7 @@ const (
 	Usage       = 2
 	Restart     = 75
 	FatalConfig = 78
+	GaveUp      = 125
 )
 
 // Coder is implemented by errors that know which exit code they stand for.

@@ -45,9 +45,12 @@ func writeMarker(t *testing.T, home string, m marker.Marker) {
 
 // runInProcess runs gatewayrun.Run for profile "coder" in this test process (so coverage
 // counts) and returns a channel with its exit code, the home and the log.
-func runInProcess(t *testing.T, ctx context.Context, command []string) (<-chan int, string, *s6test.Buffer) {
+func runInProcess(t *testing.T, ctx context.Context, command []string, profileJSON ...string) (<-chan int, string, *s6test.Buffer) {
 	t.Helper()
 	root := newRoot(t, "coder")
+	for _, c := range profileJSON {
+		require.NoError(t, os.WriteFile(filepath.Join(root, "profiles", "coder", "profile.json"), []byte(c), 0o600))
+	}
 	logs := &s6test.Buffer{}
 	done := make(chan int, 1)
 	go func() {
@@ -98,6 +101,7 @@ func TestRunInProcess(t *testing.T) {
 	tests := []struct {
 		name      string
 		command   []string
+		config    string
 		act       func(t *testing.T, cancel context.CancelFunc, home string)
 		wantCode  int
 		wantState string
@@ -112,8 +116,14 @@ func TestRunInProcess(t *testing.T) {
 		{name: "SIGUSR1: restart", act: func(t *testing.T, _ context.CancelFunc, _ string) {
 			require.NoError(t, syscall.Kill(self, syscall.SIGUSR1))
 		}, wantCode: exitcode.Restart, wantState: "stopped", wantWhy: "restart requested"},
-		{name: "child exits by itself: its status, state unchanged", command: []string{"sh", "-c", "sleep 0.2; exit 3"},
-			wantCode: 3, wantState: "running", wantWhy: "exited with status 3"},
+		{name: "child exits by itself: its status, state unchanged", command: []string{"sh", "-c", "sleep 0.3; exit 3"},
+			config: `{"settle": "100ms"}`, wantCode: 3, wantState: "running", wantWhy: "exited with status 3"},
+		{name: "child exits before it settles: its status, never running", command: []string{"sh", "-c", "exit 4"},
+			wantCode: 4, wantState: "starting", wantWhy: "exited with status 4"},
+		{name: "child fails max_failures times: failed, gave up", command: []string{"sh", "-c", "exit 5"},
+			config: `{"max_failures": 1}`, wantCode: exitcode.GaveUp, wantState: "failed", wantWhy: "exited with status 5"},
+		{name: "child exits 125 by itself: not mistaken for giving up", command: []string{"sh", "-c", "exit 125"},
+			wantCode: 1, wantState: "starting", wantWhy: "exited with status 125"},
 		{name: "child ignores SIGTERM: killed after the drain", command: []string{"sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"},
 			act: func(t *testing.T, cancel context.CancelFunc, _ string) { cancel() }, wantCode: 1, wantState: "running", wantWhy: "unplanned"},
 		{name: "command not found: fatal configuration", command: []string{"/nonexistent/cmd"},
@@ -123,7 +133,11 @@ func TestRunInProcess(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			done, home, logs := runInProcess(t, ctx, tt.command)
+			var cfg []string
+			if tt.config != "" {
+				cfg = append(cfg, tt.config)
+			}
+			done, home, logs := runInProcess(t, ctx, tt.command, cfg...)
 			if tt.act != nil {
 				waitRunning(t, home)
 				tt.act(t, cancel, home)

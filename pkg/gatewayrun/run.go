@@ -1,11 +1,13 @@
 package gatewayrun
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -47,12 +49,18 @@ var signalsHandled = []os.Signal{
 }
 
 type gateway struct {
-	o     Options
-	log   *slog.Logger
-	home  *safedir.Dir
-	pid   int
-	start *uint64
-	child *exec.Cmd
+	o      Options
+	log    *slog.Logger
+	home   *safedir.Dir
+	pid    int
+	start  *uint64
+	policy profile.Policy
+
+	child      *exec.Cmd
+	exited     chan error // receives the child's Wait result once
+	childStart time.Time
+	readyR     *os.File // read end of the command's readiness pipe (ready.notify_fd)
+	failures   int      // consecutive failures recorded when this gateway started
 }
 
 // Run runs the gateway until it is stopped and returns its exit code.
@@ -97,16 +105,23 @@ func Run(ctx context.Context, o Options) int {
 		g.log.Warn("cannot record the gateway pid", "err", err)
 	}
 
-	g.write(func(s *state.State) {
-		s.GatewayState, s.PID, s.StartTime, s.ExitReason = state.Starting, g.pid, g.start, ""
-	})
-
-	argv, env, err := g.command()
-	if err == nil && len(argv) > 0 {
-		err = g.startChild(argv, env)
+	argv, env, cfgErr := g.command()
+	until := g.recordStart(time.Now())
+	if cfgErr != nil {
+		return g.finish(FatalConfig, cfgErr.Error(), nil)
 	}
-	if err != nil {
-		return g.finish(FatalConfig, err.Error(), 0)
+	if !until.IsZero() {
+		if code, stopped := g.backoff(ctx, sigs, until); stopped {
+			return code
+		}
+	}
+	if len(argv) > 0 {
+		if err := g.startChild(argv, env); err != nil {
+			return g.finish(FatalConfig, err.Error(), nil)
+		}
+		if code, stopped := g.settle(ctx, sigs); stopped {
+			return code
+		}
 	}
 
 	g.write(func(s *state.State) { s.GatewayState = state.Running })
@@ -114,13 +129,150 @@ func Run(ctx context.Context, o Options) int {
 	if g.child == nil {
 		g.log.Info("gateway started: built-in idle gateway (no command configured)", "pid", g.pid, "heartbeat", o.Heartbeat)
 	} else {
-		g.log.Info("gateway started", "pid", g.pid, "child_pid", g.child.Process.Pid, "command", argv)
+		g.log.Info("gateway started", "pid", g.pid, "child_pid", g.child.Process.Pid, "command", argv,
+			"settled", g.policy.SettleTime(), "ready", g.policy.Ready.String())
 	}
 	return g.loop(ctx, sigs)
 }
 
+// recordStart writes gateway_state=starting with this process's identity and the crash-loop
+// record for this start: a record from another boot is started afresh; in this boot the start
+// counts as a restart. It returns when the back-off after consecutive failures ends (zero:
+// start now).
+func (g *gateway) recordStart(now time.Time) (until time.Time) {
+	boot := proc.BootID()
+	g.write(func(s *state.State) {
+		s.GatewayState, s.PID, s.StartTime, s.ExitReason = state.Starting, g.pid, g.start, ""
+		s.FailedReason, s.BackoffUntil, s.CommandStartedAt = "", "", ""
+		if s.BootID != boot || boot == "" {
+			s.BootID, s.Restarts, s.ConsecutiveFailures = boot, 0, 0
+		} else {
+			s.Restarts++
+		}
+		g.failures = s.ConsecutiveFailures
+		if d := g.policy.Backoff(s.ConsecutiveFailures); d > 0 && s.LastExit != nil {
+			if t := state.ParseTime(s.LastExit.At).Add(d); t.After(now) {
+				until = t
+				s.BackoffUntil = t.UTC().Format(state.TimeFormat)
+			}
+		}
+	})
+	return until
+}
+
+// backoff waits until the back-off ends, a stop signal arrives (stopped: the exit code is
+// returned), or SIGALRM cuts it short (what `gateway start` sends a backing-off gateway).
+func (g *gateway) backoff(ctx context.Context, sigs <-chan os.Signal, until time.Time) (int, bool) {
+	g.log.Info("backing off before starting the command again", "consecutive_failures", g.failures, "until", until.UTC().Format(time.RFC3339))
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return 0, false
+		case <-ctx.Done():
+			return g.shutdown(Unplanned, "context cancelled"), true
+		case sig := <-sigs:
+			if sig == syscall.SIGALRM {
+				g.log.Info("back-off cut short (SIGALRM)")
+				return 0, false
+			}
+			if r, why, stop := g.classify(sig); stop {
+				return g.shutdown(r, why), true
+			}
+		}
+	}
+}
+
+// settle waits until the command has stayed up for the settle time and its readiness check
+// (if any) has passed. A command that exits first is a failure (stopped, with the exit code).
+func (g *gateway) settle(ctx context.Context, sigs <-chan os.Signal) (int, bool) {
+	checkCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := g.readiness(checkCtx)
+	timer := time.NewTimer(g.policy.SettleTime())
+	defer timer.Stop()
+	settled := false
+	for !settled || ready != nil {
+		select {
+		case <-timer.C:
+			settled = true
+		case <-ready:
+			ready = nil
+		case err := <-g.exited:
+			return g.childExited(err), true
+		case <-ctx.Done():
+			return g.shutdown(Unplanned, "context cancelled"), true
+		case sig := <-sigs:
+			if r, why, stop := g.classify(sig); stop {
+				return g.shutdown(r, why), true
+			}
+			g.forward(sig)
+		}
+	}
+	return 0, false
+}
+
+// readiness returns a channel closed once the profile's readiness check passes (nil when the
+// profile has none: settling is enough). The checks poll; they stop with ctx.
+func (g *gateway) readiness(ctx context.Context) <-chan struct{} {
+	r := g.policy.Ready
+	if r == (profile.Ready{}) {
+		return nil
+	}
+	done := make(chan struct{})
+	check := func() bool {
+		switch {
+		case r.File != "":
+			_, err := os.Stat(r.File)
+			return err == nil
+		case r.TCP != "":
+			c, err := net.DialTimeout("tcp", r.TCP, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}
+		return false
+	}
+	if r.NotifyFD != 0 {
+		pipe := g.readyR
+		g.readyR = nil
+		go func() {
+			defer pipe.Close()
+			buf := make([]byte, 512)
+			for {
+				n, err := pipe.Read(buf)
+				if bytes.IndexByte(buf[:n], '\n') >= 0 {
+					close(done)
+					return
+				}
+				if err != nil {
+					return // closed without a newline: never ready, as with s6
+				}
+			}
+		}()
+		go func() { <-ctx.Done(); pipe.SetReadDeadline(time.Now()) }()
+		return done
+	}
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for !check() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+		close(done)
+	}()
+	return done
+}
+
 // command resolves the child command: the command line wins, then profile.json; an empty
-// result runs the idle gateway. profile.json's env is added to the child's environment.
+// result runs the idle gateway. profile.json's env is added to the child's environment and
+// its start and restart policy is kept in g.policy.
 func (g *gateway) command() (argv, env []string, err error) {
 	b, rerr := g.home.ReadFile(profile.ConfigFile, profile.MaxConfigSize)
 	var cfg profile.Config
@@ -133,6 +285,7 @@ func (g *gateway) command() (argv, env []string, err error) {
 			return nil, nil, fmt.Errorf("%s: %w", g.home.Path(), err)
 		}
 	}
+	g.policy = cfg.Policy
 	argv = g.o.Command
 	if argv == nil {
 		argv = cfg.Command
@@ -155,57 +308,150 @@ func (g *gateway) startChild(argv, env []string) error {
 	// itself is SIGKILLed, the child gets SIGTERM instead of living on next to the gateway
 	// s6 starts in its place.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	var readyW *os.File
+	if fd := g.policy.Ready.NotifyFD; fd != 0 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fmt.Errorf("readiness pipe: %w", err)
+		}
+		// ExtraFiles[i] becomes descriptor 3+i; the ones before ours are closed in the child.
+		cmd.ExtraFiles = make([]*os.File, fd-2)
+		cmd.ExtraFiles[fd-3] = w
+		g.readyR, readyW = r, w
+	}
+	err := cmd.Start()
+	if readyW != nil {
+		readyW.Close() // the child has its copy; EOF then means the child closed it
+	}
+	if err != nil {
+		if g.readyR != nil {
+			g.readyR.Close()
+			g.readyR = nil
+		}
 		return fmt.Errorf("start %q: %w", argv[0], err)
 	}
-	g.child = cmd
+	g.child, g.childStart = cmd, time.Now()
+	g.exited = make(chan error, 1)
+	go func() { g.exited <- cmd.Wait() }()
+	g.write(func(s *state.State) {
+		s.CommandStartedAt, s.BackoffUntil = g.childStart.UTC().Format(state.TimeFormat), ""
+	})
 	return nil
 }
 
-func (g *gateway) loop(ctx context.Context, sigs <-chan os.Signal) int {
-	exited := make(chan error, 1)
-	if g.child != nil {
-		go func() { exited <- g.child.Wait() }()
+// classify maps a signal to the stop it asks for; stop is false for the signals the gateway
+// forwards to its command.
+func (g *gateway) classify(sig os.Signal) (r Reason, why string, stop bool) {
+	switch sig {
+	case syscall.SIGTERM:
+		planned, reason, err := marker.Consume(g.home, g.pid, g.start, time.Now())
+		if err != nil {
+			g.log.Warn("could not remove the planned-stop marker", "err", err)
+		}
+		if planned {
+			return Planned, "SIGTERM: " + reason, true
+		}
+		return Unplanned, "SIGTERM: " + reason, true
+	case syscall.SIGINT:
+		return Planned, "SIGINT", true
+	case syscall.SIGQUIT:
+		return Unplanned, "SIGQUIT", true
+	case syscall.SIGUSR1:
+		return Restart, "SIGUSR1", true
 	}
+	return 0, "", false
+}
+
+func (g *gateway) loop(ctx context.Context, sigs <-chan os.Signal) int {
 	beat := time.NewTicker(g.o.Heartbeat)
 	defer beat.Stop()
+	// A command that stays up long enough clears its failure count, so its next failure
+	// backs off from the start again.
+	var stable <-chan time.Time
+	if g.child != nil && g.failures > 0 {
+		t := time.NewTimer(time.Until(g.childStart.Add(g.policy.StableTime())))
+		defer t.Stop()
+		stable = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return g.shutdown(Unplanned, "context cancelled", exited)
-		case err := <-exited:
-			g.child = nil
-			code, why := exitStatus(err)
-			if code == exitcode.FatalConfig {
-				return g.finish(FatalConfig, "command reported a fatal configuration ("+why+")", 0)
-			}
-			return g.finish(ChildExited, "command "+why, code)
+			return g.shutdown(Unplanned, "context cancelled")
+		case err := <-g.exited:
+			return g.childExited(err)
+		case <-stable:
+			g.log.Info("command is stable; failure count cleared", "uptime", time.Since(g.childStart).Round(time.Second))
+			g.write(func(s *state.State) { s.ConsecutiveFailures = 0 })
 		case <-beat.C:
 			if g.child == nil {
 				g.log.Info("heartbeat", "pid", g.pid)
 			}
 		case sig := <-sigs:
-			switch sig {
-			case syscall.SIGTERM:
-				planned, reason, err := marker.Consume(g.home, g.pid, g.start, time.Now())
-				if err != nil {
-					g.log.Warn("could not remove the planned-stop marker", "err", err)
-				}
-				if planned {
-					return g.shutdown(Planned, "SIGTERM: "+reason, exited)
-				}
-				return g.shutdown(Unplanned, "SIGTERM: "+reason, exited)
-			case syscall.SIGINT:
-				return g.shutdown(Planned, "SIGINT", exited)
-			case syscall.SIGQUIT:
-				return g.shutdown(Unplanned, "SIGQUIT", exited)
-			case syscall.SIGUSR1:
-				return g.shutdown(Restart, "SIGUSR1", exited)
-			default:
-				g.forward(sig)
+			if r, why, stop := g.classify(sig); stop {
+				return g.shutdown(r, why)
 			}
+			g.forward(sig)
 		}
 	}
+}
+
+// childExited records a command that ended on its own: one more consecutive failure, and at
+// the policy's limit the gateway is marked failed and exits GaveUp, which its slot's finish
+// turns into "do not restart". Otherwise s6 starts the gateway again, which backs off first.
+func (g *gateway) childExited(err error) int {
+	code, why := exitStatus(err)
+	exit := g.exitRecord(err, true)
+	g.child = nil
+	if code == exitcode.FatalConfig {
+		return g.finish(FatalConfig, "command reported a fatal configuration ("+why+")", exit)
+	}
+	limit := g.policy.FailureLimit()
+	var n int
+	g.write(func(s *state.State) {
+		s.ConsecutiveFailures++
+		n = s.ConsecutiveFailures
+		s.LastExit, s.CommandStartedAt, s.PID, s.StartTime = exit, "", 0, nil
+		s.ExitReason = ChildExited.String() + ": command " + why
+		if n >= limit {
+			s.GatewayState = state.Failed
+			s.FailedReason = fmt.Sprintf("%d consecutive failures (limit %d); last: command %s", n, limit, why)
+		}
+	})
+	if n >= limit {
+		g.log.Error("gateway failed: s6 will not restart it until an operator starts it (gateway start)",
+			"consecutive_failures", n, "limit", limit, "last", "command "+why)
+		return exitcode.GaveUp
+	}
+	g.log.Info("command exited; s6 starts the gateway again after a back-off", "status", why,
+		"consecutive_failures", n, "limit", limit, "next_delay", g.policy.Backoff(n))
+	if code == exitcode.GaveUp {
+		code = 1 // only the gateway's own decision may stop s6 restarting it
+	}
+	return code
+}
+
+// exitRecord describes how the child ended, for last_exit.
+func (g *gateway) exitRecord(err error, failure bool) *state.Exit {
+	now := time.Now()
+	e := &state.Exit{At: now.UTC().Format(state.TimeFormat), Uptime: now.Sub(g.childStart).Seconds(), Failure: failure}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			e.Signal = signalName(ws.Signal())
+			return e
+		}
+	}
+	code, _ := exitStatus(err)
+	e.Code = &code
+	return e
+}
+
+// signalName is the conventional name of sig ("SIGKILL"), or "signal N".
+func signalName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(sig))
 }
 
 func (g *gateway) forward(sig os.Signal) {
@@ -217,40 +463,48 @@ func (g *gateway) forward(sig os.Signal) {
 }
 
 // shutdown drains the child within GATEWAY_DRAIN_TIMEOUT, then persists the decision.
-func (g *gateway) shutdown(r Reason, why string, exited <-chan error) int {
+func (g *gateway) shutdown(r Reason, why string) int {
 	g.log.Info("stopping", "reason", r.String(), "cause", why)
 	g.write(func(s *state.State) { s.GatewayState = state.Draining })
-	code := 0
+	var exit *state.Exit
 	if g.child != nil {
 		pgid := g.child.Process.Pid
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
 		_ = syscall.Kill(-pgid, syscall.SIGCONT)
+		var err error
 		select {
-		case err := <-exited:
-			code, _ = exitStatus(err)
+		case err = <-g.exited:
 		case <-time.After(g.o.Settings.DrainTimeout):
 			g.log.Warn("command did not stop within the drain timeout; killing it", "timeout", g.o.Settings.DrainTimeout)
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			code, _ = exitStatus(<-exited)
+			err = <-g.exited
 		}
+		exit = g.exitRecord(err, false)
 		g.child = nil
 	}
-	return g.finish(r, why, code)
+	return g.finish(r, why, exit)
 }
 
-// finish persists the decision for r and returns the exit code.
-func (g *gateway) finish(r Reason, why string, childCode int) int {
+// finish persists the decision for r (and how the command ended, when there was one) and
+// returns the exit code.
+func (g *gateway) finish(r Reason, why string, exit *state.Exit) int {
 	d := Decide(r)
 	g.write(func(s *state.State) {
 		if d.State != "" {
 			s.GatewayState = d.State
 		}
 		s.ExitReason = r.String() + ": " + why
-		s.PID, s.StartTime = 0, nil
+		s.PID, s.StartTime, s.CommandStartedAt, s.BackoffUntil = 0, nil, "", ""
+		if exit != nil {
+			s.LastExit = exit
+		}
 	})
 	code := d.ExitCode
 	if code < 0 {
-		code = childCode
+		code = 0
+		if exit != nil && exit.Code != nil {
+			code = *exit.Code
+		}
 	}
 	g.log.Info("gateway exiting", "reason", r.String(), "persisted", orUnchanged(d.State), "exit_code", code)
 	if r == FatalConfig {

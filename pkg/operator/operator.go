@@ -32,6 +32,10 @@ type Operator struct {
 	Tools    s6.Tools
 	Log      *slog.Logger
 	Timeout  time.Duration
+	// Settle, when set, is how long start, restart and register --start want the command to
+	// have stayed up before they succeed (the --settle flag); otherwise the profile's settle
+	// time, which the gateway waits before it reports ready, is enough.
+	Settle time.Duration
 }
 
 // New returns an Operator for s.
@@ -136,13 +140,20 @@ func (e *TimeoutError) Error() string {
 	return msg
 }
 
-// StartFailedError means s6 gave up on a gateway (its finish script said "do not restart").
+// StartFailedError means a gateway did not start: its command ended before it settled (s6
+// starts it again after a back-off: Retrying), or s6 gave up on it (its finish script said "do
+// not restart": fatal configuration, or marked failed after a crash loop).
 type StartFailedError struct {
-	Profile string
-	Reason  string
+	Profile  string
+	Reason   string   // "command exited with status 1 after 0.0s", or the recorded exit reason
+	Retrying bool     // s6 will start it again by itself, after a back-off
+	Log      []string // the last lines of the gateway's log, oldest first
 }
 
 func (e *StartFailedError) Error() string {
+	if e.Retrying {
+		return fmt.Sprintf("gateway '%s' did not start: %s (s6 retries it after a back-off; see gateway status -p %s)", e.Profile, e.Reason, e.Profile)
+	}
 	return fmt.Sprintf("gateway '%s' failed to start and s6 will not retry it: %s", e.Profile, e.Reason)
 }
 
@@ -166,7 +177,7 @@ func (o *Operator) setIntent(name, desired string) error {
 		return fmt.Errorf("record intent for '%s': %w", name, err)
 	}
 	defer home.Close()
-	warn, err := state.Update(home, time.Now(), func(s *state.State) { s.DesiredState = desired })
+	warn, err := state.Update(home, time.Now(), func(s *state.State) { setIntent(s, desired) })
 	if warn != nil {
 		o.Log.Warn("replaced an unusable state file", "profile", name, "err", warn)
 	}
@@ -174,6 +185,16 @@ func (o *Operator) setIntent(name, desired string) error {
 		return fmt.Errorf("record intent for '%s': %w", name, err)
 	}
 	return nil
+}
+
+// setIntent records desired in s. An operator's start also clears the crash-loop count and a
+// failure: the operator asked for another try, so the gateway starts at once, and a count that
+// is not zero afterwards means this attempt failed.
+func setIntent(s *state.State, desired string) {
+	s.DesiredState = desired
+	if desired == state.Running {
+		s.ConsecutiveFailures, s.FailedReason = 0, ""
+	}
 }
 
 // setDown makes the slot's ./down file agree with the intent, so that an s6-supervise that
@@ -282,4 +303,9 @@ func Joined(results []Result) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// logTail returns the last n lines of the profile's gateway log; nothing when it cannot be read.
+func (o *Operator) logTail(name string, n int) []string {
+	return nil
 }

@@ -274,7 +274,8 @@ func TestStartFailsFastWhenS6GivesUp(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	assert.Equal(t, "startup_failed", *got[0].GatewayState)
-	assert.False(t, got[0].Healthy())
+	assert.False(t, got[0].Healthy)
+	assert.True(t, got[0].Failed)
 }
 
 func newOperatorB(b *testing.B, e *s6test.Env) *operator.Operator {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/slot"
@@ -31,17 +32,33 @@ type GatewayStatus struct {
 	ExitReason   string     `json:"exit_reason,omitempty"`
 	StateUpdated string     `json:"state_updated_at,omitempty"`
 	Problem      string     `json:"problem,omitempty"`
+
+	// The crash-loop record of this boot (docs/operations.md, "Status fields").
+	Uptime              *float64    `json:"uptime_seconds"`       // how long the command has run; null when not serving
+	Restarts            int         `json:"restarts"`             // starts after the first, this boot
+	ConsecutiveFailures int         `json:"consecutive_failures"` // exits on their own in a row
+	LastExit            *state.Exit `json:"last_exit"`            // how the command last ended, or null
+	BackoffUntil        *time.Time  `json:"backoff_until"`        // the next start waits until then, or null
+	Failed              bool        `json:"failed"`               // crash loop or fatal configuration: s6 no longer restarts it (gateway start does)
+	FailedReason        string      `json:"failed_reason,omitempty"`
+	// Healthy: a gateway meant to run is serving (up and ready), or has been down less than
+	// GATEWAY_HEALTH_GRACE and is not failed. A gateway not meant to run is always healthy.
+	Healthy bool `json:"healthy"`
+	// DownSince is when a gateway meant to run stopped serving, when it is not serving.
+	DownSince *time.Time `json:"down_since,omitempty"`
 }
 
-// Healthy reports whether a gateway is where its intent says it should be: a gateway meant to
-// run (desired_state running, or no recorded desire and s6 wanting it up) is up.
-func (g GatewayStatus) Healthy() bool {
-	want := g.WantUp
+// MeantToRun reports the intent: desired_state running, or no recorded desire and s6 wanting
+// it up.
+func (g GatewayStatus) MeantToRun() bool {
 	if g.DesiredState != nil {
-		want = *g.DesiredState == state.Running
+		return *g.DesiredState == state.Running
 	}
-	return !want || g.Up
+	return g.WantUp
 }
+
+// Serving reports whether the gateway is up and ready (its command settled).
+func (g GatewayStatus) Serving() bool { return g.Up && g.Ready && g.BackoffUntil == nil }
 
 // Status reports the named profiles, or every registered one when names is empty. Each costs
 // a few small file reads (s6's status file, the lock, the state file) and no process spawn.
@@ -111,7 +128,56 @@ func (o *Operator) status(ctx context.Context, name string) GatewayStatus {
 		g.DesiredState = &s.DesiredState
 	}
 	g.ExitReason, g.StateUpdated = s.ExitReason, s.UpdatedAt
+	o.crashLoop(&g, s, st, time.Now())
 	return g
+}
+
+// crashLoop fills the crash-loop fields and the health verdict from the state record s and
+// s6's status st. A record from another boot only contributes its last exit.
+func (o *Operator) crashLoop(g *GatewayStatus, s state.State, st s6.Status, now time.Time) {
+	g.LastExit = s.LastExit
+	thisBoot := s.BootID != "" && s.BootID == proc.BootID()
+	current := thisBoot && g.Up && s.PID == st.PID
+	if thisBoot {
+		g.Restarts, g.ConsecutiveFailures = s.Restarts, s.ConsecutiveFailures
+		switch s.GatewayState {
+		case state.Failed:
+			g.Failed, g.FailedReason = true, s.FailedReason
+		case state.StartupFailed:
+			g.Failed, g.FailedReason = true, s.ExitReason
+		}
+		if t := state.ParseTime(s.BackoffUntil); current && t.After(now) {
+			g.BackoffUntil = &t
+		}
+	}
+	if g.Up && g.Ready && g.BackoffUntil == nil {
+		up := now.Sub(st.Since)
+		if t := state.ParseTime(s.CommandStartedAt); current && !t.IsZero() {
+			up = now.Sub(t)
+		}
+		secs := up.Round(time.Millisecond).Seconds()
+		g.Uptime = &secs
+	}
+	g.Healthy = true
+	if !g.MeantToRun() || g.Serving() {
+		return
+	}
+	// Not serving since: when s6 saw it go down; for a gateway that is up but not ready
+	// (settling, backing off), since its command last ended, else since it started.
+	var since time.Time
+	switch {
+	case !g.Supervised || g.Since == nil:
+	case !g.Up:
+		since = *g.Since
+	case g.LastExit != nil && thisBoot && !state.ParseTime(g.LastExit.At).IsZero():
+		since = state.ParseTime(g.LastExit.At)
+	default:
+		since = *g.Since
+	}
+	if !since.IsZero() {
+		g.DownSince = &since
+	}
+	g.Healthy = !g.Failed && !since.IsZero() && now.Sub(since) < o.Settings.HealthGrace
 }
 
 func join(a, b string) string {

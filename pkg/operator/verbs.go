@@ -118,7 +118,7 @@ func (o *Operator) recordRegistration(home *safedir.Dir, cfg profile.Config, wri
 			return nil, fmt.Errorf("save %s: %w", home.Join(profile.ConfigFile), err)
 		}
 	}
-	warn, err := state.Update(home, time.Now(), func(s *state.State) { s.DesiredState = desired })
+	warn, err := state.Update(home, time.Now(), func(s *state.State) { setIntent(s, desired) })
 	if warn != nil {
 		o.Log.Warn("replaced an unusable state file", "path", home.Join(state.FileName), "err", warn)
 	}
@@ -210,9 +210,13 @@ func (o *Operator) up(ctx context.Context, name, action string, restart bool) (R
 	o.ensureSupervised(ctx, dir)
 	before, _ := o.Tools.ReadStatus(ctx, dir)
 	args := []string{"-u", dir}
-	if restart && before.Up {
+	switch {
+	case restart && before.Up:
 		// An unmarked SIGTERM, then "want up" in case it was on its way down.
 		args = []string{"-t", "-u", dir}
+	case before.Up && o.backingOff(name):
+		// A gateway waiting out a crash-loop back-off: SIGALRM cuts the wait short.
+		args = []string{"-a", "-u", dir}
 	}
 	if err := o.Tools.Run(ctx, slot.Name(name), action, "s6-svc", args...); err != nil {
 		return Result{Profile: name}, err
@@ -279,35 +283,73 @@ func (o *Operator) markPlanned(name string, pid int) {
 }
 
 // waitUp waits until the gateway is up and ready — as a process other than before's when
-// newProcess is set (restart). It fails fast when s6 has given up on it (finish exited 125
-// after a fatal configuration): down, not wanted up, and a state change since before — the
-// last part tells "gave up" from "has not processed our command yet".
+// newProcess is set (restart) — and, with o.Settle, until its command has been up that long.
+// Ready means settled: the gateway reports ready only once its command has stayed up for the
+// profile's settle time and passed its readiness check. It fails fast when the command ends
+// first (the crash-loop count, which the verb cleared, is no longer zero) and when s6 has
+// given up on it (finish exited 125): down, not wanted up, and a state change since before —
+// the last part tells "gave up" from "has not processed our command yet".
 func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, newProcess bool) (s6.Status, error) {
 	dir := o.slotDir(name)
 	// Readiness exists only for services that notify (s6 2.11 never sets the flag otherwise).
 	_, nerr := os.Stat(filepath.Join(dir, "notification-fd"))
 	needReady := nerr == nil
 	var last s6.Status
-	var gaveUp bool
+	var rec state.State
+	var gaveUp, died bool
 	ok := poll(ctx, func() bool {
 		st, err := o.Tools.ReadStatus(ctx, dir)
 		if err != nil {
 			return false
 		}
-		last = st
+		last, rec = st, o.stateOf(name)
+		if rec.ConsecutiveFailures > 0 && rec.LastExit != nil && rec.LastExit.Failure {
+			died = true
+			return true
+		}
 		if !st.WantUp && !st.Up && !st.Since.Equal(before.Since) {
 			gaveUp = true
 			return true
 		}
-		return st.Up && (st.Ready || !needReady) && !(newProcess && st.PID == before.PID)
+		if !st.Up || (needReady && !st.Ready) || (newProcess && st.PID == before.PID) {
+			return false
+		}
+		return o.Settle <= 0 || o.settledFor(rec, st.PID, o.Settle)
 	})
-	if gaveUp {
-		return last, &StartFailedError{Profile: name, Reason: orDefault(o.stateOf(name).ExitReason, "see the gateway log")}
-	}
-	if !ok {
+	switch {
+	case died || (gaveUp && rec.LastExit != nil && rec.GatewayState == state.Failed):
+		e := &StartFailedError{Profile: name, Retrying: !gaveUp, Log: o.logTail(name, startFailureLogLines)}
+		e.Reason = fmt.Sprintf("command %s after %.1fs", rec.LastExit, rec.LastExit.Uptime)
+		if rec.FailedReason != "" {
+			e.Reason += "; marked failed: " + rec.FailedReason
+		}
+		if !gaveUp && rec.GatewayState == state.Failed {
+			e.Retrying = false
+		}
+		return last, e
+	case gaveUp:
+		return last, &StartFailedError{Profile: name, Reason: orDefault(rec.ExitReason, "see the gateway log"), Log: o.logTail(name, startFailureLogLines)}
+	case !ok:
 		return last, &TimeoutError{Profile: name, Wanted: "up and ready", After: o.Timeout, Detail: orDefault(o.stateOf(name).ExitReason, "")}
 	}
 	return last, nil
+}
+
+// startFailureLogLines is how many log lines a failed start shows.
+const startFailureLogLines = 10
+
+// settledFor reports whether the command of the gateway pid has been running for at least d.
+func (o *Operator) settledFor(rec state.State, pid int, d time.Duration) bool {
+	started := state.ParseTime(rec.CommandStartedAt)
+	if rec.PID != pid || started.IsZero() {
+		return rec.PID == pid && rec.GatewayState == state.Running && rec.CommandStartedAt == "" // idle gateway
+	}
+	return time.Since(started) >= d
+}
+
+// backingOff reports whether the profile's gateway is waiting out a crash-loop back-off.
+func (o *Operator) backingOff(name string) bool {
+	return state.ParseTime(o.stateOf(name).BackoffUntil).After(time.Now())
 }
 
 func orDefault(s, def string) string {

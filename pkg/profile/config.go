@@ -41,11 +41,12 @@ func ValidateEnvName(name string) error {
 	return nil
 }
 
-// Config is profile.json: {"command": [argv...], "env": {"K": "V"}}. Keys it does not know are
-// kept and written back unchanged.
+// Config is profile.json: {"command": [argv...], "env": {"K": "V"}} plus the start and restart
+// policy (Policy). Keys it does not know are kept and written back unchanged.
 type Config struct {
 	Command []string
 	Env     map[string]string
+	Policy  Policy
 	rest    map[string]json.RawMessage
 }
 
@@ -81,6 +82,9 @@ func ParseConfig(b []byte) (Config, error) {
 			return Config{}, fmt.Errorf("%s: %w", ConfigFile, err)
 		}
 	}
+	if err := c.Policy.parse(c.rest); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", ConfigFile, err)
+	}
 	return c, nil
 }
 
@@ -96,6 +100,7 @@ func (c Config) Marshal() ([]byte, error) {
 	if len(c.Env) > 0 {
 		out["env"] = c.Env
 	}
+	c.Policy.marshal(out)
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return nil, err

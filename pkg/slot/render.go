@@ -137,11 +137,12 @@ func logRunScript(s Spec) string {
 	return b.String()
 }
 
-// finishScript is the slot's ./finish: the gateway's exit code 78 (exitcode.FatalConfig)
-// becomes 125, which tells s6-supervise not to restart a gateway that cannot work.
+// finishScript is the slot's ./finish: the gateway's exit code 78 (exitcode.FatalConfig) and
+// 125 (exitcode.GaveUp, a crash loop marked failed) become 125, which tells s6-supervise not
+// to restart it until an operator starts it again.
 func finishScript(s Spec) string {
-	return fmt.Sprintf("#!/bin/sh\n# %s: a gateway that exits %d (fatal configuration) stays down.\n"+
-		"if [ \"$1\" = %d ]; then\n  exit 125\nfi\nexit 0\n", Name(s.Profile), exitcode.FatalConfig, exitcode.FatalConfig)
+	return fmt.Sprintf("#!/bin/sh\n# %s: a gateway that exits %d (fatal configuration) or %d (failed: crash loop) stays down.\n"+
+		"case \"$1\" in %d|%d) exit 125 ;; esac\nexit 0\n", Name(s.Profile), exitcode.FatalConfig, exitcode.GaveUp, exitcode.FatalConfig, exitcode.GaveUp)
 }
 
 // Render writes the slot for spec into dir, which must exist and be empty (normally a fresh

@@ -42,6 +42,9 @@ const (
 	Degraded      = "degraded"
 	Stopped       = "stopped"
 	StartupFailed = "startup_failed"
+	// Failed: the command failed MaxFailures times in a row; s6 no longer restarts it until an
+	// operator starts it. The intent stays running, so the next boot tries again.
+	Failed = "failed"
 )
 
 // ErrCorrupt marks a state file that exists but cannot be used.
@@ -55,14 +58,58 @@ type State struct {
 	StartTime    *uint64 `json:"start_time,omitempty"`
 	ExitReason   string  `json:"exit_reason,omitempty"`
 	UpdatedAt    string  `json:"updated_at,omitempty"`
+
+	// The crash-loop record, written by the gateway. It is about one boot of the container
+	// (BootID); a gateway that finds another boot's record starts it afresh.
+	BootID              string `json:"boot_id,omitempty"`
+	CommandStartedAt    string `json:"command_started_at,omitempty"`   // RFC 3339 (ns), while the command runs
+	Restarts            int    `json:"restarts,omitempty"`             // starts of the command after the first, this boot
+	ConsecutiveFailures int    `json:"consecutive_failures,omitempty"` // exits on its own in a row, not yet cleared by a stable run or an operator start
+	LastExit            *Exit  `json:"last_exit,omitempty"`
+	BackoffUntil        string `json:"backoff_until,omitempty"` // RFC 3339 (ns): the next start waits until then
+	FailedReason        string `json:"failed_reason,omitempty"` // set with gateway_state=failed
+}
+
+// Exit is how the profile's command last ended.
+type Exit struct {
+	Code    *int    `json:"code,omitempty"`   // its exit status, when it exited
+	Signal  string  `json:"signal,omitempty"` // the signal that killed it ("SIGKILL"), when killed
+	At      string  `json:"at"`               // RFC 3339 (ns) UTC
+	Uptime  float64 `json:"uptime_seconds"`   // how long it had run
+	Failure bool    `json:"failure"`          // it ended on its own (not stopped by its gateway)
+}
+
+// String is "exited with status N" or "killed by SIGNAL".
+func (e Exit) String() string {
+	if e.Signal != "" {
+		return "killed by " + e.Signal
+	}
+	if e.Code != nil {
+		return fmt.Sprintf("exited with status %d", *e.Code)
+	}
+	return "ended"
+}
+
+// TimeFormat is the format of the state's nanosecond timestamps.
+const TimeFormat = time.RFC3339Nano
+
+// ParseTime parses a TimeFormat (or RFC 3339) timestamp; "" or garbage is the zero time.
+func ParseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // owned lists the keys State writes; Update replaces exactly these.
-var owned = []string{"gateway_state", "desired_state", "pid", "start_time", "exit_reason", "updated_at"}
+var owned = []string{"gateway_state", "desired_state", "pid", "start_time", "exit_reason", "updated_at",
+	"boot_id", "command_started_at", "restarts", "consecutive_failures", "last_exit", "backoff_until", "failed_reason"}
 
 // Intent is the run intent the boot reconciler acts on (SPEC §9.3): desired_state when set,
 // else gateway_state, where draining and degraded count as running. So does starting: a
-// gateway killed (SIGKILL, OOM) between "starting" and "running" was meant to run. It returns the value it
+// gateway killed (SIGKILL, OOM) between "starting" and "running" was meant to run; and so does
+// failed: a crash loop is not an operator's stop, so the next boot tries again. It returns the value it
 // based the decision on ("" when there is none) and whether the gateway should autostart.
 func (s State) Intent() (source string, autostart bool) {
 	switch s.DesiredState {
@@ -72,7 +119,7 @@ func (s State) Intent() (source string, autostart bool) {
 		return s.DesiredState, false
 	}
 	switch s.GatewayState {
-	case Running, Draining, Degraded, Starting:
+	case Running, Draining, Degraded, Starting, Failed:
 		return s.GatewayState, true
 	}
 	return s.GatewayState, false
@@ -97,6 +144,9 @@ func Parse(b []byte) (State, map[string]json.RawMessage, error) {
 	fields := map[string]any{
 		"gateway_state": &s.GatewayState, "desired_state": &s.DesiredState, "pid": &s.PID,
 		"start_time": &s.StartTime, "exit_reason": &s.ExitReason, "updated_at": &s.UpdatedAt,
+		"boot_id": &s.BootID, "command_started_at": &s.CommandStartedAt, "restarts": &s.Restarts,
+		"consecutive_failures": &s.ConsecutiveFailures, "last_exit": &s.LastExit,
+		"backoff_until": &s.BackoffUntil, "failed_reason": &s.FailedReason,
 	}
 	for k, dst := range fields {
 		if v, ok := raw[k]; ok {
