@@ -12,7 +12,7 @@ STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
 
 FUZZTIME ?= 10s
 
-.PHONY: help build base image up down test test-stress fuzz bench bench-smoke lint clean
+.PHONY: help deps build base image up down test test-stress fuzz bench bench-smoke lint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,14 +23,21 @@ build: ## static binaries into bin/
 	  if [ -d cmd/$$c ]; then CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$$c ./cmd/$$c || exit 1; fi; \
 	done
 
-base: ## local Debian base image with s6 (debootstrap + docker import; reused when present)
+# What the goals need from Debian's packages (docker/deps.sh): as root it installs what is
+# missing and says so; otherwise it stops with one line naming the command to run.
+DEPS = $(if $(filter test test-stress,$(MAKECMDGOALS)),test,$(if $(filter up,$(MAKECMDGOALS)),up,base))
+deps: ## check (as root: install from Debian's packages) what the goals need
+	@GO=$(GO) docker/deps.sh $(DEPS)
+
+base: deps ## local Debian base image with s6 (debootstrap + docker import; reused when present)
 	docker/mkbase.sh
 
 image: build base ## the s6gate:latest image
-	docker build -q -t s6gate:latest --build-arg BASE_IMAGE=$${BASE_IMAGE:-s6gate-base:bookworm} . >/dev/null
-	@docker image ls s6gate:latest --format 'built {{.Repository}}:{{.Tag}} ({{.Size}})'
+	@b=$${BASE_IMAGE:-s6gate-base:bookworm}; t0=$$SECONDS; echo "image: docker build -t s6gate:latest on $$b"; \
+	docker build -q -t s6gate:latest --build-arg BASE_IMAGE=$$b . >/dev/null && \
+	docker image ls s6gate:latest --format "image: built {{.Repository}}:{{.Tag}} ({{.Size}}) in $$((SECONDS - t0)) s"
 
-up: image ## build everything and start the compose demo, then show gateway status
+up: deps image ## build everything and start the compose demo, then show gateway status
 	docker/up.sh
 
 down: ## stop the compose demo (the volume stays)
@@ -38,7 +45,7 @@ down: ## stop the compose demo (the volume stays)
 
 # The E2E suite needs the image; it is built when an engine answers. Without an engine the
 # E2E tests skip locally and fail under CI=true.
-test: build ## every test: unit, real-s6 integration, and E2E against the image
+test: deps build ## every test: unit, real-s6 integration, and E2E against the image
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; \
 	 else echo "make test: no Docker engine answers; E2E tests will skip (fail under CI=true)"; fi
 	@rc=0; set -x; \
@@ -67,7 +74,7 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 
 # The integration and E2E suites again, while 2 busy loops per core keep the machine's CPUs
 # saturated: tests must wait on real signals, never on timing luck.
-test-stress: build ## the integration and E2E suites under CPU load (2 busy loops per core)
+test-stress: deps build ## the integration and E2E suites under CPU load (2 busy loops per core)
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
 	@n=$$((2 * $$(nproc))); echo "test-stress: $$n busy loops"; pids=""; \
 	for i in $$(seq $$n); do sh -c 'while :; do :; done' & pids="$$pids $$!"; done; \

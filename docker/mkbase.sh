@@ -6,7 +6,8 @@
 # Env:   BASE_IMAGE     image tag to produce           (default s6gate-base:bookworm)
 #        DEBIAN_MIRROR  Debian mirror URL for debootstrap (default: read from apt sources)
 #        FORCE=1        rebuild even if BASE_IMAGE already exists
-#        VERBOSE=1      stream debootstrap output and print the mirror URL
+#        VERBOSE=1      stream debootstrap output and print the mirror URL (else: one
+#                       progress line per debootstrap stage)
 # Exit:  0 built or reused, 1 build failure, 2 usage or precondition problem.
 #
 # No mirror or registry host name may ever be written in this file: the mirror comes
@@ -27,7 +28,7 @@ die() { printf '%s: error: %s\n' "$PROG" "$2" >&2; exit "$1"; }
 is_true() { [[ ${1:-} =~ ^(1|[Tt]rue|[Yy]es|on)$ ]]; }
 
 usage() {
-	sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -157,6 +158,50 @@ find_mirror() {
 }
 
 # ---------------------------------------------------------------------------------------
+# Progress: keeps debootstrap's whole output in the log file $1 and prints one line per
+# stage (package lists, retrieve and validate, extract, install) with its package count and
+# seconds, plus a line every 15 s within a long stage. No URL is printed (VERBOSE=1 shows all).
+# ---------------------------------------------------------------------------------------
+progress() {
+	local out=$1 line stage=lists next n=0 m=0 t=$SECONDS beat=$SECONDS
+	local -A verb=([lists]="package lists checked, dependencies resolved" [retrieve]="retrieved and validated"
+		[extract]=extracted)
+	report() {
+		case $stage in
+		lists) log "debootstrap: ${verb[lists]} ($((SECONDS - t)) s)" ;;
+		install) log "debootstrap: installed: $n unpacked, $m configured ($((SECONDS - t)) s)" ;;
+		*) log "debootstrap: ${verb[$stage]} $n packages ($((SECONDS - t)) s)" ;;
+		esac
+	}
+	while IFS= read -r line; do
+		printf '%s\n' "$line" >>"$out"
+		case $line in
+		"I: Retrieving "*" "*) next=retrieve ;; # a package and its version; not "Retrieving Packages"
+		"I: Validating "*" "*) next=retrieve ;; # interleaved with the retrieving
+		"I: Extracting "*) next=extract ;;
+		"I: Installing "* | "I: Unpacking "* | "I: Configuring "* | "I: Base system "*) next=install ;;
+		*) continue ;;
+		esac
+		if [[ $next != "$stage" ]]; then
+			report
+			stage=$next n=0 m=0 t=$SECONDS beat=$SECONDS
+		fi
+		case $line in
+		"I: Unpacking "* | "I: Configuring "*)
+			# "I: Unpacking libc6:amd64..." counts; "I: Unpacking required packages..." does not
+			[[ ${line#I: * } == *" "* ]] || { [[ $line == "I: Unpacking "* ]] && n=$((n + 1)) || m=$((m + 1)); } ;;
+		"I: Validating "* | "I: Installing "* | "I: Base system "*) ;;
+		*) n=$((n + 1)) ;;
+		esac
+		if ((SECONDS - beat >= 15)); then
+			log "debootstrap: ${stage}: $n packages so far ($((SECONDS - t)) s)"
+			beat=$SECONDS
+		fi
+	done
+	report
+}
+
+# ---------------------------------------------------------------------------------------
 # Cleanup: unmount anything debootstrap may have left mounted (interrupted second stage),
 # then remove the temp dir without crossing file systems; drop a half-made image.
 # ---------------------------------------------------------------------------------------
@@ -245,7 +290,7 @@ main() {
 			"$SUITE" "$root" "$MIRROR" 2>&1 | tee "$dblog" || rc=$?
 	else
 		debootstrap --variant="$VARIANT" --include="$INCLUDE" --keyring="$KEYRING" \
-			"$SUITE" "$root" "$MIRROR" >"$dblog" 2>&1 || rc=$?
+			"$SUITE" "$root" "$MIRROR" 2>&1 | progress "$dblog" || rc=$?
 	fi
 	if ((rc != 0)); then
 		{
