@@ -373,7 +373,7 @@ func (fl *follower) tryBetween(old, next *file) ([]*file, error) {
 		case f.same(next):
 			f.f.Close()
 			return out, nil
-		case found:
+		case found && (len(out) == 0 || !f.same(out[len(out)-1])): // previous may be the last archive (link, then unlink)
 			out = append(out, f)
 		default:
 			f.f.Close()

@@ -188,15 +188,22 @@ func (l *Log) trySnapshot() ([]*file, error) {
 			err = fmt.Errorf("%s: %w", l.d.Join(name), errRaced)
 			break
 		}
-		if err == nil && cur != nil && f.same(cur) {
+		if err != nil {
+			break
+		}
+		if cur != nil && f.same(cur) {
 			// current was rotated after it was opened: it is read below, once, and what
 			// follows it is newer than this snapshot.
 			f.f.Close()
 			break
 		}
-		if err == nil {
-			files = append(files, f)
+		if len(files) > 0 && f.same(files[len(files)-1]) {
+			// s6-log archives previous with link(2), then unlink(2): between the two, the
+			// archive and previous are one file.
+			f.f.Close()
+			continue
 		}
+		files = append(files, f)
 	}
 	if cur != nil {
 		files = append(files, cur)

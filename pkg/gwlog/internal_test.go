@@ -139,6 +139,28 @@ func TestFollowerAcrossRotations(t *testing.T) {
 			return append(w, l.write(1)...)
 		}},
 		{"the halfway rotation finishes", func(l *logDir) []string { l.rotateEnd(); return l.write(1) }},
+		{"rotation caught between s6-log's link and unlink of previous", func(l *logDir) []string {
+			w := l.write(2)
+			l.rotateStart()
+			require.NoError(t, os.Link(filepath.Join(l.dir, previousName), filepath.Join(l.dir, l.archiveName(".s"))))
+			return append(w, l.write(1)...)
+		}},
+		{"the unlink", func(l *logDir) []string {
+			require.NoError(t, os.Remove(filepath.Join(l.dir, previousName)))
+			return l.write(1)
+		}},
+		{"two rotations between polls, the second one halfway through", func(l *logDir) []string {
+			w := l.write(2)
+			l.rotate()
+			w = append(w, l.write(3)...)
+			l.rotateStart()
+			require.NoError(t, os.Link(filepath.Join(l.dir, previousName), filepath.Join(l.dir, l.archiveName(".s"))))
+			return append(w, l.write(1)...)
+		}},
+		{"and its end", func(l *logDir) []string {
+			require.NoError(t, os.Remove(filepath.Join(l.dir, previousName)))
+			return nil
+		}},
 		{"two rotations between polls", func(l *logDir) []string {
 			w := l.write(2)
 			l.rotate()
