@@ -85,6 +85,8 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 			list = append(list, entry{n, slot.Path(op.Settings.ScanDir, n), profile.Home(op.Settings.Home, n)})
 		}
 		return writeJSON(out, list)
+	case "logs":
+		return logsVerb(ctx, op, c, out)
 	}
 	return fmt.Errorf("verb %q not implemented", verb)
 }
