@@ -286,33 +286,30 @@ func (fl *follower) poll() ([]string, error) {
 		}
 		fl.cur, fl.off, fl.partial = cur, 0, nil
 	}
-	lines, err := fl.read(nil)
-	if err != nil {
-		return lines, err
-	}
+	// Looked at before the file is read: a rotation renames the file before s6-log opens the
+	// new one, so once current is another file, the old one has all it will ever have.
 	st, err := fl.log.d.Lstat(currentName)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return lines, nil // mid-rotation: current is renamed, the new one not created yet
+		return fl.read(nil) // mid-rotation: current is renamed, the new one not created yet
 	case err != nil:
-		return lines, err
+		return nil, err
 	case st.Dev == fl.cur.dev && st.Ino == fl.cur.ino:
 		if st.Size < fl.off { // truncated in place: start again from its beginning
 			fl.off, fl.partial = 0, nil
-			return fl.read(lines)
 		}
-		return lines, nil
+		return fl.read(nil)
 	}
-	// Rotated: current is another file. s6-log renamed the old one before it created the
-	// new one, so the old one is complete once read to its end now.
+	// Rotated: current is another file.
 	next, err := fl.log.open(currentName)
 	if errors.Is(err, fs.ErrNotExist) {
-		return lines, nil // replaced and renamed again since the Lstat: next poll
+		return fl.read(nil) // replaced and renamed again since the Lstat: next poll
 	}
 	if err != nil {
-		return lines, err
+		return nil, err
 	}
-	if lines, err = fl.read(lines); err != nil {
+	lines, err := fl.read(nil)
+	if err != nil {
 		next.f.Close()
 		return lines, err
 	}

@@ -192,6 +192,7 @@ func TestFollowerAcrossRotations(t *testing.T) {
 			l.rotate()
 			return []string{"2026-12-01 02:00:01.000000000  cut"}
 		}},
+		{"lines before a truncation", func(l *logDir) []string { return l.write(3) }},
 		{"truncation in place", func(l *logDir) []string {
 			require.NoError(t, os.Truncate(filepath.Join(l.dir, currentName), 0))
 			return l.write(1)
