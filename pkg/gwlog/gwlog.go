@@ -219,8 +219,9 @@ func (l *Log) trySnapshot() ([]*file, error) {
 func tailFiles(files []*file, n int) ([]string, error) {
 	var parts [][]string // newest file first
 	need := n
+	buf := make([]byte, chunkSize)
 	for i := len(files) - 1; i >= 0 && need > 0; i-- {
-		lines, err := tailFile(files[i].f, files[i].end, need, chunkSize)
+		lines, err := tailFile(files[i].f, files[i].end, need, buf)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", files[i].f.Name(), err)
 		}
@@ -235,15 +236,15 @@ func tailFiles(files []*file, n int) ([]string, error) {
 }
 
 // tailFile returns the last k lines of the first size bytes of r, oldest first, reading
-// chunk bytes at a time from the end. A final newline ends the last line; bytes after the
-// last newline are a line of their own.
-func tailFile(r io.ReaderAt, size int64, k, chunk int) ([]string, error) {
+// len(buf) bytes at a time from the end into buf. A final newline ends the last line; bytes
+// after the last newline are a line of their own.
+func tailFile(r io.ReaderAt, size int64, k int, buf []byte) ([]string, error) {
 	if k <= 0 || size <= 0 {
 		return nil, nil
 	}
 	var rev []string // newest first
 	var frag []byte  // the end of the line being put together, as read so far
-	buf := make([]byte, chunk)
+	chunk := len(buf)
 	pos := size
 	last := true
 	for pos > 0 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -411,4 +412,27 @@ func TestRealS6LogRotatingUnderFollow(t *testing.T) {
 	tail, err = gwlog.Tail(dir, len(want)+10)
 	require.NoError(t, err)
 	assert.Equal(t, want, strip(tail))
+}
+
+// Tail reads from the end: the last lines of a full log (10 archives of 1 MB and current)
+// cost a few chunks of memory, not the log's 11 MB.
+func TestTailMemoryIsBoundedByTheLinesAskedFor(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "big")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	line := stamped(0, strings.Repeat("x", 90)) + "\n"
+	big := []byte(strings.Repeat(line, 1_000_000/len(line)))
+	for i := range 10 {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("@400000006b0e25a1%08x.s", i)), big, 0o644))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "current"), []byte(line+"last\n"), 0o644))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	got, err := gwlog.Tail(dir, 50)
+	runtime.ReadMemStats(&after)
+	t.Logf("allocated %d", after.TotalAlloc-before.TotalAlloc)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<10), "bytes allocated by Tail(dir, 50) over an 11 MB log")
+	require.NoError(t, err)
+	require.Equal(t, 50, len(got))
+	assert.Equal(t, "last", got[49])
 }

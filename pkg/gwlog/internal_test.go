@@ -31,7 +31,7 @@ func TestTailFileAgreesWithSplittingAtEveryChunkSize(t *testing.T) {
 	for _, c := range contents {
 		for _, chunk := range []int{1, 2, 3, 7, 64, chunkSize} {
 			for k := 0; k <= 6; k++ {
-				got, err := tailFile(strings.NewReader(c), int64(len(c)), k, chunk)
+				got, err := tailFile(strings.NewReader(c), int64(len(c)), k, make([]byte, chunk))
 				require.NoError(t, err)
 				assert.Equal(t, naiveTail(c, k), got, "content %q, chunk %d, k %d", c, chunk, k)
 			}
