@@ -16,6 +16,7 @@ type cmdline struct {
 	timeout, settle                  time.Duration
 	env                              cli.Repeated
 	command                          []string // after "--"; nil when there was no "--"
+	logs                             logsArgs // -n and -f (logs.go)
 }
 
 // flagsOf are the flags each verb accepts.
@@ -28,13 +29,14 @@ var flagsOf = map[string][]string{
 	"restart":    {"p", "all", "settle", "timeout"},
 	"status":     {"p", "json", "check", "timeout"},
 	"list":       {"json", "timeout"},
+	"logs":       {"p", "all", "n", "f", "timeout"},
 }
 
 // parse parses and checks a verb's arguments; every problem is a usage error.
 func parse(verb string, args []string) (*cmdline, error) {
 	want, ok := flagsOf[verb]
 	if !ok {
-		return nil, exitcode.Usagef("unknown verb %q (want run, register, unregister, start, stop, restart, status or list)", verb)
+		return nil, exitcode.Usagef("unknown verb %q (want run, register, unregister, start, stop, restart, status, list or logs)", verb)
 	}
 	c := &cmdline{}
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
@@ -58,6 +60,8 @@ func parse(verb string, args []string) (*cmdline, error) {
 			fs.BoolVar(&c.json, "json", false, "JSON output")
 		case "check":
 			fs.BoolVar(&c.check, "check", false, "exit 1 if a gateway meant to run is not up")
+		case "n", "f":
+			c.logs.define(fs, f)
 		}
 	}
 	a, err := cli.Parse(fs, args)

@@ -94,6 +94,7 @@ func TestStartOfAFailingCommandExits1WithItsStatus(t *testing.T) {
 	assert.Equal(t, 1, r.Code, r.Stdout)
 	assert.Contains(t, r.Stderr, "gateway: register: gateway 'broken' did not start: command exited with status 1")
 	assert.NotContains(t, r.Stdout, "started")
+	assert.Regexp(t, `(?s)last \d+ log lines of gateway 'broken':\n.*msg="command exited`, r.Stderr, "the log's last lines follow the error")
 	assert.Less(t, time.Since(begin), 10*time.Second, "fails as soon as the command dies, not at the time-out")
 
 	st := fullStatusOf(t, e, "broken")
@@ -193,6 +194,7 @@ func TestCrashLoopBacksOffEndsFailedAndStartClearsIt(t *testing.T) {
 	assert.Equal(t, 1, r.Code, "a failed gateway meant to run is unhealthy at once")
 	r = e.Run("gateway", "status", "-p", "loop")
 	assert.Regexp(t, `(?m)^loop\s+failed\s+-\s+-\s+3\s+status 3, .* ago\s+failed\s+running\s+failed: 4 consecutive failures`, r.Stdout)
+	assert.Regexp(t, `(?s)last 5 log lines \(gateway logs -p loop\):\n.*msg="gateway failed`, r.Stdout, "status -p shows the log's last lines")
 
 	// Fixed and started by an operator: no back-off left over, up, healthy.
 	s6test.WriteFile(t, filepath.Join(home, "ok"), "")

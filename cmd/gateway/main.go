@@ -27,6 +27,7 @@ const usage = `usage:
   gateway restart [-p NAME | --all] [--settle D] [--timeout D]
   gateway status [-p NAME] [--json] [--check] [--timeout D]
   gateway list [--json] [--timeout D]
+  gateway logs [-p NAME | --all] [-n N] [-f] [--timeout D]
 `
 
 func main() {

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/s6gate/s6gate/pkg/gwlog"
 	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/slot"
@@ -56,6 +57,9 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 			err = writeJSON(out, st)
 		} else {
 			writeStatusTable(out, st, time.Now())
+			if c.profile != "" && !c.check {
+				writeLogTail(out, op.Settings.Home, c.profile, statusLogLines)
+			}
 		}
 		if err == nil && c.check {
 			for _, g := range st {
@@ -86,6 +90,8 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 			list = append(list, entry{n, slot.Path(op.Settings.ScanDir, n), profile.Home(op.Settings.Home, n)})
 		}
 		return writeJSON(out, list)
+	case "logs":
+		return logsVerb(ctx, op, c, out)
 	}
 	return fmt.Errorf("verb %q not implemented", verb)
 }
@@ -135,6 +141,27 @@ func upDownVerb(ctx context.Context, op *operator.Operator, verb string, c *cmdl
 	}
 	report(r)
 	return nil
+}
+
+// statusLogLines is how many log lines `status -p NAME` shows under the table.
+const statusLogLines = 5
+
+// writeLogTail prints the last n lines of a gateway's log, indented, under a heading; a log
+// that cannot be read (not written yet) prints nothing.
+func writeLogTail(out io.Writer, root, name string, n int) {
+	l, err := gwlog.OpenProfile(root, name)
+	if err != nil {
+		return
+	}
+	defer l.Close()
+	lines, err := l.Tail(n)
+	if err != nil || len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\nlast %d log lines (gateway logs -p %s):\n", len(lines), name)
+	for _, line := range lines {
+		fmt.Fprintf(out, "  %s\n", line)
+	}
 }
 
 // printStartLog shows, after the one error line, the last log lines of gateways that failed to

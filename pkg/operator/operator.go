@@ -7,12 +7,15 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/s6gate/s6gate/pkg/config"
+	"github.com/s6gate/s6gate/pkg/gwlog"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
@@ -305,7 +308,23 @@ func Joined(results []Result) error {
 	return errors.Join(errs...)
 }
 
-// logTail returns the last n lines of the profile's gateway log; nothing when it cannot be read.
-func (o *Operator) logTail(name string, n int) []string {
-	return nil
+// logTail returns the last n lines of the profile's gateway log, for a failed start: nothing
+// when it cannot be read. The gateway's own line about the exit is written to the log a moment
+// after the state file the verb reacted to, so it waits (briefly) for that line.
+func (o *Operator) logTail(ctx context.Context, name string, n int) []string {
+	l, err := gwlog.OpenProfile(o.Settings.Home, name)
+	if err != nil {
+		return nil
+	}
+	defer l.Close()
+	var lines []string
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	poll(ctx, func() bool {
+		lines, _ = l.Tail(n)
+		return slices.ContainsFunc(lines, func(s string) bool {
+			return strings.Contains(s, `msg="command exited`) || strings.Contains(s, `msg="gateway failed`) || strings.Contains(s, "fatal configuration")
+		})
+	})
+	return lines
 }

@@ -318,7 +318,7 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, ne
 	})
 	switch {
 	case died || (gaveUp && rec.LastExit != nil && rec.GatewayState == state.Failed):
-		e := &StartFailedError{Profile: name, Retrying: !gaveUp, Log: o.logTail(name, startFailureLogLines)}
+		e := &StartFailedError{Profile: name, Retrying: !gaveUp, Log: o.logTail(ctx, name, startFailureLogLines)}
 		e.Reason = fmt.Sprintf("command %s after %.1fs", rec.LastExit, rec.LastExit.Uptime)
 		if rec.FailedReason != "" {
 			e.Reason += "; marked failed: " + rec.FailedReason
@@ -328,7 +328,7 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, ne
 		}
 		return last, e
 	case gaveUp:
-		return last, &StartFailedError{Profile: name, Reason: orDefault(rec.ExitReason, "see the gateway log"), Log: o.logTail(name, startFailureLogLines)}
+		return last, &StartFailedError{Profile: name, Reason: orDefault(rec.ExitReason, "see the gateway log"), Log: o.logTail(ctx, name, startFailureLogLines)}
 	case !ok:
 		return last, &TimeoutError{Profile: name, Wanted: "up and ready", After: o.Timeout, Detail: orDefault(o.stateOf(name).ExitReason, "")}
 	}
