@@ -73,8 +73,8 @@ func boot(l layout, log *logger, cmd []string) int {
 	for _, w := range warns {
 		log.printf("boot: warning: %s", w)
 	}
-	euid := os.Geteuid()
-	rc := checkRun(l.Run, euid, os.Getegid(), k.WorldWritableRun)
+	cred := currentCreds()
+	rc := checkRun(l.Run, cred, k.WorldWritableRun)
 	if rc.Fatal != "" {
 		log.printf("fatal: %s", rc.Fatal)
 		return codeSetup
@@ -82,7 +82,7 @@ func boot(l layout, log *logger, cmd []string) int {
 	if rc.Note != "" {
 		log.printf("boot: %s", rc.Note)
 	}
-	if euid == 0 {
+	if cred.UID == 0 {
 		if note := claimRun(l.Run); note != "" {
 			log.printf("boot: %s", note)
 		}

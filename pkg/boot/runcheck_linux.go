@@ -3,6 +3,7 @@ package boot
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,60 +16,91 @@ type runCheck struct {
 	Fatal string
 }
 
-// checkRun decides whether /init, running with the effective uid and gid given, may use run
-// as /run. It follows s6-overlay 3's preinit where a non-root /init cannot fix /run itself:
+// creds are the effective ids a check is made for.
+type creds struct {
+	UID, GID int
+	Groups   []int // supplementary groups
+}
+
+func currentCreds() creds {
+	groups, _ := unix.Getgroups()
+	return creds{UID: unix.Geteuid(), GID: unix.Getegid(), Groups: groups}
+}
+
+// canWrite reports whether c may create entries in a directory of this owner, group and
+// mode, by the classic permission bits (no ACLs: /run is a tmpfs or an emptyDir).
+func (c creds) canWrite(uid, gid, mode uint32) bool {
+	switch {
+	case c.UID == 0:
+		return true
+	case int(uid) == c.UID:
+		return mode&0o300 == 0o300
+	case int(gid) == c.GID || slices.Contains(c.Groups, int(gid)):
+		return mode&0o030 == 0o030
+	default:
+		return mode&0o003 == 0o003
+	}
+}
+
+// checkRun decides whether /init, running as c, may use run as /run. It follows s6-overlay
+// 3's preinit where a non-root /init cannot fix /run itself:
 //
 //   - root: any writable directory (a missing one is created later);
-//   - /run owned by uid: it must be writable by its owner;
-//   - /run of uid 0 that uid can write through its sticky bit (mode 1777, what Docker's
-//     --tmpfs gives; or group-writable, setgid and sticky for uid's group): accepted with a
-//     note ("single-uid mapping": nobody else in the container can remove /init's files);
+//   - /run owned by c.UID: it must be writable by its owner;
+//   - /run of uid 0 that c can write through its sticky bit (mode 1777, what Docker's
+//     --tmpfs gives with this image; or group-writable, setgid and sticky for c's group):
+//     accepted with a warning ("single-uid mapping": nobody else can remove /init's files);
 //   - /run of gid 0, group-writable and not world-writable, for a process of gid 0 (the
 //     OpenShift arbitrary-uid layout): accepted;
-//   - /run of uid 0, writable through its group or other bits but without a sticky bit
-//     (mode 0777: a Kubernetes emptyDir): only with worldWritableOK
+//   - /run of uid 0 that c can write without a sticky bit (mode 0777: a Kubernetes
+//     emptyDir): only with worldWritableOK
 //     (S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES), with a warning;
-//   - anything else, or a /run the user cannot write at all: refused.
+//   - anything else, or a /run that c cannot write at all: refused.
 //
-// It also refuses a /run mounted noexec: s6-supervise runs every service's ./run from it.
-func checkRun(run string, uid, gid int, worldWritableOK bool) runCheck {
+// Whoever runs it, a read-only /run and a /run mounted noexec (s6-supervise runs every
+// service's ./run from it) are refused.
+func checkRun(run string, c creds, worldWritableOK bool) runCheck {
 	var st unix.Stat_t
 	err := unix.Stat(run, &st)
-	if errors.Is(err, unix.ENOENT) && uid == 0 {
+	if errors.Is(err, unix.ENOENT) && c.UID == 0 {
 		return runCheck{} // created by prepareRun
 	}
 	if err != nil {
-		return runCheck{Fatal: fmt.Sprintf("%s: %v: %s", run, err, runFix(run, uid))}
+		return runCheck{Fatal: fmt.Sprintf("%s: %v: %s", run, err, runFix(run, c.UID))}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return runCheck{Fatal: fmt.Sprintf("%s is not a directory: %s", run, runFix(run, uid))}
+		return runCheck{Fatal: fmt.Sprintf("%s is not a directory: %s", run, runFix(run, c.UID))}
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(run, &fs); err != nil {
+		fs.Flags = 0 // cannot tell: the writes below will
+	}
+	if fs.Flags&unix.ST_RDONLY != 0 {
+		return runCheck{Fatal: fmt.Sprintf("%s is on a read-only file system: %s", run, runFix(run, c.UID))}
 	}
 	mode := st.Mode & 0o7777
 	owner := int(st.Uid)
-	if err := unix.Access(run, unix.W_OK|unix.X_OK); err != nil {
-		if errors.Is(err, unix.EROFS) {
-			return runCheck{Fatal: fmt.Sprintf("%s is on a read-only file system: %s", run, runFix(run, uid))}
-		}
-		return runCheck{Fatal: fmt.Sprintf("%s (owner uid %d, mode %04o) is not writable by uid %d: %s", run, owner, mode, uid, runFix(run, uid))}
+	if !c.canWrite(st.Uid, st.Gid, mode) {
+		return runCheck{Fatal: fmt.Sprintf("%s (owner uid %d, mode %04o) is not writable by uid %d: %s", run, owner, mode, c.UID, runFix(run, c.UID))}
 	}
-	if exec := checkExec(run); exec != "" {
-		return runCheck{Fatal: exec}
+	if fs.Flags&unix.ST_NOEXEC != 0 {
+		return runCheck{Fatal: fmt.Sprintf("%s is mounted noexec, so s6-supervise cannot start any service from it: mount it with exec (docker run --tmpfs %s:exec)", run, run)}
 	}
-	if uid == 0 || owner == uid {
+	if c.UID == 0 || owner == c.UID {
 		return runCheck{}
 	}
 	// Writable, but someone else's: only the layouts s6-overlay accepts.
-	sameGroup := int(st.Gid) == gid
+	sameGroup := int(st.Gid) == c.GID
 	switch {
-	case gid == 0 && st.Gid == 0 && mode&0o070 == 0o070 && mode&0o002 == 0:
-		return runCheck{Note: fmt.Sprintf("%s belongs to uid %d, not %d, and is writable by group 0 (mode %04o): used with gid 0", run, owner, uid, mode)}
+	case c.GID == 0 && st.Gid == 0 && mode&0o070 == 0o070 && mode&0o002 == 0:
+		return runCheck{Note: fmt.Sprintf("%s belongs to uid %d, not %d, and is writable by group 0 (mode %04o): used with gid 0", run, owner, c.UID, mode)}
 	case owner == 0 && stickyForUs(mode, sameGroup):
-		return runCheck{Note: fmt.Sprintf("warning: %s belongs to uid 0, not %d, and is writable by others (mode %04o); its sticky bit keeps /init's files its own (single-uid mapping)", run, uid, mode)}
+		return runCheck{Note: fmt.Sprintf("warning: %s belongs to uid 0, not %d, and is writable by others (mode %04o); its sticky bit keeps /init's files its own (single-uid mapping)", run, c.UID, mode)}
 	case owner == 0 && worldWritableOK:
-		return runCheck{Note: fmt.Sprintf("warning: %s belongs to uid 0, not %d, and is writable by others (mode %04o) without a sticky bit: INSECURE, accepted because %s is set", run, uid, mode, envWorldWritableRun)}
+		return runCheck{Note: fmt.Sprintf("warning: %s belongs to uid 0, not %d, and is writable by others (mode %04o) without a sticky bit: INSECURE, accepted because %s is set", run, c.UID, mode, envWorldWritableRun)}
 	}
 	return runCheck{Fatal: fmt.Sprintf("%s belongs to uid %d, not %d, and is writable by others (mode %04o), which a non-root /init cannot fix: %s, or accept it with %s=1",
-		run, owner, uid, mode, ownRunFix(run, uid), envWorldWritableRun)}
+		run, owner, c.UID, mode, ownRunFix(run, c.UID), envWorldWritableRun)}
 }
 
 // stickyForUs reports whether mode gives the caller's class (group when it is the directory's
@@ -79,15 +111,6 @@ func stickyForUs(mode uint32, group bool) bool {
 		return mode&0o070 == 0o070 && mode&unix.S_ISVTX != 0 && mode&unix.S_ISGID != 0
 	}
 	return mode&0o007 == 0o007 && mode&unix.S_ISVTX != 0
-}
-
-// checkExec returns the fatal line for a /run mounted noexec ("" when it is exec).
-func checkExec(run string) string {
-	var fs unix.Statfs_t
-	if err := unix.Statfs(run, &fs); err != nil || fs.Flags&unix.ST_NOEXEC == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%s is mounted noexec, so s6-supervise cannot start any service from it: mount it with exec (docker run --tmpfs %s:exec)", run, run)
 }
 
 // runFix is the end of the line for a /run the caller cannot use at all.
