@@ -1,6 +1,11 @@
 # s6gate image: Debian's s6 under our s6-overlay compatible /init, the s6gate binaries, a
 # cont-init hook that reconciles the gateways, and the gateways' own s6-svscan, run as the
 # service user (/etc/services.d/s6gate-gateways).
+# /run is 1777, like /tmp, so that `docker run --user 10000 --tmpfs /run:exec` works: Docker
+# copies the image's /run mode (not its owner) onto the tmpfs, and /init accepts a root-owned
+# sticky /run for a non-root user as s6-overlay does; /init run as root makes it 0755 at every
+# boot. Every /command link is baked in, so /init writes nothing outside /run on a read-only
+# root. See docs/init.md, "Non-root and read-only".
 # Build with `make image` (the base image is made locally by `make base`; nothing is pulled).
 ARG BASE_IMAGE=s6gate-base:bookworm
 FROM ${BASE_IMAGE}
@@ -11,7 +16,8 @@ RUN groupadd --system --gid "${GATEWAY_UID}" gateway \
       --shell /usr/sbin/nologin gateway \
  && install -d -o gateway -g gateway -m 0755 /opt/data \
  && mkdir -p /command /etc/cont-init.d /etc/services.d /etc/cont-finish.d \
- && for f in /usr/bin/s6-* /usr/lib/execline/bin/*; do ln -sf "$f" /command/; done
+ && for f in /usr/bin/s6-* /usr/bin/ucspilogd /usr/lib/execline/bin/*; do ln -sf "$f" /command/; done \
+ && chmod 1777 /run
 
 COPY bin/gateway bin/gw-reconcile bin/gw-render bin/gw-mark bin/with-contenv bin/printcontenv /usr/local/bin/
 COPY bin/init /init

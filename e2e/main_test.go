@@ -2,8 +2,8 @@
 // through testcontainers-go: running gateways come back, stopped ones stay stopped, and an
 // unprivileged operator (`docker exec -u gateway`) manages gateways at runtime.
 //
-// It runs against the image s6gate:latest (`make image`; `make test` builds it first). No
-// image is ever pulled. Without an engine the tests skip locally and fail under CI=true.
+// It runs against the image s6gate:latest (`make image`; `make test` builds it first), or the
+// one named by $S6GATE_IMAGE. No image is ever pulled. Without an engine the tests skip locally and fail under CI=true.
 package e2e
 
 import (
@@ -26,8 +26,15 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
-// Image is the image under test.
-const Image = "s6gate:latest"
+// Image is the image under test: $S6GATE_IMAGE, or s6gate:latest (`make image`).
+var Image = imageUnderTest()
+
+func imageUnderTest() string {
+	if img := os.Getenv("S6GATE_IMAGE"); img != "" {
+		return img
+	}
+	return "s6gate:latest"
+}
 
 // prerequisite is why the suite cannot run here ("" when it can); set once in TestMain.
 var prerequisite string

@@ -10,6 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/s6gate/s6gate/internal/cli"
 	"github.com/s6gate/s6gate/pkg/config"
@@ -64,9 +67,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 	}
-	// The rest runs as the service user (SPEC §11).
-	if _, err := svcuser.Become(s.User); err != nil {
+	// The rest runs as the service user (SPEC §11), or, in a container run as another
+	// non-root uid, as that uid.
+	me, err := svcuser.Become(s.User)
+	if err != nil {
 		return fail(err)
+	}
+	if !*dryRun {
+		if err := checkHomeWritable(s, me); err != nil {
+			return fail(err)
+		}
 	}
 	_, err = reconcile.Run(context.Background(), reconcile.Options{
 		Settings: s, DryRun: *dryRun, Out: stdout,
@@ -76,4 +86,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	return exitcode.OK
+}
+
+// checkHomeWritable turns "a container run as a uid that cannot write the data root" into
+// one line that names the fix, instead of a failure per profile.
+func checkHomeWritable(s config.Settings, me svcuser.User) error {
+	err := unix.Access(s.Home, unix.W_OK|unix.X_OK)
+	if err == nil {
+		return nil
+	}
+	want := s.User
+	if u, lerr := svcuser.Lookup(s.User); lerr == nil {
+		want = fmt.Sprintf("%s (uid %d)", u.Name, u.UID)
+	}
+	who := fmt.Sprintf("uid %d", me.UID)
+	if me.Name != strconv.Itoa(me.UID) {
+		who = fmt.Sprintf("%s (uid %d)", me.Name, me.UID)
+	}
+	return fmt.Errorf("data root %s is not writable by %s: %w; run the container as the service user %s, or give uid %d a data root it can write",
+		s.Home, who, err, want, me.UID)
 }

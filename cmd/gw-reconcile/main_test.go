@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -244,4 +245,45 @@ func TestFIFOAtTheBootLogDoesNotHangTheBoot(t *testing.T) {
 	require.Equal(t, 0, r.Code, r.Stderr)
 	assert.Contains(t, r.Stdout, "profile=default")
 	assert.Contains(t, r.Stderr, "cannot append to the boot log")
+}
+
+// A container run as the service user (docker run --user 10000): --boot has no root step, it
+// makes the scan directory anew as that user, and everything else runs as it.
+func TestBootAsTheServiceUser(t *testing.T) {
+	s6test.RequireRoot(t)
+	e := s6test.NewEnv(t, nil)
+	run := filepath.Join(e.Base, "run") // the user's /run
+	require.NoError(t, os.Mkdir(run, 0o755))
+	require.NoError(t, os.Chown(run, e.UID, e.GID))
+	e.ScanDir = filepath.Join(run, "gateways")
+	s6test.WriteFile(t, filepath.Join(e.ScanDir, "gateway-old/run"), "#!/bin/sh\n")
+	e.GiveToServiceUser()
+	require.NoError(t, os.Chown(filepath.Join(e.ScanDir, "gateway-old/run"), e.UID, e.GID))
+
+	r := e.RunAsService("gw-reconcile", "--boot")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	assert.Contains(t, parseLines(t, r.Stdout), "default")
+	var st syscall.Stat_t
+	require.NoError(t, syscall.Stat(e.ScanDir, &st))
+	assert.Equal(t, uint32(e.UID), st.Uid)
+	assert.NoDirExists(t, filepath.Join(e.ScanDir, "gateway-old"), "made anew")
+	assert.DirExists(t, filepath.Join(e.ScanDir, "gateway-default"))
+}
+
+// Another uid than the service user's acts as itself, and one line says when it cannot
+// write the data root (docker run --user 1000 with the image's volume).
+func TestBootAsAnotherUIDThatCannotWriteTheDataRoot(t *testing.T) {
+	s6test.RequireRoot(t)
+	e := s6test.NewEnv(t, nil)
+	const other = 4242
+	run := filepath.Join(e.Base, "run")
+	require.NoError(t, os.Mkdir(run, 0o755))
+	require.NoError(t, os.Chown(run, other, other))
+	e.ScanDir = filepath.Join(run, "gateways")
+
+	r := e.RunAs(other, other, "gw-reconcile", "--boot")
+	assert.Equal(t, 1, r.Code, r.Stderr)
+	assert.Equal(t, "gw-reconcile: data root "+e.Home+" is not writable by uid 4242: permission denied; run the container as the service user nobody (uid "+
+		strconv.Itoa(e.UID)+"), or give uid 4242 a data root it can write\n", r.Stderr)
+	assert.DirExists(t, e.ScanDir, "the scan directory is ready, so the gateways' s6-svscan can start (empty)")
 }

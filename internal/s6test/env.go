@@ -173,6 +173,12 @@ func (e *Env) RunAsService(prog string, args ...string) Result {
 	return e.run(&syscall.Credential{Uid: uint32(e.UID), Gid: uint32(e.GID), NoSetGroups: true}, prog, args...)
 }
 
+// RunAs runs a binary as uid:gid, with no supplementary groups.
+func (e *Env) RunAs(uid, gid int, prog string, args ...string) Result {
+	e.t.Helper()
+	return e.run(&syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, prog, args...)
+}
+
 func (e *Env) run(cred *syscall.Credential, prog string, args ...string) Result {
 	e.t.Helper()
 	path, ok := e.Bin[prog]

@@ -73,16 +73,29 @@ func boot(l layout, log *logger, cmd []string) int {
 	for _, w := range warns {
 		log.printf("boot: warning: %s", w)
 	}
-	if os.Geteuid() != 0 && unix.Access(l.Run, unix.W_OK) != nil {
-		log.printf("fatal: %s is not writable by uid %d: run the container as root, or give it a %s that this user owns", l.Run, os.Geteuid(), l.Run)
+	cred := currentCreds()
+	rc := checkRun(l.Run, cred, k.WorldWritableRun)
+	if rc.Fatal != "" {
+		log.printf("fatal: %s", rc.Fatal)
 		return codeSetup
+	}
+	if rc.Note != "" {
+		log.printf("boot: %s", rc.Note)
+	}
+	if cred.UID == 0 {
+		if note := claimRun(l.Run); note != "" {
+			log.printf("boot: %s", note)
+		}
+	}
+	if k.ReadOnlyRoot {
+		log.printf("boot: %s is set: nothing is written outside %s", envReadOnlyRoot, l.Run)
 	}
 	self, err := os.Executable()
 	if err != nil {
 		log.printf("fatal: cannot find my own executable: %v", err)
 		return codeSystem
 	}
-	if err := prepareRun(l, log, self, pid); err != nil {
+	if err := prepareRun(l, log, self, pid, k.ReadOnlyRoot); err != nil {
 		log.printf("fatal: prepare %s: %v", l.Run, err)
 		return codeSetup
 	}
@@ -217,8 +230,15 @@ func stopRequested(sigc chan os.Signal) bool {
 
 // prepareRun gives /run the layout s6-overlay users expect, from scratch: a container restart
 // keeps the writable layer, so whatever an earlier boot left is removed first.
-func prepareRun(l layout, log *logger, self string, pid int) error {
-	if changed, err := ensureVarRun(l.VarRun, l.Run); err != nil {
+//
+// Outside /run it only touches /var/run and /command, and only when they lack something; a
+// failure there is a warning. With readOnlyRoot (S6_READ_ONLY_ROOT) it does not even try.
+func prepareRun(l layout, log *logger, self string, pid int, readOnlyRoot bool) error {
+	if readOnlyRoot {
+		if !isVarRunLink(l.VarRun, l.Run) {
+			log.printf("boot: warning: %s is not a symlink to %s; left alone (%s is set)", l.VarRun, l.Run, envReadOnlyRoot)
+		}
+	} else if changed, err := ensureVarRun(l.VarRun, l.Run); err != nil {
 		log.printf("boot: warning: cannot make %s a symlink to %s: %v", l.VarRun, l.Run, err)
 	} else if changed {
 		log.printf("boot: %s was not a symlink to %s: fixed", l.VarRun, l.Run)
@@ -248,7 +268,11 @@ func prepareRun(l layout, log *logger, self string, pid int) error {
 	if err := writePidFile(l.svscanPidFile(), pid); err != nil {
 		return err
 	}
-	if n, err := linkTools(l); err != nil {
+	if readOnlyRoot {
+		if n, err := linkTools(l, true); err == nil && n > 0 {
+			log.printf("boot: warning: %d tool links missing in %s; left alone (%s is set; the s6 tools stay reachable in /usr/bin)", n, l.Command, envReadOnlyRoot)
+		}
+	} else if n, err := linkTools(l, false); err != nil {
 		log.printf("boot: warning: cannot complete %s: %v (s6 tools stay reachable in /usr/bin)", l.Command, err)
 	} else if n > 0 {
 		log.printf("boot: %d tool links created in %s", n, l.Command)

@@ -34,6 +34,11 @@
 // # Limits
 //
 // No s6-rc (Debian has none): /etc/s6-overlay/s6-rc.d is not read. S6_LOGGING,
-// S6_READ_ONLY_ROOT, S6_STAGE2_HOOK, S6_VERBOSITY and fix-attrs.d are not implemented.
-// Running as a non-root user only works when /run is writable by that user.
+// S6_STAGE2_HOOK, S6_VERBOSITY and fix-attrs.d are not implemented. /init writes only under
+// /run (and /var/run, /command when something is missing there; never with
+// S6_READ_ONLY_ROOT), so a read-only root works. Run as a non-root user it accepts the /run
+// layouts s6-overlay's preinit accepts (owned by the user; root's and sticky; gid 0 and
+// group-writable; world-writable only with
+// S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES) and refuses the rest, and a noexec
+// /run, with one line naming the fix (checkRun). It never mounts anything.
 package boot

@@ -109,11 +109,18 @@ func TestLinkTools(t *testing.T) {
 	require.NoError(t, os.MkdirAll(l.Command, 0o755))
 	require.NoError(t, os.Symlink("/custom/if", filepath.Join(l.Command, "if")))
 
-	n, err := linkTools(l)
+	n, err := linkTools(l, true)
+	require.NoError(t, err)
+	assert.Equal(t, 5, n, "dry run (S6_READ_ONLY_ROOT): counts what is missing")
+	entries, err := os.ReadDir(l.Command)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "dry run creates nothing")
+
+	n, err = linkTools(l, false)
 	require.NoError(t, err)
 	assert.Equal(t, 5, n)
 	links := map[string]string{}
-	entries, err := os.ReadDir(l.Command)
+	entries, err = os.ReadDir(l.Command)
 	require.NoError(t, err)
 	for _, e := range entries {
 		target, err := os.Readlink(filepath.Join(l.Command, e.Name()))
@@ -129,7 +136,7 @@ func TestLinkTools(t *testing.T) {
 		"with-contenv": filepath.Join(root, "usr/local/bin/with-contenv"),
 	}, links)
 
-	n, err = linkTools(l)
+	n, err = linkTools(l, false)
 	require.NoError(t, err)
 	assert.Zero(t, n, "idempotent")
 	assert.Equal(t, filepath.Join(root, "command/s6-svc"), l.tool("s6-svc"))

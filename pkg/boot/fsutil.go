@@ -89,13 +89,8 @@ func emptyDir(dir string) error {
 // ensureVarRun makes varRun a symlink to run. It reports whether anything had to change.
 // A directory in the way is removed (its content is runtime state of an earlier life).
 func ensureVarRun(varRun, run string) (changed bool, err error) {
-	if target, err := os.Readlink(varRun); err == nil {
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(varRun), target)
-		}
-		if filepath.Clean(target) == filepath.Clean(run) {
-			return false, nil
-		}
+	if isVarRunLink(varRun, run) {
+		return false, nil
 	}
 	if err := os.RemoveAll(varRun); err != nil {
 		return true, err
@@ -106,14 +101,30 @@ func ensureVarRun(varRun, run string) (changed bool, err error) {
 	return true, os.Symlink(run, varRun)
 }
 
+// isVarRunLink reports whether varRun is a symlink to run.
+func isVarRunLink(varRun, run string) bool {
+	target, err := os.Readlink(varRun)
+	if err != nil {
+		return false
+	}
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(filepath.Dir(varRun), target)
+	}
+	return filepath.Clean(target) == filepath.Clean(run)
+}
+
 // linkTools creates, in l.Command, a symlink for every program that l.Tools selects and that
 // has no entry there yet: entries that exist (baked into the image, or made by an earlier
-// boot) are left alone. It returns how many links it created.
-func linkTools(l layout) (int, error) {
-	if err := os.MkdirAll(l.Command, 0o755); err != nil {
-		return 0, err
+// boot) are left alone. It returns how many links it created; with dryRun it creates nothing
+// and returns how many are missing.
+func linkTools(l layout, dryRun bool) (int, error) {
+	if !dryRun {
+		if err := os.MkdirAll(l.Command, 0o755); err != nil {
+			return 0, err
+		}
 	}
 	created := 0
+	missing := map[string]bool{} // dryRun: a name two sources offer is one missing link
 	for _, src := range l.Tools {
 		entries, err := os.ReadDir(src.Dir)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -129,6 +140,13 @@ func linkTools(l layout) (int, error) {
 			}
 			link := filepath.Join(l.Command, name)
 			if _, err := os.Lstat(link); err == nil {
+				continue
+			}
+			if dryRun {
+				if !missing[name] {
+					missing[name] = true
+					created++
+				}
 				continue
 			}
 			if err := os.Symlink(filepath.Join(src.Dir, name), link); err != nil {

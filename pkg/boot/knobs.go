@@ -18,6 +18,8 @@ const (
 	envWaitServices     = "S6_CMD_WAIT_FOR_SERVICES"
 	envWaitServicesTime = "S6_CMD_WAIT_FOR_SERVICES_MAXTIME"
 	envSyncDisks        = "S6_SYNC_DISKS"
+	envReadOnlyRoot     = "S6_READ_ONLY_ROOT"
+	envWorldWritableRun = "S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES"
 )
 
 // Defaults, in milliseconds, as s6-overlay documents them.
@@ -45,6 +47,8 @@ type knobs struct {
 	WaitServices     bool          // wait for services.d to be up before the CMD
 	WaitServicesTime time.Duration // 0 = no limit
 	SyncDisks        bool
+	ReadOnlyRoot     bool // write nothing outside /run (no /var/run or /command fixes)
+	WorldWritableRun bool // a non-root /init accepts a /run of root's that others can write
 }
 
 // parseKnobs reads every knob through lookup. Bad values fall back to the default and come
@@ -80,6 +84,8 @@ func parseKnobs(lookup func(string) (string, bool)) (knobs, []string) {
 		WaitServices:     flag(envWaitServices),
 		WaitServicesTime: ms(envWaitServicesTime, 0),
 		SyncDisks:        flag(envSyncDisks),
+		ReadOnlyRoot:     flag(envReadOnlyRoot),
+		WorldWritableRun: flag(envWorldWritableRun),
 	}
 	v, ok := lookup(envStage2Fails)
 	var warn string

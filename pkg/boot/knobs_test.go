@@ -35,6 +35,8 @@ func TestParseKnobs(t *testing.T) {
 		"S6_CMD_WAIT_FOR_SERVICES":         "1",
 		"S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "250",
 		"S6_SYNC_DISKS":                    "0",
+		"S6_READ_ONLY_ROOT":                "1",
+		"S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES": "1",
 	}))
 	assert.Empty(t, warns)
 	assert.Equal(t, knobs{
@@ -46,6 +48,8 @@ func TestParseKnobs(t *testing.T) {
 		CmdArg0:          []string{"/bin/sh", "-c"},
 		WaitServices:     true,
 		WaitServicesTime: 250 * time.Millisecond,
+		ReadOnlyRoot:     true,
+		WorldWritableRun: true,
 	}, k)
 }
 

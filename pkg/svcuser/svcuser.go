@@ -53,14 +53,18 @@ func Lookup(name string) (User, error) {
 
 // Become makes the process the service user called name when it runs as root: supplementary
 // groups are reduced to the user's primary group, then the gid and the uid are set (in that
-// order: after setuid nothing else could be changed). It returns the user it became. Called
-// by any other user it changes nothing and returns the zero User and nil: an unprivileged
-// caller already has no more rights than it should, and it cannot switch anyway.
+// order: after setuid nothing else could be changed). It returns the user it became.
+//
+// Called by any other user it changes nothing and returns the user the process already is:
+// the service user itself (a container run with --user 10000), or any other unprivileged
+// uid, which then acts as itself (a container run with --user 1000, or OpenShift's
+// arbitrary uids: what it can do is what that uid may do on the data root). An
+// unprivileged caller already has no more rights than it should, and it cannot switch.
 //
 // After Become, the process cannot get root back: Become checks that setuid(0) fails.
 func Become(name string) (User, error) {
-	if os.Geteuid() != 0 {
-		return User{}, nil
+	if euid := os.Geteuid(); euid != 0 {
+		return Self(name), nil
 	}
 	u, err := Lookup(name)
 	if err != nil {
@@ -82,4 +86,19 @@ func Become(name string) (User, error) {
 		return User{}, fmt.Errorf("become service user %q: privileges were not dropped", name)
 	}
 	return u, nil
+}
+
+// Self returns the user the process runs as (effective ids): the service user called name
+// when that is who it is, else the account of its uid, named after /etc/passwd when it is
+// listed there and after the number otherwise.
+func Self(name string) User {
+	euid, egid := os.Geteuid(), os.Getegid()
+	if u, err := Lookup(name); err == nil && u.UID == euid {
+		return u
+	}
+	u := User{Name: strconv.Itoa(euid), UID: euid, GID: egid}
+	if pw, err := user.LookupId(u.Name); err == nil {
+		u.Name = pw.Username
+	}
+	return u
 }

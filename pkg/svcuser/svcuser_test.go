@@ -93,12 +93,40 @@ func TestBecomeIsANoOpWhenNotRoot(t *testing.T) {
 		var got map[string]any
 		require.NoError(t, json.Unmarshal(out, &got), string(out))
 		assert.Equal(t, float64(nobody.UID), got["uid"])
+		assert.Equal(t, "nobody", got["user"], "another uid acts as itself")
 		assert.NotContains(t, got, "err")
 		return
 	}
 	u, err := svcuser.Become("root")
 	require.NoError(t, err)
-	assert.Equal(t, svcuser.User{}, u)
+	assert.Equal(t, os.Geteuid(), u.UID)
+}
+
+// The service user itself (a container run with --user 10000) is accepted as it is.
+func TestBecomeAsTheServiceUserItself(t *testing.T) {
+	s6test.RequireRoot(t)
+	nobody, err := svcuser.Lookup("nobody")
+	require.NoError(t, err)
+	cmd := exec.Command(reachableCopy(t), "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SVCUSER_TEST_BECOME=nobody", "SVCUSER_TEST_ROOTDIR="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(nobody.UID), Gid: uint32(nobody.GID)}}
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(out, &got), string(out))
+	assert.NotContains(t, got, "err")
+	assert.Equal(t, "nobody", got["user"])
+	assert.Equal(t, float64(nobody.UID), got["uid"])
+}
+
+func TestSelf(t *testing.T) {
+	me := svcuser.Self("no-such-user-s6gate")
+	assert.Equal(t, os.Geteuid(), me.UID)
+	assert.Equal(t, os.Getegid(), me.GID)
+	if os.Geteuid() == 0 {
+		assert.Equal(t, svcuser.User{Name: "root", UID: 0, GID: 0}, me)
+		assert.Equal(t, me, svcuser.Self("root"))
+	}
 }
 
 // reachableCopy copies the test binary where another user can execute it.
