@@ -287,6 +287,9 @@ func (lv *Live) longrun(ctx context.Context, s *Service, up bool) error {
 	timeout := s.TimeoutUp
 	if !up {
 		timeout = s.TimeoutDown
+		if timeout == 0 && lv.DownGrace > 0 {
+			timeout = max(1, int(lv.DownGrace.Milliseconds()))
+		}
 	}
 	if up {
 		if err := os.Remove(downFile); err != nil && !errors.Is(err, os.ErrNotExist) {

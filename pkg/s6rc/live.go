@@ -36,6 +36,8 @@ type Live struct {
 	// Hooks carry out the builtin services; a builtin without one cannot be brought up here
 	// (and is a no-op down).
 	Hooks map[string]Hook
+	// DownGrace bounds a longrun's down transition when it has no timeout-down (0: none).
+	DownGrace time.Duration
 
 	mu     sync.Mutex
 	active map[string]bool
