@@ -55,6 +55,7 @@ func defaultLayout() layout {
 			{Dir: "/usr/bin", Prefix: "ucspilogd"},          // the one s6 program without the prefix
 			{Dir: "/usr/local/bin", Prefix: "with-contenv"}, // s6gate's own, installed by the image
 			{Dir: "/usr/local/bin", Prefix: "printcontenv"},
+			{Dir: "/usr/local/bin", Prefix: "s6-rc"}, // s6rc_linux.go
 		},
 	}
 }
