@@ -179,6 +179,11 @@ func TestEngineOrderPipelineAndDown(t *testing.T) {
 			t.Errorf("%s is not active: %v", n, active)
 		}
 	}
+	// What a health check reads: the longruns that should be up.
+	exp, err := ExpectedUp(r.lv.Dir)
+	if err != nil || len(exp) != 3 || exp[0].Name != "cons" || exp[1].Name != "prod" || exp[2].Name != "slow" || exp[0].ServiceDir != r.lv.ServiceDir("cons") {
+		t.Errorf("ExpectedUp = %+v, %v", exp, err)
+	}
 	// The state is on disk for the s6-rc command.
 	lv2, err := Open(r.lv.Dir, r.scan, r.lv.Sys)
 	if err != nil || !slices.Equal(lv2.Active(), active) {
