@@ -21,7 +21,9 @@ RUN groupadd --system --gid "${GATEWAY_UID}" gateway \
 
 COPY bin/gateway bin/gw-reconcile bin/gw-render bin/gw-mark bin/with-contenv bin/printcontenv /usr/local/bin/
 COPY bin/init /init
-RUN ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /command/
+# s6-rc: the runtime command for s6-overlay's s6-rc.d trees (docs/s6-rc.md)
+COPY bin/s6-rc /usr/local/bin/
+RUN ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /usr/local/bin/s6-rc /command/
 COPY rootfs/ /
 
 ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
