@@ -3,7 +3,8 @@
 // unprivileged operator (`docker exec -u gateway`) manages gateways at runtime.
 //
 // It runs against the image s6gate:latest (`make image`; `make test` builds it first), or the
-// one named by $S6GATE_IMAGE. No image is ever pulled. Without an engine the tests skip locally and fail under CI=true.
+// one named by $S6GATE_IMAGE; minimal_test.go also against s6gate:minimal (`make
+// image-minimal`), or $S6GATE_MINIMAL_IMAGE. No image is ever pulled. Without an engine the tests skip locally and fail under CI=true.
 package e2e
 
 import (

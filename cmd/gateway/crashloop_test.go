@@ -168,8 +168,11 @@ func TestCrashLoopBacksOffEndsFailedAndStartClearsIt(t *testing.T) {
 	assert.Contains(t, r.Stderr, "did not start: command exited with status 3")
 	assert.Contains(t, r.Stderr, "s6 retries it after a back-off")
 
-	s6test.Eventually(t, 40*time.Second, "loop marked failed", func() bool { return fullStatusOf(t, e, "loop").Failed })
-	st := fullStatusOf(t, e, "loop")
+	var st fullStatus
+	s6test.Eventually(t, 40*time.Second, "loop marked failed, and s6 told not to restart it", func() bool {
+		st = fullStatusOf(t, e, "loop")
+		return st.Failed && !st.Up && !st.WantUp
+	})
 	starts := startTimes(t, filepath.Join(home, "starts"))
 	require.Len(t, starts, 4, "one start per allowed failure")
 	for i, want := range []float64{1, 2, 4} {
@@ -234,4 +237,39 @@ func TestCrashLoopStartsAtMost8TimesIn30s(t *testing.T) {
 	st := fullStatusOf(t, e, "spin")
 	assert.False(t, st.Failed, "10 failures take longer than 30 s")
 	e.MustRun("gateway", "stop", "-p", "spin")
+}
+
+// A crash loop is unhealthy once it has lasted longer than the grace, and stays unhealthy
+// across the loop's restarts (the first failure is remembered until the command is ready).
+func TestCrashLoopIsUnhealthyPastTheGraceWithoutFlapping(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Extra = append(e.Extra, "GATEWAY_HEALTH_GRACE=2s")
+	e.Start()
+	home := e.ProfileHome("flap")
+	registerWith(t, e, "flap", `{"command": `+countingCommand(home)+`, "max_failures": 100, "settle": "300ms"}`)
+	r := e.Run("gateway", "start", "-p", "flap")
+	require.Equal(t, 1, r.Code)
+	var st fullStatus
+	s6test.Eventually(t, 20*time.Second, "backing off", func() bool { st = fullStatusOf(t, e, "flap"); return st.BackoffUntil != nil })
+	assert.True(t, st.BackoffUntil.After(time.Now().Add(-time.Second)))
+	s6test.Eventually(t, 20*time.Second, "unhealthy past the grace", func() bool {
+		return e.Run("gateway", "status", "--check").Code == 1
+	})
+	// Observe the loop for a few seconds: it goes through restarts, never back to healthy.
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); {
+		r := e.Run("gateway", "status", "-p", "flap", "--json")
+		require.Equal(t, 0, r.Code, r.Stderr)
+		var out []struct {
+			Healthy   bool       `json:"healthy"`
+			DownSince *time.Time `json:"down_since"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.Stdout), &out))
+		require.Len(t, out, 1)
+		require.False(t, out[0].Healthy, "a crash loop past the grace flapped back to healthy: %s", r.Stdout)
+		require.NotNil(t, out[0].DownSince)
+	}
+	// Fixed, started: healthy again at once.
+	s6test.WriteFile(t, filepath.Join(home, "ok"), "")
+	e.MustRun("gateway", "start", "-p", "flap")
+	e.MustRun("gateway", "status", "--check")
 }

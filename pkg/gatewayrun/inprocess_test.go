@@ -25,6 +25,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/pidlock"
 	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/safedir"
+	"github.com/s6gate/s6gate/pkg/state"
 )
 
 func newRoot(t *testing.T, profiles ...string) string {
@@ -188,6 +189,141 @@ func TestReadinessTCPWaitsForTheListener(t *testing.T) {
 	defer l.Close()
 	waitRunning(t, home)
 	assert.Contains(t, logs.String(), "ready=\"tcp "+addr+" accepts\"")
+	cancel()
+	assert.Equal(t, 1, exitCode(t, done))
+}
+
+// seedFailures writes a crash-loop record of this boot into home: n consecutive failures, the
+// last one just now, so the next gateway backs off.
+func seedFailures(t *testing.T, home string, n int) {
+	t.Helper()
+	d, err := safedir.Open(home, "")
+	require.NoError(t, err)
+	defer d.Close()
+	code := 1
+	_, err = state.Update(d, time.Now(), func(s *state.State) {
+		s.BootID, s.ConsecutiveFailures = state.CurrentBoot(""), n
+		s.LastExit = &state.Exit{Code: &code, At: time.Now().UTC().Format(state.TimeFormat), Failure: true}
+	})
+	require.NoError(t, err)
+}
+
+// A gateway backing off after 3 failures (4 s): every stop signal is classified as ever, and an
+// operator's start (the failure count cleared in the state file) ends the wait at once.
+func TestBackoffHonoursSignalsAndAnOperatorStart(t *testing.T) {
+	self := os.Getpid()
+	start, err := proc.StartTime(self)
+	require.NoError(t, err)
+	tests := []struct {
+		name      string
+		act       func(t *testing.T, home string)
+		wantCode  int
+		wantState string
+	}{
+		{"operator stop (marked SIGTERM): stopped", func(t *testing.T, home string) {
+			writeMarker(t, home, marker.Marker{TargetPID: self, TargetStartTime: &start, StopperPID: 1, WrittenAt: time.Now().UTC().Format(time.RFC3339Nano)})
+			require.NoError(t, syscall.Kill(self, syscall.SIGTERM))
+		}, 0, "stopped"},
+		{"container stop (unmarked SIGTERM): running", func(t *testing.T, _ string) {
+			require.NoError(t, syscall.Kill(self, syscall.SIGTERM))
+		}, 1, "running"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := newRoot(t, "coder")
+			home := filepath.Join(root, "profiles", "coder")
+			seedFailures(t, home, 3)
+			logs := &s6test.Buffer{}
+			done := make(chan int, 1)
+			go func() {
+				done <- gatewayrun.Run(context.Background(), gatewayrun.Options{
+					Settings: config.Settings{Home: root, User: strconv.Itoa(os.Getuid()), DrainTimeout: 300 * time.Millisecond},
+					Profile:  "coder", Command: []string{"sleep", "1000"}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+				})
+			}()
+			s6test.Eventually(t, 10*time.Second, "backing off", func() bool { return stateIn(t, home)["backoff_until"] != nil })
+			tt.act(t, home)
+			assert.Equal(t, tt.wantCode, exitCode(t, done), logs.String())
+			assert.Equal(t, tt.wantState, stateIn(t, home)["gateway_state"])
+			assert.NotContains(t, stateIn(t, home), "command_started_at", "the command never ran")
+		})
+	}
+
+	t.Run("operator start: the wait ends at once", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		root := newRoot(t, "coder")
+		home := filepath.Join(root, "profiles", "coder")
+		seedFailures(t, home, 3)
+		done := make(chan int, 1)
+		logs := &s6test.Buffer{}
+		go func() {
+			done <- gatewayrun.Run(ctx, gatewayrun.Options{
+				Settings: config.Settings{Home: root, User: strconv.Itoa(os.Getuid()), DrainTimeout: 300 * time.Millisecond},
+				Profile:  "coder", Command: []string{"sleep", "1000"}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			})
+		}()
+		var until time.Time
+		s6test.Eventually(t, 10*time.Second, "backing off", func() bool {
+			u, _ := stateIn(t, home)["backoff_until"].(string)
+			until = state.ParseTime(u)
+			return !until.IsZero()
+		})
+		d, err := safedir.Open(home, "")
+		require.NoError(t, err)
+		_, err = state.Update(d, time.Now(), func(s *state.State) { s.ConsecutiveFailures = 0 }) // what gateway start does
+		d.Close()
+		require.NoError(t, err)
+		waitRunning(t, home)
+		started := state.ParseTime(stateIn(t, home)["command_started_at"].(string))
+		assert.True(t, started.Before(until.Add(-2*time.Second)), "the command started at %s, the back-off ran until %s", started, until)
+		assert.Contains(t, logs.String(), "back-off cut short")
+		cancel()
+		assert.Equal(t, 1, exitCode(t, done))
+	})
+}
+
+// A command that has stayed up for stable_after clears its failure count.
+func TestStableCommandClearsItsFailureCount(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := newRoot(t, "coder")
+	home := filepath.Join(root, "profiles", "coder")
+	require.NoError(t, os.WriteFile(filepath.Join(home, "profile.json"), []byte(`{"stable_after": "700ms", "settle": "0s"}`), 0o600))
+	d, err := safedir.Open(home, "")
+	require.NoError(t, err)
+	_, err = state.Update(d, time.Now(), func(s *state.State) { s.BootID, s.ConsecutiveFailures = state.CurrentBoot(""), 2 }) // no last exit: no back-off
+	d.Close()
+	require.NoError(t, err)
+	done := make(chan int, 1)
+	go func() {
+		done <- gatewayrun.Run(ctx, gatewayrun.Options{
+			Settings: config.Settings{Home: root, User: strconv.Itoa(os.Getuid()), DrainTimeout: 300 * time.Millisecond},
+			Profile:  "coder", Command: []string{"sleep", "1000"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+	}()
+	waitRunning(t, home)
+	assert.Equal(t, float64(2), stateIn(t, home)["consecutive_failures"], "not cleared before stable_after")
+	s6test.Eventually(t, 10*time.Second, "failure count cleared", func() bool { return stateIn(t, home)["consecutive_failures"] == nil })
+	cancel()
+	assert.Equal(t, 1, exitCode(t, done))
+}
+
+// A ready file left by an earlier run does not make a new command ready.
+func TestStaleReadyFileIsNotReadiness(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	flag := filepath.Join(t.TempDir(), "ready")
+	require.NoError(t, os.WriteFile(flag, nil, 0o644))
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.Chtimes(flag, old, old))
+	done, home, _ := runInProcess(t, ctx, []string{"sleep", "1000"}, `{"ready": {"file": "`+flag+`"}, "settle": "0s"}`)
+	s6test.Eventually(t, 10*time.Second, "command started", func() bool { return stateIn(t, home)["command_started_at"] != nil })
+	time.Sleep(400 * time.Millisecond) // several check intervals with only the stale file
+	assert.Equal(t, "starting", stateIn(t, home)["gateway_state"], "a stale ready file is not readiness")
+	now := time.Now()
+	require.NoError(t, os.Chtimes(flag, now, now)) // the command touches it
+	waitRunning(t, home)
 	cancel()
 	assert.Equal(t, 1, exitCode(t, done))
 }

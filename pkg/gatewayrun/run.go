@@ -124,7 +124,7 @@ func Run(ctx context.Context, o Options) int {
 		}
 	}
 
-	g.write(func(s *state.State) { s.GatewayState = state.Running })
+	g.write(func(s *state.State) { s.GatewayState, s.DownSince = state.Running, "" })
 	notify()
 	if g.child == nil {
 		g.log.Info("gateway started: built-in idle gateway (no command configured)", "pid", g.pid, "heartbeat", o.Heartbeat)
@@ -140,12 +140,14 @@ func Run(ctx context.Context, o Options) int {
 // counts as a restart. It returns when the back-off after consecutive failures ends (zero:
 // start now).
 func (g *gateway) recordStart(now time.Time) (until time.Time) {
-	boot := proc.BootID()
+	boot := state.CurrentBoot(g.o.Settings.ScanDir)
 	g.write(func(s *state.State) {
 		s.GatewayState, s.PID, s.StartTime, s.ExitReason = state.Starting, g.pid, g.start, ""
 		s.FailedReason, s.BackoffUntil, s.CommandStartedAt = "", "", ""
-		if s.BootID != boot || boot == "" {
-			s.BootID, s.Restarts, s.ConsecutiveFailures = boot, 0, 0
+		// An unknown boot ("") never starts the record afresh: that would switch the back-off
+		// and the failure limit off wherever /proc/1 is hidden.
+		if boot != "" && s.BootID != boot {
+			s.BootID, s.Restarts, s.ConsecutiveFailures, s.DownSince = boot, 0, 0, ""
 		} else {
 			s.Restarts++
 		}
@@ -160,16 +162,29 @@ func (g *gateway) recordStart(now time.Time) (until time.Time) {
 	return until
 }
 
+// backoffPoll is how often a backing-off gateway looks whether an operator cleared its
+// failure count (gateway start), which ends the wait.
+const backoffPoll = 250 * time.Millisecond
+
 // backoff waits until the back-off ends, a stop signal arrives (stopped: the exit code is
-// returned), or SIGALRM cuts it short (what `gateway start` sends a backing-off gateway).
+// returned), an operator's start clears the failure count (the state file says so; no signal,
+// so nothing can reach the command by mistake), or SIGALRM cuts it short.
 func (g *gateway) backoff(ctx context.Context, sigs <-chan os.Signal, until time.Time) (int, bool) {
 	g.log.Info("backing off before starting the command again", "consecutive_failures", g.failures, "until", until.UTC().Format(time.RFC3339))
 	t := time.NewTimer(time.Until(until))
 	defer t.Stop()
+	poll := time.NewTicker(backoffPoll)
+	defer poll.Stop()
 	for {
 		select {
 		case <-t.C:
 			return 0, false
+		case <-poll.C:
+			if s, err := state.Read(g.home); err == nil && s.ConsecutiveFailures < g.failures {
+				g.log.Info("back-off cut short: an operator started the gateway")
+				g.failures = s.ConsecutiveFailures
+				return 0, false
+			}
 		case <-ctx.Done():
 			return g.shutdown(Unplanned, "context cancelled"), true
 		case sig := <-sigs:
@@ -213,6 +228,10 @@ func (g *gateway) settle(ctx context.Context, sigs <-chan os.Signal) (int, bool)
 	return 0, false
 }
 
+// readyFileSlack is how much older than the command's start a ready file may look: file
+// times come from a coarse kernel clock.
+const readyFileSlack = 50 * time.Millisecond
+
 // readiness returns a channel closed once the profile's readiness check passes (nil when the
 // profile has none: settling is enough). The checks poll; they stop with ctx.
 func (g *gateway) readiness(ctx context.Context) <-chan struct{} {
@@ -224,8 +243,10 @@ func (g *gateway) readiness(ctx context.Context) <-chan struct{} {
 	check := func() bool {
 		switch {
 		case r.File != "":
-			_, err := os.Stat(r.File)
-			return err == nil
+			// A file left by an earlier run does not count: only one made (or touched) since
+			// this command started (a little slack for coarse file-system clocks).
+			fi, err := os.Stat(r.File)
+			return err == nil && !fi.ModTime().Before(g.childStart.Add(-readyFileSlack))
 		case r.TCP != "":
 			c, err := net.DialTimeout("tcp", r.TCP, time.Second)
 			if err == nil {
@@ -411,6 +432,9 @@ func (g *gateway) childExited(err error) int {
 		s.ConsecutiveFailures++
 		n = s.ConsecutiveFailures
 		s.LastExit, s.CommandStartedAt, s.PID, s.StartTime = exit, "", 0, nil
+		if s.DownSince == "" {
+			s.DownSince = exit.At
+		}
 		s.ExitReason = ChildExited.String() + ": command " + why
 		if n >= limit {
 			s.GatewayState = state.Failed

@@ -196,7 +196,7 @@ func (o *Operator) setIntent(name, desired string) error {
 func setIntent(s *state.State, desired string) {
 	s.DesiredState = desired
 	if desired == state.Running {
-		s.ConsecutiveFailures, s.FailedReason = 0, ""
+		s.ConsecutiveFailures, s.FailedReason, s.DownSince = 0, "", ""
 	}
 }
 
@@ -311,7 +311,7 @@ func Joined(results []Result) error {
 // logTail returns the last n lines of the profile's gateway log, for a failed start: nothing
 // when it cannot be read. The gateway's own line about the exit is written to the log a moment
 // after the state file the verb reacted to, so it waits (briefly) for that line.
-func (o *Operator) logTail(ctx context.Context, name string, n int) []string {
+func (o *Operator) logTail(ctx context.Context, name string, since time.Time, n int) []string {
 	var l *gwlog.Log
 	defer func() {
 		if l != nil {
@@ -330,9 +330,15 @@ func (o *Operator) logTail(ctx context.Context, name string, n int) []string {
 			}
 		}
 		lines, _ = l.Tail(n)
+		// The gateway's own line about this exit, not an earlier attempt's.
 		return slices.ContainsFunc(lines, func(s string) bool {
-			return strings.Contains(s, `msg="command exited`) || strings.Contains(s, `msg="gateway failed`) || strings.Contains(s, "fatal configuration")
+			t, err := time.ParseInLocation(logTimeLayout, gwlog.Timestamp(s), time.Local)
+			return err == nil && !t.Before(since.Add(-time.Millisecond)) &&
+				(strings.Contains(s, `msg="command exited`) || strings.Contains(s, `msg="gateway failed`) || strings.Contains(s, "fatal configuration"))
 		})
 	})
 	return lines
 }
+
+// logTimeLayout is s6-log's T timestamp (local time, as the logger's TZ).
+const logTimeLayout = "2006-01-02 15:04:05.999999999"

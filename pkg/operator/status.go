@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/slot"
@@ -45,7 +44,7 @@ type GatewayStatus struct {
 	// GATEWAY_HEALTH_GRACE and is not failed. A gateway not meant to run is always healthy.
 	Healthy bool `json:"healthy"`
 	// DownSince is when a gateway meant to run stopped serving, when it is not serving.
-	DownSince *time.Time `json:"down_since,omitempty"`
+	DownSince *time.Time `json:"down_since"`
 }
 
 // MeantToRun reports the intent: desired_state running, or no recorded desire and s6 wanting
@@ -80,16 +79,17 @@ func (o *Operator) Status(ctx context.Context, names []string) ([]GatewayStatus,
 		names = all
 	}
 	out := make([]GatewayStatus, 0, len(names))
+	boot := state.CurrentBoot(o.Settings.ScanDir)
 	for _, n := range names {
 		if err := slot.Check(o.Settings.ScanDir, n); err != nil {
 			return nil, err
 		}
-		out = append(out, o.status(ctx, n))
+		out = append(out, o.status(ctx, n, boot))
 	}
 	return out, nil
 }
 
-func (o *Operator) status(ctx context.Context, name string) GatewayStatus {
+func (o *Operator) status(ctx context.Context, name, boot string) GatewayStatus {
 	g := GatewayStatus{Profile: name, Slot: o.slotDir(name)}
 	st, err := o.Tools.ReadStatus(ctx, g.Slot)
 	switch {
@@ -128,16 +128,17 @@ func (o *Operator) status(ctx context.Context, name string) GatewayStatus {
 		g.DesiredState = &s.DesiredState
 	}
 	g.ExitReason, g.StateUpdated = s.ExitReason, s.UpdatedAt
-	o.crashLoop(&g, s, st, time.Now())
+	o.crashLoop(&g, s, st, boot, time.Now())
 	return g
 }
 
 // crashLoop fills the crash-loop fields and the health verdict from the state record s and
 // s6's status st. A record from another boot only contributes its last exit.
-func (o *Operator) crashLoop(g *GatewayStatus, s state.State, st s6.Status, now time.Time) {
+func (o *Operator) crashLoop(g *GatewayStatus, s state.State, st s6.Status, boot string, now time.Time) {
 	g.LastExit = s.LastExit
-	thisBoot := s.BootID != "" && s.BootID == proc.BootID()
+	thisBoot := s.BootID != "" && (s.BootID == boot || boot == "")
 	current := thisBoot && g.Up && s.PID == st.PID
+	var downSince time.Time
 	if thisBoot {
 		g.Restarts, g.ConsecutiveFailures = s.Restarts, s.ConsecutiveFailures
 		switch s.GatewayState {
@@ -149,6 +150,7 @@ func (o *Operator) crashLoop(g *GatewayStatus, s state.State, st s6.Status, now 
 		if t := state.ParseTime(s.BackoffUntil); current && t.After(now) {
 			g.BackoffUntil = &t
 		}
+		downSince = state.ParseTime(s.DownSince)
 	}
 	if g.Up && g.Ready && g.BackoffUntil == nil {
 		up := now.Sub(st.Since)
@@ -162,17 +164,15 @@ func (o *Operator) crashLoop(g *GatewayStatus, s state.State, st s6.Status, now 
 	if !g.MeantToRun() || g.Serving() {
 		return
 	}
-	// Not serving since: when s6 saw it go down; for a gateway that is up but not ready
-	// (settling, backing off), since its command last ended, else since it started.
+	// Not serving since: the first failure of the current run of failures, which the gateway
+	// records and keeps across its restarts until its command is ready again; otherwise since
+	// s6 saw it go down, or, up but not ready yet (settling), since it started.
 	var since time.Time
-	switch {
-	case !g.Supervised || g.Since == nil:
-	case !g.Up:
+	if g.Supervised && g.Since != nil {
 		since = *g.Since
-	case g.LastExit != nil && thisBoot && !state.ParseTime(g.LastExit.At).IsZero():
-		since = state.ParseTime(g.LastExit.At)
-	default:
-		since = *g.Since
+	}
+	if !downSince.IsZero() && (since.IsZero() || downSince.Before(since)) {
+		since = downSince
 	}
 	if !since.IsZero() {
 		g.DownSince = &since

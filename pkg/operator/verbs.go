@@ -208,16 +208,23 @@ func (o *Operator) up(ctx context.Context, name, action string, restart bool) (R
 	}
 	dir := o.slotDir(name)
 	o.ensureSupervised(ctx, dir)
-	before, _ := o.Tools.ReadStatus(ctx, dir)
+	// The status before the command is what "s6 gave up" is told from; a supervisor that has
+	// only just started may not have written it yet. A ./finish still running may yet tell s6
+	// not to restart (exit 125, a gateway just marked failed) and would undo our -u: wait for
+	// it to end first.
+	var before s6.Status
+	poll(ctx, func() bool {
+		st, err := o.Tools.ReadStatus(ctx, dir)
+		before = st
+		return err == nil && !st.Finishing
+	})
 	args := []string{"-u", dir}
-	switch {
-	case restart && before.Up:
+	if restart && before.Up {
 		// An unmarked SIGTERM, then "want up" in case it was on its way down.
 		args = []string{"-t", "-u", dir}
-	case before.Up && o.backingOff(name):
-		// A gateway waiting out a crash-loop back-off: SIGALRM cuts the wait short.
-		args = []string{"-a", "-u", dir}
 	}
+	// A gateway waiting out a crash-loop back-off needs no signal: it sees the failure count
+	// that setIntent cleared and starts its command at once.
 	if err := o.Tools.Run(ctx, slot.Name(name), action, "s6-svc", args...); err != nil {
 		return Result{Profile: name}, err
 	}
@@ -291,6 +298,7 @@ func (o *Operator) markPlanned(name string, pid int) {
 // the last part tells "gave up" from "has not processed our command yet".
 func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, newProcess bool) (s6.Status, error) {
 	dir := o.slotDir(name)
+	sent := time.Now() // the s6 command was just sent: log lines about its outcome come later
 	// Readiness exists only for services that notify (s6 2.11 never sets the flag otherwise).
 	_, nerr := os.Stat(filepath.Join(dir, "notification-fd"))
 	needReady := nerr == nil
@@ -318,7 +326,7 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, ne
 	})
 	switch {
 	case died || (gaveUp && rec.LastExit != nil && rec.GatewayState == state.Failed):
-		e := &StartFailedError{Profile: name, Retrying: !gaveUp, Log: o.logTail(ctx, name, startFailureLogLines)}
+		e := &StartFailedError{Profile: name, Retrying: !gaveUp, Log: o.logTail(ctx, name, sent, startFailureLogLines)}
 		e.Reason = fmt.Sprintf("command %s after %.1fs", rec.LastExit, rec.LastExit.Uptime)
 		if rec.FailedReason != "" {
 			e.Reason += "; marked failed: " + rec.FailedReason
@@ -328,7 +336,7 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, ne
 		}
 		return last, e
 	case gaveUp:
-		return last, &StartFailedError{Profile: name, Reason: orDefault(rec.ExitReason, "see the gateway log"), Log: o.logTail(ctx, name, startFailureLogLines)}
+		return last, &StartFailedError{Profile: name, Reason: orDefault(rec.ExitReason, "see the gateway log"), Log: o.logTail(ctx, name, sent, startFailureLogLines)}
 	case !ok:
 		return last, &TimeoutError{Profile: name, Wanted: "up and ready", After: o.Timeout, Detail: orDefault(o.stateOf(name).ExitReason, "")}
 	}
@@ -345,11 +353,6 @@ func (o *Operator) settledFor(rec state.State, pid int, d time.Duration) bool {
 		return rec.PID == pid && rec.GatewayState == state.Running && rec.CommandStartedAt == "" // idle gateway
 	}
 	return time.Since(started) >= d
-}
-
-// backingOff reports whether the profile's gateway is waiting out a crash-loop back-off.
-func (o *Operator) backingOff(name string) bool {
-	return state.ParseTime(o.stateOf(name).BackoffUntil).After(time.Now())
 }
 
 func orDefault(s, def string) string {

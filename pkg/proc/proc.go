@@ -86,15 +86,3 @@ func Alive(pid int, startTime *uint64) bool {
 	}
 	return startTime == nil || *startTime == st.StartTime
 }
-
-// BootID identifies this boot of the container: the start time of PID 1 in this PID
-// namespace, which is new at every container start (docker restart, a recreated container, a
-// new pod) whichever init PID 1 is. It is "" when /proc/1 cannot be read. Per-boot records
-// (a gateway's crash-loop count) compare it instead of trusting files that outlive the boot.
-func BootID() string {
-	st, err := StartTime(1)
-	if err != nil {
-		return ""
-	}
-	return "pid1-" + strconv.FormatUint(st, 10)
-}

@@ -18,6 +18,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/reconcile"
 	"github.com/s6gate/s6gate/pkg/s6"
+	"github.com/s6gate/s6gate/pkg/state"
 	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 
@@ -121,7 +122,8 @@ func TestPrepareBoot(t *testing.T) {
 	require.NoError(t, reconcile.PrepareBoot(s, uid, gid))
 	entries, err := os.ReadDir(s.ScanDir)
 	require.NoError(t, err)
-	assert.Empty(t, entries, "nothing from the last boot survives")
+	require.Len(t, entries, 1, "nothing from the last boot survives")
+	assert.Equal(t, state.BootFile, entries[0].Name(), "only this boot's token")
 	st, err := os.Stat(s.ScanDir)
 	require.NoError(t, err)
 	assert.Equal(t, os.ModeDir|0o755, st.Mode())
@@ -158,8 +160,15 @@ func TestPrepareBootIgnoresWhatTheOldTreeHolds(t *testing.T) {
 	require.NoError(t, reconcile.PrepareBoot(s, -1, -1), "a symlink to a live scanner is not a scanner here")
 	entries, err := os.ReadDir(s.ScanDir)
 	require.NoError(t, err)
-	assert.Empty(t, entries)
+	require.Len(t, entries, 1, "a fresh scan directory holds only the boot token")
+	assert.Equal(t, state.BootFile, entries[0].Name())
 	assert.FileExists(t, filepath.Join(live, ".s6-svscan", "control"), "the live tree was not touched")
+	boot := state.CurrentBoot(s.ScanDir)
+	assert.Regexp(t, `^boot-[0-9a-f]{32}$`, boot)
+	require.NoError(t, os.RemoveAll(s.ScanDir))
+	require.NoError(t, os.MkdirAll(s.ScanDir, 0o755))
+	require.NoError(t, reconcile.PrepareBoot(s, -1, -1))
+	assert.NotEqual(t, boot, state.CurrentBoot(s.ScanDir), "every boot has a token of its own")
 
 	require.NoError(t, os.MkdirAll(filepath.Join(s.ScanDir, ".s6-svscan", "control"), 0o755))
 	require.NoError(t, reconcile.PrepareBoot(s, -1, -1), "a directory as the control FIFO is not a scanner")

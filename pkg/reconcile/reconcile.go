@@ -171,6 +171,14 @@ func PrepareBoot(s config.Settings, uid, gid int) error {
 	if err := d.Chmod(0o755); err != nil {
 		return &ScanDirError{Path: s.ScanDir, Err: err}
 	}
+	// A token for this boot: the gateways' per-boot records (state.CurrentBoot) compare it.
+	tok, err := state.NewBootToken()
+	if err == nil {
+		err = d.Create(state.BootFile, []byte(tok+"\n"), 0o644)
+	}
+	if err != nil {
+		return &ScanDirError{Path: s.ScanDir, Err: fmt.Errorf("boot token: %w", err)}
+	}
 	return nil
 }
 

@@ -67,6 +67,7 @@ type State struct {
 	ConsecutiveFailures int    `json:"consecutive_failures,omitempty"` // exits on its own in a row, not yet cleared by a stable run or an operator start
 	LastExit            *Exit  `json:"last_exit,omitempty"`
 	BackoffUntil        string `json:"backoff_until,omitempty"` // RFC 3339 (ns): the next start waits until then
+	DownSince           string `json:"down_since,omitempty"`    // RFC 3339 (ns): first failure of the current run of failures; cleared once ready
 	FailedReason        string `json:"failed_reason,omitempty"` // set with gateway_state=failed
 }
 
@@ -104,7 +105,7 @@ func ParseTime(s string) time.Time {
 
 // owned lists the keys State writes; Update replaces exactly these.
 var owned = []string{"gateway_state", "desired_state", "pid", "start_time", "exit_reason", "updated_at",
-	"boot_id", "command_started_at", "restarts", "consecutive_failures", "last_exit", "backoff_until", "failed_reason"}
+	"boot_id", "command_started_at", "restarts", "consecutive_failures", "last_exit", "backoff_until", "failed_reason", "down_since"}
 
 // Intent is the run intent the boot reconciler acts on (SPEC §9.3): desired_state when set,
 // else gateway_state, where draining and degraded count as running. So does starting: a
@@ -146,7 +147,7 @@ func Parse(b []byte) (State, map[string]json.RawMessage, error) {
 		"start_time": &s.StartTime, "exit_reason": &s.ExitReason, "updated_at": &s.UpdatedAt,
 		"boot_id": &s.BootID, "command_started_at": &s.CommandStartedAt, "restarts": &s.Restarts,
 		"consecutive_failures": &s.ConsecutiveFailures, "last_exit": &s.LastExit,
-		"backoff_until": &s.BackoffUntil, "failed_reason": &s.FailedReason,
+		"backoff_until": &s.BackoffUntil, "failed_reason": &s.FailedReason, "down_since": &s.DownSince,
 	}
 	for k, dst := range fields {
 		if v, ok := raw[k]; ok {
