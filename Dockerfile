@@ -19,9 +19,13 @@ RUN groupadd --system --gid "${GATEWAY_UID}" gateway \
  && for f in /usr/bin/s6-* /usr/bin/ucspilogd /usr/lib/execline/bin/*; do ln -sf "$f" /command/; done \
  && chmod 1777 /run
 
-COPY bin/gateway bin/gw-reconcile bin/gw-render bin/gw-mark bin/with-contenv bin/printcontenv /usr/local/bin/
-COPY bin/init /init
-RUN ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /command/
+# One static multi-call binary (cmd/s6gate) holds every s6gate command: each name is a link to
+# it, /init included (it runs the command named by argv[0]; see docs/init.md, "Files").
+COPY bin/s6gate /usr/local/bin/s6gate
+RUN for c in gateway gw-reconcile gw-render gw-mark with-contenv printcontenv; do \
+      ln -s s6gate "/usr/local/bin/$c"; done \
+ && ln -s /usr/local/bin/s6gate /init \
+ && ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /command/
 COPY rootfs/ /
 
 ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -11,8 +11,11 @@ E2E := e2e
 STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
 
 FUZZTIME ?= 10s
+# Image tags (override to test side by side: make image-minimal IMAGE_TAG=s6gate:wip MINIMAL_TAG=s6gate:minimal-wip).
+IMAGE_TAG ?= s6gate:latest
+MINIMAL_TAG ?= s6gate:minimal
 
-.PHONY: help deps build base image up down test test-stress fuzz bench bench-smoke lint clean
+.PHONY: help deps build base image image-minimal up down test test-stress fuzz bench bench-smoke lint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,10 +35,15 @@ deps: ## check (as root: install from Debian's packages) what the goals need
 base: deps ## local Debian base image with s6 (debootstrap + docker import; reused when present)
 	docker/mkbase.sh
 
-image: build base ## the s6gate:latest image
-	@b=$${BASE_IMAGE:-s6gate-base:bookworm}; t0=$$SECONDS; echo "image: docker build -t s6gate:latest on $$b"; \
-	docker build -q -t s6gate:latest --build-arg BASE_IMAGE=$$b . >/dev/null && \
-	docker image ls s6gate:latest --format "image: built {{.Repository}}:{{.Tag}} ({{.Size}}) in $$((SECONDS - t0)) s"
+image: build base ## the s6gate:latest image (Debian base, s6, the multi-call binary)
+	@b=$${BASE_IMAGE:-s6gate-base:bookworm}; t0=$$SECONDS; echo "image: docker build -t $(IMAGE_TAG) on $$b"; \
+	docker build -q -t $(IMAGE_TAG) --build-arg BASE_IMAGE=$$b . >/dev/null && \
+	docker image ls $(IMAGE_TAG) --format "image: built {{.Repository}}:{{.Tag}} ({{.Size}}) in $$((SECONDS - t0)) s"
+
+image-minimal: image ## the s6gate:minimal image (FROM scratch: s6gate, s6, dash; Dockerfile.minimal)
+	@t0=$$SECONDS; echo "image-minimal: docker build -t $(MINIMAL_TAG) from $(IMAGE_TAG)"; \
+	docker build -q -t $(MINIMAL_TAG) --build-arg FULL_IMAGE=$(IMAGE_TAG) -f Dockerfile.minimal . >/dev/null && \
+	docker image ls $(MINIMAL_TAG) --format "image-minimal: built {{.Repository}}:{{.Tag}} ({{.Size}}) in $$((SECONDS - t0)) s"
 
 up: deps image ## build everything and start the compose demo, then show gateway status
 	docker/up.sh
