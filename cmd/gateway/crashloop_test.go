@@ -144,10 +144,7 @@ func TestStartWaitsForTheReadinessCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			home := e.ProfileHome(tt.name)
 			flag := filepath.Join(home, "ready-flag")
-			ready := tt.ready
-			if strings.Contains(ready, "%q") {
-				ready = strings.Replace(ready, "%q", strconv.Quote(flag), 1)
-			}
+			ready := strings.Replace(tt.ready, "%q", strconv.Quote(flag), 1)
 			script := strings.ReplaceAll(tt.script, "%[1]q", strconv.Quote(flag))
 			cmd, _ := json.Marshal([]string{"/bin/sh", "-c", script})
 			registerWith(t, e, tt.name, `{"command": `+string(cmd)+`, "ready": `+ready+`, "settle": "0s"}`)

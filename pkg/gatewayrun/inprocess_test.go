@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -166,6 +167,27 @@ func TestRunInProcessRefusesAHeldLock(t *testing.T) {
 	})
 	assert.Equal(t, 1, code)
 	assert.Contains(t, logs.String(), "another gateway holds the profile lock")
+	cancel()
+	assert.Equal(t, 1, exitCode(t, done))
+}
+
+// The tcp readiness check: the gateway reports running only once the declared port accepts.
+func TestReadinessTCPWaitsForTheListener(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close()) // nothing listens yet
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done, home, logs := runInProcess(t, ctx, []string{"sleep", "1000"}, `{"ready": {"tcp": "`+addr+`"}, "settle": "0s"}`)
+	s6test.Eventually(t, 10*time.Second, "command started", func() bool { return stateIn(t, home)["command_started_at"] != nil })
+	time.Sleep(300 * time.Millisecond) // several check intervals with nothing listening
+	assert.Equal(t, "starting", stateIn(t, home)["gateway_state"], "not ready while the port refuses")
+	l, err = net.Listen("tcp", addr)
+	require.NoError(t, err)
+	defer l.Close()
+	waitRunning(t, home)
+	assert.Contains(t, logs.String(), "ready=\"tcp "+addr+" accepts\"")
 	cancel()
 	assert.Equal(t, 1, exitCode(t, done))
 }

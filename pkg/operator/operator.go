@@ -312,15 +312,23 @@ func Joined(results []Result) error {
 // when it cannot be read. The gateway's own line about the exit is written to the log a moment
 // after the state file the verb reacted to, so it waits (briefly) for that line.
 func (o *Operator) logTail(ctx context.Context, name string, n int) []string {
-	l, err := gwlog.OpenProfile(o.Settings.Home, name)
-	if err != nil {
-		return nil
-	}
-	defer l.Close()
+	var l *gwlog.Log
+	defer func() {
+		if l != nil {
+			l.Close()
+		}
+	}()
 	var lines []string
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	poll(ctx, func() bool {
+		if l == nil { // a logger started a moment ago may not have made its directory yet
+			var err error
+			if l, err = gwlog.OpenProfile(o.Settings.Home, name); err != nil {
+				l = nil
+				return false
+			}
+		}
 		lines, _ = l.Tail(n)
 		return slices.ContainsFunc(lines, func(s string) bool {
 			return strings.Contains(s, `msg="command exited`) || strings.Contains(s, `msg="gateway failed`) || strings.Contains(s, "fatal configuration")

@@ -165,6 +165,8 @@ func TestIntent(t *testing.T) {
 		{state.State{GatewayState: "starting"}, "starting", true},
 		{state.State{GatewayState: "stopped"}, "stopped", false},
 		{state.State{GatewayState: "startup_failed"}, "startup_failed", false},
+		{state.State{GatewayState: "failed"}, "failed", true}, // a crash loop is not an operator stop
+		{state.State{GatewayState: "failed", DesiredState: "stopped"}, "stopped", false},
 		{state.State{GatewayState: "running", DesiredState: "stopped"}, "stopped", false},
 		{state.State{GatewayState: "stopped", DesiredState: "running"}, "running", true},
 		{state.State{GatewayState: "running", DesiredState: "bogus"}, "running", true},

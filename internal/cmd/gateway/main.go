@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 
 	"github.com/s6gate/s6gate/internal/cli"
@@ -69,6 +70,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx := context.Background()
 	if verb == "run" {
+		// One P: the gateway is a small resident wrapper, one per profile, so every byte of
+		// per-P runtime state is paid a thousand times (docs/PERFORMANCE.md); it never needs
+		// parallelism. Its child is not affected (GOMAXPROCS is not exported).
+		runtime.GOMAXPROCS(1)
 		notify, _ := strconv.Atoi(os.Getenv("GATEWAY_NOTIFY_FD"))
 		beat, err := config.ParseDuration(os.Getenv("GATEWAY_HEARTBEAT"), gatewayrun.DefaultHeartbeat)
 		if err != nil {
