@@ -6,7 +6,8 @@
 #
 # DIR gets only what /init, the gateways and s6 need:
 #   - the multi-call binary /usr/local/bin/s6gate with its links (/init, gateway, gw-*,
-#     with-contenv, printcontenv) and the /command links to the tools below;
+#     with-contenv, printcontenv, s6-rc) and the /command links to the tools below;
+#   - no execline: s6-rc oneshots (execline scripts, docs/s6-rc.md) need the full image;
 #   - the s6 programs s6gate runs (boot, stop, verbs, slot scripts) and those they run
 #     themselves by absolute path: s6-svscan starts /usr/bin/s6-supervise, s6-setuidgid
 #     runs /usr/bin/s6-envuidgid and /usr/bin/s6-applyuidgid, s6-svc -w runs
@@ -28,7 +29,7 @@ dir=${1:?usage: minimal-root.sh DIR}
 S6_TOOLS="s6-svscan s6-supervise s6-svscanctl s6-svc s6-svstat s6-svwait s6-svok s6-log
 s6-setuidgid s6-envuidgid s6-applyuidgid s6-svlisten1 s6-ftrigrd"
 CORE="dash id env mkdir cat test sleep"
-S6GATE_LINKS="gateway gw-reconcile gw-render gw-mark with-contenv printcontenv"
+S6GATE_LINKS="gateway gw-reconcile gw-render gw-mark with-contenv printcontenv s6-rc"
 
 # Debian bookworm's merged /usr: /bin, /lib, /lib64 and /sbin are links into /usr.
 mkdir -p "$dir/usr/bin" "$dir/usr/lib/x86_64-linux-gnu" "$dir/usr/lib64" "$dir/usr/local/bin" \
@@ -51,7 +52,7 @@ cp -p /usr/local/bin/s6gate "$dir/usr/local/bin/s6gate"
 for c in $S6GATE_LINKS; do ln -s s6gate "$dir/usr/local/bin/$c"; done
 ln -s /usr/local/bin/s6gate "$dir/init"
 for t in $S6_TOOLS; do ln -s "/usr/bin/$t" "$dir/command/$t"; done
-ln -s /usr/local/bin/with-contenv /usr/local/bin/printcontenv "$dir/command/"
+ln -s /usr/local/bin/with-contenv /usr/local/bin/printcontenv /usr/local/bin/s6-rc "$dir/command/"
 
 # Shared libraries, under the name the loader looks for (the soname ldd prints), as files.
 libs=$(for f in $copied; do ldd "$f"; done | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)

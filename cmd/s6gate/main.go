@@ -1,6 +1,7 @@
 // Command s6gate is every s6gate command in one static binary (issue 9, smaller images): the
 // image installs it once, as /usr/local/bin/s6gate, with one link per command —
-// /usr/local/bin/{gateway,gw-reconcile,gw-render,gw-mark,with-contenv,printcontenv} and /init —
+// /usr/local/bin/{gateway,gw-reconcile,gw-render,gw-mark,with-contenv,printcontenv,s6-rc} and
+// /init —
 // so the Go runtime and the shared packages are on disk once instead of seven times.
 //
 // It runs the command named by the base name of argv[0], which is the link's name also when
@@ -10,7 +11,8 @@
 // running executable, which is this binary. Under any other name, `s6gate CMD [ARGS...]` runs
 // CMD, and `s6gate --list` prints the command names, one a line.
 //
-// Every command's code is its package under internal/cmd (and pkg/boot for /init), shared
+// Every command's code is its package under internal/cmd (pkg/boot for /init, pkg/s6rc for
+// s6-rc), shared
 // with the single binaries cmd/<name>, which stay buildable. The packages keep package-level
 // initialisation trivial (GODEBUG=inittrace=1 shows it), because every process — each gateway
 // and each with-contenv in front of a service start — runs the initialisation of all of them.
@@ -30,6 +32,7 @@ import (
 	"github.com/s6gate/s6gate/internal/cmd/withcontenv"
 	"github.com/s6gate/s6gate/pkg/boot"
 	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/s6rc"
 )
 
 // command is one name the binary answers to. Each main takes the whole argv, argv[0] included.
@@ -47,13 +50,14 @@ func commands() []command {
 		{"gw-mark", gwmark.Main},
 		{"with-contenv", withcontenv.Main},
 		{"printcontenv", printcontenv.Main},
+		{"s6-rc", s6rc.Main},
 		{"init", boot.Main},
 	}
 }
 
 const usage = `usage: s6gate CMD [ARGS...]   (or run it through a link named CMD)
        s6gate --list
-commands: gateway, gw-reconcile, gw-render, gw-mark, with-contenv, printcontenv, init
+commands: gateway, gw-reconcile, gw-render, gw-mark, with-contenv, printcontenv, s6-rc, init
 `
 
 func main() {

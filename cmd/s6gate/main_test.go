@@ -21,7 +21,7 @@ func TestOwnMessages(t *testing.T) {
 		code           int
 		stdout, stderr string
 	}{
-		{"list", []string{"s6gate", "--list"}, 0, "gateway\ngw-reconcile\ngw-render\ngw-mark\nwith-contenv\nprintcontenv\ninit\n", ""},
+		{"list", []string{"s6gate", "--list"}, 0, "gateway\ngw-reconcile\ngw-render\ngw-mark\nwith-contenv\nprintcontenv\ns6-rc\ninit\n", ""},
 		{"help", []string{"/usr/local/bin/s6gate", "--help"}, 0, usage, ""},
 		{"no command", []string{"s6gate"}, 2, "", usage},
 		{"empty argv", nil, 2, "", usage},
@@ -68,6 +68,7 @@ func TestDispatchThroughLinks(t *testing.T) {
 		{[]string{"gw-mark", "--help"}, 0, "usage:\n  gw-mark write"},
 		{[]string{"printcontenv", "--help"}, 0, "usage: printcontenv VAR"},
 		{[]string{"with-contenv", "--help"}, 0, "usage: with-contenv PROG"},
+		{[]string{"s6-rc", "help"}, 0, "usage: s6-rc"},
 		{[]string{"command/with-contenv", "sh", "-c", "echo via-link"}, 0, "via-link"},
 		{[]string{"script", "arg"}, 0, "interp " + script + " arg"},
 		{[]string{"s6gate", "gateway", "--help"}, 0, "usage:\n  gateway run"},

@@ -240,6 +240,9 @@ func prepareRun(l layout, log *logger, self string, pid int, readOnlyRoot bool) 
 	if err := os.RemoveAll(l.Results); err != nil {
 		return err
 	}
+	if err := os.RemoveAll(l.S6rcLive); err != nil { // s6-rc's live state (s6rc_linux.go)
+		return err
+	}
 	for _, dir := range []string{l.S6, filepath.Join(l.Basedir, "bin"), l.Results, l.controlDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err

@@ -33,7 +33,8 @@
 //
 // # Limits
 //
-// No s6-rc (Debian has none): /etc/s6-overlay/s6-rc.d is not read. S6_LOGGING,
+// Debian has no s6-rc: /etc/s6-overlay/s6-rc.d is run by package s6rc (s6rc_linux.go,
+// docs/s6-rc.md). S6_LOGGING,
 // S6_STAGE2_HOOK, S6_VERBOSITY and fix-attrs.d are not implemented. /init writes only under
 // /run (and /var/run, /command when something is missing there; never with
 // S6_READ_ONLY_ROOT), so a read-only root works. Run as a non-root user it accepts the /run

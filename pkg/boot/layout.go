@@ -18,6 +18,8 @@ type layout struct {
 	ContInit       string // /etc/cont-init.d
 	ServicesD      string // /etc/services.d
 	ContFinish     string // /etc/cont-finish.d
+	S6rcSource     string // /etc/s6-overlay/s6-rc.d, the s6-rc source tree (s6rc_linux.go)
+	S6rcLive       string // /run/s6-rc, its live state, wiped at every boot
 	Command        string // /command, symlinks to the s6 and execline tools
 	Svscan         string // /usr/bin/s6-svscan, exec'd by absolute path
 	Tools          []toolSource
@@ -43,6 +45,8 @@ func defaultLayout() layout {
 		ContInit:       "/etc/cont-init.d",
 		ServicesD:      "/etc/services.d",
 		ContFinish:     "/etc/cont-finish.d",
+		S6rcSource:     "/etc/s6-overlay/s6-rc.d",
+		S6rcLive:       "/run/s6-rc",
 		Command:        "/command",
 		Svscan:         "/usr/bin/s6-svscan",
 		Tools: []toolSource{
@@ -51,6 +55,7 @@ func defaultLayout() layout {
 			{Dir: "/usr/bin", Prefix: "ucspilogd"},          // the one s6 program without the prefix
 			{Dir: "/usr/local/bin", Prefix: "with-contenv"}, // s6gate's own, installed by the image
 			{Dir: "/usr/local/bin", Prefix: "printcontenv"},
+			{Dir: "/usr/local/bin", Prefix: "s6-rc"}, // s6rc_linux.go
 		},
 	}
 }

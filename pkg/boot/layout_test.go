@@ -6,7 +6,8 @@ import "path/filepath"
 func layoutUnder(root string) layout {
 	l := defaultLayout()
 	for _, p := range []*string{&l.Run, &l.VarRun, &l.S6, &l.Basedir, &l.Scandir, &l.ContEnv,
-		&l.LegacyServices, &l.Results, &l.ContInit, &l.ServicesD, &l.ContFinish, &l.Command, &l.Svscan} {
+		&l.LegacyServices, &l.Results, &l.ContInit, &l.ServicesD, &l.ContFinish, &l.Command, &l.Svscan,
+		&l.S6rcSource, &l.S6rcLive} {
 		*p = filepath.Join(root, *p)
 	}
 	tools := make([]toolSource, len(l.Tools))

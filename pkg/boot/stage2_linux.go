@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,7 +22,7 @@ import (
 // container is halted. A stop (SIGTERM from the stop hook) interrupts it: the running script
 // or CMD gets the SIGTERM, and nothing after it starts.
 func stage2(l layout, log *logger, cmd []string) int {
-	s := &stage2Run{l: l, log: log, reap: newReaper()}
+	s := &stage2Run{l: l, log: log, reap: newReaper(), stopc: make(chan struct{})}
 	defer s.reap.stop()
 	if err := writePidFile(l.stage2PidFile(), os.Getpid()); err != nil {
 		log.printf("stage2: warning: %v (a stop will not reach the CMD directly)", err)
@@ -43,43 +44,16 @@ func stage2(l layout, log *logger, cmd []string) int {
 	if s.stopping.Load() {
 		return codeOK
 	}
-	begin := time.Now()
-	name, code, failed := s.contInit(k)
-	if s.stopping.Load() { // a script killed by the stop is not a stage-2 failure
-		return codeOK
-	}
-	log.printf("stage2: cont-init.d done in %d ms", time.Since(begin).Milliseconds())
-	if failed {
-		if warn, stop := stage2Decision(k.Stage2Fails, true); stop {
-			log.printf("stage2: %s failed (exit %d) and S6_BEHAVIOUR_IF_STAGE2_FAILS=%d: stopping the container with exit code %d", filepath.Join(l.ContInit, name), code, k.Stage2Fails, code)
-			s.setExitcode(code)
-			s.halt()
-			return codeOK
-		} else if warn {
-			log.printf("stage2: warning: some scripts in %s failed; continuing (S6_BEHAVIOUR_IF_STAGE2_FAILS=%d)", l.ContInit, k.Stage2Fails)
-		}
-	}
-	if s.stopping.Load() {
-		return codeOK
-	}
-	if !s.services(k) {
-		if warn, stop := stage2Decision(k.Stage2Fails, true); stop {
-			log.printf("stage2: services failed to come up and S6_BEHAVIOUR_IF_STAGE2_FAILS=%d: stopping the container with exit code 1", k.Stage2Fails)
-			s.setExitcode(1)
-			s.halt()
-			return codeOK
-		} else if warn {
-			log.printf("stage2: warning: some services in %s did not come up in time; continuing", l.ServicesD)
-		}
-	}
-	if s.stopping.Load() {
+	// cont-init.d, the s6-rc tree's services and services.d, in s6-overlay's order, with the
+	// decisions S6_BEHAVIOUR_IF_STAGE2_FAILS asks for (s6rc_linux.go).
+	if s.bringUp(k) {
 		return codeOK
 	}
 	if len(cmd) == 0 {
 		log.printf("stage2: no CMD: the container runs until it is stopped")
 		return codeOK
 	}
-	code = s.runCmd(slices.Concat(k.CmdArg0, cmd))
+	code := s.runCmd(slices.Concat(k.CmdArg0, cmd))
 	s.setExitcode(code)
 	if s.stopping.Load() {
 		log.printf("stage2: CMD exited %d during the stop", code)
@@ -95,6 +69,8 @@ type stage2Run struct {
 	log      *logger
 	reap     *reaper
 	stopping atomic.Bool
+	stopc    chan struct{} // closed at the stop (ends the s6-rc change)
+	stopOnce sync.Once
 	current  atomic.Int64 // pid of the script or CMD running now, 0 if none
 }
 
@@ -110,6 +86,7 @@ func (s *stage2Run) handleSignals() {
 				continue
 			}
 			s.stopping.Store(true)
+			s.stopOnce.Do(func() { close(s.stopc) })
 			if pid := int(s.current.Load()); pid > 0 {
 				_ = syscall.Kill(pid, syscall.SIGTERM)
 				_ = syscall.Kill(pid, syscall.SIGCONT)

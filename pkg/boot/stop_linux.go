@@ -37,7 +37,6 @@ func stopHook(l layout, log *logger, sig string) int {
 		lock.Close()
 	}
 	k := hookKnobs(l, log)
-	deadline := start.Add(k.ServicesGrace)
 	log.printf("stop: %s received: bringing services down (S6_SERVICES_GRACETIME=%d ms)", sig, k.ServicesGrace.Milliseconds())
 
 	// The CMD (and a cont-init.d script still running) go down together with the services.
@@ -47,6 +46,11 @@ func stopHook(l layout, log *logger, sig string) int {
 	} else {
 		st2 = 0
 	}
+
+	// The s6-rc services first, in reverse dependency order (s6rc_linux.go); then the rest,
+	// each with S6_SERVICES_GRACETIME.
+	s6rcDown(l, log, k)
+	deadline := time.Now().Add(k.ServicesGrace)
 
 	names, err := listServiceDirs(l.Scandir)
 	if err != nil {
