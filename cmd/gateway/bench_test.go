@@ -24,7 +24,7 @@ func BenchmarkFootprint(b *testing.B) {
 	sizes := map[string]float64{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	for _, c := range []string{"gateway", "gw-reconcile", "gw-render", "gw-mark", "with-contenv", "printcontenv", "init", "s6gate"} {
+	for _, c := range []string{"gateway", "gw-reconcile", "gw-render", "gw-mark", "with-contenv", "printcontenv", "init", "s6-rc", "s6gate"} {
 		if _, err := os.Stat(filepath.Join("..", c)); err != nil {
 			continue
 		}
