@@ -18,7 +18,7 @@ MINIMAL_TAG ?= s6gate:minimal
 .PHONY: help deps build base image image-minimal up down test test-stress fuzz bench bench-smoke lint clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## static binaries into bin/
 	@mkdir -p $(BIN)
@@ -32,7 +32,7 @@ DEPS = $(if $(filter test test-stress,$(MAKECMDGOALS)),test,$(if $(filter up,$(M
 deps: ## check (as root: install from Debian's packages) what the goals need
 	@GO=$(GO) docker/deps.sh $(DEPS)
 
-base: deps ## local Debian base image with s6 (debootstrap + docker import; reused when present)
+base: deps ## local Debian base image with s6 (debootstrap + docker import; reused when present and current)
 	docker/mkbase.sh
 
 image: build base ## the s6gate:latest image (Debian base, s6, the multi-call binary)
