@@ -19,11 +19,14 @@ RUN groupadd --system --gid "${GATEWAY_UID}" gateway \
  && for f in /usr/bin/s6-* /usr/bin/ucspilogd /usr/lib/execline/bin/*; do ln -sf "$f" /command/; done \
  && chmod 1777 /run
 
-COPY bin/gateway bin/gw-reconcile bin/gw-render bin/gw-mark bin/with-contenv bin/printcontenv /usr/local/bin/
-COPY bin/init /init
-# s6-rc: the runtime command for s6-overlay's s6-rc.d trees (docs/s6-rc.md)
-COPY bin/s6-rc /usr/local/bin/
-RUN ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /usr/local/bin/s6-rc /command/
+# One static multi-call binary (cmd/s6gate) holds every s6gate command: each name is a link to
+# it, /init included (it runs the command named by argv[0]; see docs/init.md, "Files"). s6-rc is
+# the runtime command for s6-overlay's s6-rc.d trees (docs/s6-rc.md).
+COPY bin/s6gate /usr/local/bin/s6gate
+RUN for c in gateway gw-reconcile gw-render gw-mark with-contenv printcontenv s6-rc; do \
+      ln -s s6gate "/usr/local/bin/$c"; done \
+ && ln -s /usr/local/bin/s6gate /init \
+ && ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /usr/local/bin/s6-rc /command/
 COPY rootfs/ /
 
 ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-CMDS := gateway gw-reconcile gw-render gw-mark with-contenv printcontenv init s6-rc
+CMDS := s6gate gateway gw-reconcile gw-render gw-mark with-contenv printcontenv init s6-rc
 GOFLAGS_BUILD := -trimpath -ldflags='-s -w -buildid='
 PKGS := ./pkg/... ./internal/... ./cmd/...
 # The E2E suite is its own module (e2e/go.mod), so testcontainers-go and the moby client stay
@@ -11,11 +11,14 @@ E2E := e2e
 STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
 
 FUZZTIME ?= 10s
+# Image tags (override to test side by side: make image-minimal IMAGE_TAG=s6gate:wip MINIMAL_TAG=s6gate:minimal-wip).
+IMAGE_TAG ?= s6gate:latest
+MINIMAL_TAG ?= s6gate:minimal
 
-.PHONY: help deps build base image up down test test-stress fuzz bench bench-smoke lint clean
+.PHONY: help deps build base image image-minimal up down test test-stress fuzz bench bench-smoke lint clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## static binaries into bin/
 	@mkdir -p $(BIN)
@@ -29,13 +32,18 @@ DEPS = $(if $(filter test test-stress,$(MAKECMDGOALS)),test,$(if $(filter up,$(M
 deps: ## check (as root: install from Debian's packages) what the goals need
 	@GO=$(GO) docker/deps.sh $(DEPS)
 
-base: deps ## local Debian base image with s6 (debootstrap + docker import; reused when present)
+base: deps ## local Debian base image with s6 (debootstrap + docker import; reused when present and current)
 	docker/mkbase.sh
 
-image: build base ## the s6gate:latest image
-	@b=$${BASE_IMAGE:-s6gate-base:bookworm}; t0=$$SECONDS; echo "image: docker build -t s6gate:latest on $$b"; \
-	docker build -q -t s6gate:latest --build-arg BASE_IMAGE=$$b . >/dev/null && \
-	docker image ls s6gate:latest --format "image: built {{.Repository}}:{{.Tag}} ({{.Size}}) in $$((SECONDS - t0)) s"
+image: build base ## the s6gate:latest image (Debian base, s6, the multi-call binary)
+	@b=$${BASE_IMAGE:-s6gate-base:bookworm}; t0=$$SECONDS; echo "image: docker build -t $(IMAGE_TAG) on $$b"; \
+	docker build -q -t $(IMAGE_TAG) --build-arg BASE_IMAGE=$$b . >/dev/null && \
+	docker image ls $(IMAGE_TAG) --format "image: built {{.Repository}}:{{.Tag}} ({{.Size}}) in $$((SECONDS - t0)) s"
+
+image-minimal: image ## the s6gate:minimal image (FROM scratch: s6gate, s6, dash; Dockerfile.minimal)
+	@t0=$$SECONDS; echo "image-minimal: docker build -t $(MINIMAL_TAG) from $(IMAGE_TAG)"; \
+	docker build -q -t $(MINIMAL_TAG) --build-arg FULL_IMAGE=$(IMAGE_TAG) -f Dockerfile.minimal . >/dev/null && \
+	docker image ls $(MINIMAL_TAG) --format "image-minimal: built {{.Repository}}:{{.Tag}} ({{.Size}}) in $$((SECONDS - t0)) s"
 
 up: deps image ## build everything and start the compose demo, then show gateway status
 	docker/up.sh
@@ -43,14 +51,15 @@ up: deps image ## build everything and start the compose demo, then show gateway
 down: ## stop the compose demo (the volume stays)
 	cd docker && docker-compose -p s6gate -f compose.yaml down
 
-# The E2E suite needs the image; it is built when an engine answers. Without an engine the
-# E2E tests skip locally and fail under CI=true.
-test: deps build ## every test: unit, real-s6 integration, and E2E against the image
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; \
+# The E2E suite needs the images (full and minimal); they are built when an engine answers.
+# Without an engine the E2E tests skip locally and fail under CI=true.
+test: deps build ## every test: unit, real-s6 integration, and E2E against both images
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image-minimal; \
 	 else echo "make test: no Docker engine answers; E2E tests will skip (fail under CI=true)"; fi
 	@rc=0; set -x; \
 	CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -race -count=1 -timeout 30m $(PKGS) || rc=1; \
-	cd $(E2E) && CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -race -count=1 -timeout 30m ./... || rc=1; \
+	cd $(E2E) && CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(IMAGE_TAG) S6GATE_MINIMAL_IMAGE=$(MINIMAL_TAG) \
+	  $(GO) test -race -count=1 -timeout 30m ./... || rc=1; \
 	exit $$rc
 
 # Every fuzz target (func FuzzX in pkg/), each for FUZZTIME; an input that fails is kept in the
@@ -75,13 +84,14 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 # The integration and E2E suites again, while 2 busy loops per core keep the machine's CPUs
 # saturated: tests must wait on real signals, never on timing luck.
 test-stress: deps build ## the integration and E2E suites under CPU load (2 busy loops per core)
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image-minimal; fi
 	@n=$$((2 * $$(nproc))); echo "test-stress: $$n busy loops"; pids=""; \
 	for i in $$(seq $$n); do sh -c 'while :; do :; done' & pids="$$pids $$!"; done; \
 	trap 'kill $$pids 2>/dev/null' EXIT; \
 	rc=0; set -x; \
 	CGO_ENABLED=0 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -count=1 -timeout 40m $(PKGS) || rc=1; \
-	cd $(E2E) && CGO_ENABLED=0 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -count=1 -timeout 40m ./... || rc=1; \
+	cd $(E2E) && CGO_ENABLED=0 TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(IMAGE_TAG) S6GATE_MINIMAL_IMAGE=$(MINIMAL_TAG) \
+	  $(GO) test -count=1 -timeout 40m ./... || rc=1; \
 	exit $$rc
 
 # Every benchmark once, to prove they still run (CI); the figures of one iteration mean little.
@@ -91,7 +101,7 @@ bench-smoke: build ## run every host benchmark once
 bench: build ## benchmarks (speed and memory targets)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image && \
-	  cd $(E2E) && TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 20m ./...; fi
+	  cd $(E2E) && TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(IMAGE_TAG) $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 20m ./...; fi
 
 lint: ## gofmt, go vet, staticcheck (root and e2e modules)
 	@out=$$(gofmt -l cmd pkg internal $(E2E) 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

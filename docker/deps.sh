@@ -4,7 +4,7 @@
 # command to run. Silent when everything is present.
 #
 # Usage: docker/deps.sh base|up|test      (usually through `make base`, `make up`, `make test`)
-#   base  debootstrap, debian-archive-keyring           (only while the base image is missing)
+#   base  debootstrap, debian-archive-keyring           (only while the base image is missing or outdated)
 #   up    base, docker-compose, go, a Docker engine that answers
 #   test  up, s6, execline, strace (without an engine: only those three, and the E2E tests skip;
 #         under CI=true a missing engine fails)
@@ -111,8 +111,9 @@ main() {
 	if [[ -n ${S6GATE_DEPS_PACKAGES:-} ]]; then
 		read -r -a needs <<<"$S6GATE_DEPS_PACKAGES" # tests only: replaces the list
 	else
-		# The base image is built (debootstrap) only when it is missing or FORCE=1.
-		if [[ -z $ENGINE_ERR ]] && { is_true "${FORCE:-}" || ! docker image inspect "$IMAGE" >/dev/null 2>&1; }; then
+		# The base image is built (debootstrap) only when it is missing, of an older recipe
+		# (mkbase.sh --check: its io.s6gate.base.recipe label), or FORCE=1.
+		if [[ -z $ENGINE_ERR ]] && { is_true "${FORCE:-}" || ! BASE_IMAGE=$IMAGE "$(dirname "${BASH_SOURCE[0]}")/mkbase.sh" --check; }; then
 			needs+=("${BASE_NEEDS[@]}")
 		fi
 		[[ $profile != base && -z $ENGINE_ERR ]] && needs+=("${UP_NEEDS[@]}")

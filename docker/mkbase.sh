@@ -3,11 +3,14 @@
 # with debootstrap and `docker import`. No registry is involved: nothing is pulled.
 #
 # Usage: docker/mkbase.sh            (usually through `make base`)
+#        docker/mkbase.sh --check    exit 0 if BASE_IMAGE is current, 1 if it is to be built
 # Env:   BASE_IMAGE     image tag to produce           (default s6gate-base:bookworm)
 #        DEBIAN_MIRROR  Debian mirror URL for debootstrap (default: read from apt sources)
 #        FORCE=1        rebuild even if BASE_IMAGE already exists
 #        VERBOSE=1      stream debootstrap output and print the mirror URL (else: one
 #                       progress line per debootstrap stage)
+# An existing BASE_IMAGE is reused only if its io.s6gate.base.recipe label is RECIPE below;
+# an image of an older recipe (or none) is rebuilt.
 # Exit:  0 built or reused, 1 build failure, 2 usage or precondition problem.
 #
 # No mirror or registry host name may ever be written in this file: the mirror comes
@@ -18,6 +21,11 @@ readonly SUITE=bookworm
 readonly VARIANT=minbase
 readonly INCLUDE=s6,execline
 readonly KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+# RECIPE is written into the image (label io.s6gate.base.recipe). Bump it whenever what this
+# script puts into the tree changes (packages, trimming), so that a machine that still has an
+# image of an older recipe under the same tag (CI runners, developers) rebuilds it instead of
+# reusing it. 2: glibc's iconv modules and bash completions trimmed (issue 9, smaller images).
+readonly RECIPE=2
 readonly APT_ETC=${MKBASE_APT_ETC:-/etc/apt}   # overridable for tests only
 readonly APT_LISTS=${MKBASE_APT_LISTS:-/var/lib/apt/lists}
 IMAGE=${BASE_IMAGE:-s6gate-base:bookworm}
@@ -28,7 +36,7 @@ die() { printf '%s: error: %s\n' "$PROG" "$2" >&2; exit "$1"; }
 is_true() { [[ ${1:-} =~ ^(1|[Tt]rue|[Yy]es|on)$ ]]; }
 
 usage() {
-	sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -223,10 +231,12 @@ cleanup() {
 }
 
 main() {
+	local check=""
 	case ${1:-} in
 	"") ;;
 	-h | --help) usage; exit 0 ;;
-	*) die 2 "unexpected argument: $1 (takes no arguments; configure with env BASE_IMAGE, DEBIAN_MIRROR, FORCE; see --help)" ;;
+	--check) check=1 ;;
+	*) die 2 "unexpected argument: $1 (takes no arguments but --check; configure with env BASE_IMAGE, DEBIAN_MIRROR, FORCE; see --help)" ;;
 	esac
 	[[ $# -le 1 ]] || die 2 "too many arguments"
 	[[ $IMAGE =~ ^[a-z0-9][a-z0-9._/:-]*$ ]] || die 2 "BASE_IMAGE '$IMAGE' is not a valid lowercase image reference"
@@ -235,12 +245,19 @@ main() {
 	command -v docker >/dev/null 2>&1 || die 2 "docker CLI not found (apt-get install -y docker.io)"
 
 	# Fast path: one inspect call, no engine/root/debootstrap checks.
-	local info id size created
-	if ! is_true "${FORCE:-}" && info=$(docker image inspect -f '{{.Id}} {{.Size}} {{.Created}}' "$IMAGE" 2>/dev/null); then
-		read -r id size created <<<"$info"
-		log "reusing $IMAGE (${id#sha256:}; $((size / 1000000)) MB; created ${created%%.*}); FORCE=1 rebuilds"
-		exit 0
+	local info id size created recipe
+	if ! is_true "${FORCE:-}" && info=$(docker image inspect -f \
+		'{{.Id}} {{.Size}} {{.Created}} {{with .Config.Labels}}{{index . "io.s6gate.base.recipe"}}{{end}}' "$IMAGE" 2>/dev/null); then
+		read -r id size created recipe <<<"$info"
+		if [[ $recipe == "$RECIPE" ]]; then
+			[[ -n $check ]] && exit 0
+			log "reusing $IMAGE (${id#sha256:}; $((size / 1000000)) MB; created ${created%%.*}); FORCE=1 rebuilds"
+			exit 0
+		fi
+		[[ -n $check ]] && exit 1
+		log "$IMAGE (${id#sha256:}) is of recipe ${recipe:-1}, this script makes recipe $RECIPE: rebuilding it"
 	fi
+	[[ -n $check ]] && exit 1
 
 	# Preconditions (exit 2).
 	[[ $(id -u) -eq 0 ]] || die 2 "must run as root to build $IMAGE (debootstrap needs it): sudo make base"
@@ -269,7 +286,7 @@ main() {
 	if ! flock -n 9; then
 		log "another mkbase is building; waiting for it"
 		flock -w 900 9 || die 1 "timed out waiting for $lockfile"
-		if ! is_true "${FORCE:-}" && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+		if ! is_true "${FORCE:-}" && [[ $(docker image inspect -f '{{with .Config.Labels}}{{index . "io.s6gate.base.recipe"}}{{end}}' "$IMAGE" 2>/dev/null) == "$RECIPE" ]]; then
 			log "reusing $IMAGE (built by the other run)"
 			exit 0
 		fi
@@ -313,11 +330,20 @@ main() {
 	[[ -n $s6_ver && -n $el_ver ]] || die 1 "s6 or execline is not installed in the debootstrap tree"
 	rel_date=$(sed -n 's/^Date: //p' "$root"/var/lib/apt/lists/*_dists_"$SUITE"_*Release 2>/dev/null | head -n1 || true)
 
-	# Trim: docs (keep copyright files), man/info pages, locales, apt lists and caches, logs.
+	# Trim what a container never reads, so the image stays small (issue 9: s6gate:latest
+	# <= 80 MB): docs (keep the copyright files, as Debian's own slim images do), man/info
+	# pages, message catalogues (/usr/share/locale; the C.UTF-8 locale itself is in
+	# /usr/lib/locale and stays), lintian overrides, apt lists and caches, logs, and bash
+	# completions. Also glibc's iconv modules (/usr/lib/*/gconv, 8 MB): conversions between
+	# UTF-8/16/32, ASCII and Latin-1 are built into libc; the modules only serve legacy
+	# charsets (EBCDIC, ISO-2022-*, ...), which nothing here converts. Only files are removed,
+	# never a package: dpkg and apt keep working (`dpkg --verify` lists the removed files as
+	# missing; `apt-get install --reinstall libc6` brings the modules back).
 	find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
 	find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
 	rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* \
-		"$root"/usr/share/lintian/* "$root"/usr/share/linda/*
+		"$root"/usr/share/lintian/* "$root"/usr/share/linda/* "$root"/usr/share/bash-completion/*
+	find "$root"/usr/lib/*-linux-gnu*/gconv -mindepth 1 -delete 2>/dev/null || true
 	find "$root/var/lib/apt/lists" "$root/var/cache/apt" "$root/var/log" -type f -delete
 	rm -f "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old
 	# Keep later `apt-get install` layers just as lean (same rules as Debian's slim images).
@@ -359,6 +385,7 @@ main() {
 			--change "LABEL org.opencontainers.image.title=s6gate-base \
 org.opencontainers.image.description=\"Debian $SUITE $VARIANT with s6 and execline (debootstrap)\" \
 org.opencontainers.image.created=$created \
+io.s6gate.base.recipe=$RECIPE \
 io.s6gate.base.suite=$SUITE io.s6gate.base.variant=$VARIANT io.s6gate.base.include=$INCLUDE \
 io.s6gate.base.release-date=\"${rel_date:-unknown}\" \
 io.s6gate.base.s6-version=$s6_ver io.s6gate.base.execline-version=$el_ver" \
@@ -375,6 +402,8 @@ io.s6gate.base.s6-version=$s6_ver io.s6gate.base.execline-version=$el_ver" \
 			[ -x "$f" ] || { echo "missing $f"; exit 1; }
 		done
 		[ "$(/usr/bin/execlineb -Pc "echo execline-ok")" = execline-ok ] || { echo "execlineb does not run"; exit 1; }
+		dpkg-query -W dpkg s6 execline >/dev/null || { echo "dpkg does not answer"; exit 1; }
+		dpkg --audit >/dev/null || { echo "dpkg --audit failed"; exit 1; }
 		rc=0; /usr/bin/s6-svok / || rc=$?
 		[ "$rc" -eq 1 ] || { echo "s6-svok does not run (exit $rc)"; exit 1; }
 		echo ok' 2>&1) || [[ $out != ok ]]; then

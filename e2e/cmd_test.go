@@ -97,9 +97,9 @@ func TestDockerInitStillWorks(t *testing.T) {
 }
 
 // volumeFile prints a file from a volume through a plain container (no /init, so no boot).
-func volumeFile(t *testing.T, vol, path string) string {
+func volumeFile(t *testing.T, vol, path string, opts ...testcontainers.ContainerCustomizer) string {
 	t.Helper()
-	code, out := runContainer(t, vol, false, testcontainers.WithEntrypoint("cat", path))
+	code, out := runContainer(t, vol, false, append(opts, testcontainers.WithEntrypoint("cat", path))...)
 	require.Equal(t, 0, code, out)
 	return out
 }

@@ -8,14 +8,21 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/testcontainers/testcontainers-go"
 )
 
 const idleLoop = "echo \"gateway $0 up\"; while :; do sleep 1; done"
 
+// The core restart scenarios are functions of the container options, so that
+// TestMinimalImage (minimal_test.go) runs them on s6gate:minimal as well
+// (testcontainers.WithImage); each Test function here runs one on the image under test.
+
 // The regression at the heart of s6gate: a gateway the operator started, whose own process
 // wrote "running", survives a real `docker restart` — nothing stamped by the test.
-func TestRunningGatewaySurvivesDockerRestart(t *testing.T) {
-	b := start(t, nil)
+func TestRunningGatewaySurvivesDockerRestart(t *testing.T) { runningGatewaySurvivesDockerRestart(t) }
+
+func runningGatewaySurvivesDockerRestart(t *testing.T, opts ...testcontainers.ContainerCustomizer) {
+	b := start(t, nil, opts...)
 	b.gw("register", "coder", "--start")
 	before := b.waitUp("coder")
 	beforeStart := b.state("coder")["start_time"]
@@ -31,7 +38,11 @@ func TestRunningGatewaySurvivesDockerRestart(t *testing.T) {
 }
 
 func TestStoppedGatewayStaysDownAfterDockerRestart(t *testing.T) {
-	b := start(t, nil)
+	stoppedGatewayStaysDownAfterDockerRestart(t)
+}
+
+func stoppedGatewayStaysDownAfterDockerRestart(t *testing.T, opts ...testcontainers.ContainerCustomizer) {
+	b := start(t, nil, opts...)
 	b.gw("register", "coder", "--start")
 	b.waitUp("coder")
 	b.gw("stop", "-p", "coder")
@@ -47,7 +58,11 @@ func TestStoppedGatewayStaysDownAfterDockerRestart(t *testing.T) {
 }
 
 func TestKillThenStartBringsRunningGatewayBack(t *testing.T) {
-	b := start(t, nil)
+	killThenStartBringsRunningGatewayBack(t)
+}
+
+func killThenStartBringsRunningGatewayBack(t *testing.T, opts ...testcontainers.ContainerCustomizer) {
+	b := start(t, nil, opts...)
 	b.gw("register", "coder", "--start")
 	b.waitUp("coder")
 	_, err := b.cli.ContainerKill(b.ctx, b.id(), client.ContainerKillOptions{Signal: "KILL"})
@@ -86,7 +101,11 @@ func TestMixedProfilesAndACorruptStateFile(t *testing.T) {
 }
 
 func TestGatewayOutputReachesDockerLogsAndLogFile(t *testing.T) {
-	b := start(t, nil)
+	gatewayOutputReachesDockerLogsAndLogFile(t)
+}
+
+func gatewayOutputReachesDockerLogsAndLogFile(t *testing.T, opts ...testcontainers.ContainerCustomizer) {
+	b := start(t, nil, opts...)
 	b.gw("register", "talker", "--start", "--", "sh", "-c", "echo marker-from-talker-$((6*7)); exec sleep 1000")
 	b.waitUp("talker")
 	eventually(t, 20*time.Second, "the line in docker logs and in the s6-log file", func() bool {
@@ -95,8 +114,10 @@ func TestGatewayOutputReachesDockerLogsAndLogFile(t *testing.T) {
 	})
 }
 
-func TestDockerStopIsPromptAndPersistsRunning(t *testing.T) {
-	b := start(t, map[string]string{"S6_KILL_GRACETIME": "8000", "S6_SERVICES_GRACETIME": "8000"})
+func TestDockerStopIsPromptAndPersistsRunning(t *testing.T) { dockerStopIsPromptAndPersistsRunning(t) }
+
+func dockerStopIsPromptAndPersistsRunning(t *testing.T, opts ...testcontainers.ContainerCustomizer) {
+	b := start(t, map[string]string{"S6_KILL_GRACETIME": "8000", "S6_SERVICES_GRACETIME": "8000"}, opts...)
 	profiles := []string{"g1", "g2", "g3", "g4", "g5"}
 	for _, p := range profiles {
 		b.gw("register", p, "--start", "--", "sh", "-c", idleLoop, p)
@@ -117,7 +138,7 @@ func TestDockerStopIsPromptAndPersistsRunning(t *testing.T) {
 	// What the gateways themselves persisted on the way down, read from the volume while the
 	// container is stopped: running, as an unplanned (container) stop — not stopped.
 	for _, p := range profiles {
-		out := volumeFile(t, b.vol, "/opt/data/profiles/"+p+"/gateway_state.json")
+		out := volumeFile(t, b.vol, "/opt/data/profiles/"+p+"/gateway_state.json", opts...)
 		assert.Contains(t, out, `"gateway_state": "running"`, p)
 		assert.Contains(t, out, "signal-initiated shutdown (unplanned", p)
 	}

@@ -1,95 +1,13 @@
-// Command gateway is the per-profile supervised process (`gateway run`) and the operator verbs
-// that register, start, stop and inspect gateways in an s6 scan directory. See docs/gateway.md.
+// Command gateway is the per-profile supervised process (`gateway run`) and the operator verbs. See docs/gateway.md. Its code is package internal/cmd/gateway, shared with
+// the multi-call binary cmd/s6gate (installed as /usr/local/bin/s6gate, with gateway a link to it).
 package main
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"runtime"
-	"strconv"
 
-	"github.com/s6gate/s6gate/internal/cli"
-	"github.com/s6gate/s6gate/pkg/config"
-	"github.com/s6gate/s6gate/pkg/exitcode"
-	"github.com/s6gate/s6gate/pkg/gatewayrun"
-	"github.com/s6gate/s6gate/pkg/operator"
-	"github.com/s6gate/s6gate/pkg/svcuser"
+	"github.com/s6gate/s6gate/internal/cmd/gateway"
 )
 
-const usage = `usage:
-  gateway run -p NAME [--replace] [-- CMD...]
-  gateway register NAME [--env K=V]... [--start] [--settle D] [--timeout D] [-- CMD...]
-  gateway unregister NAME [--timeout D]
-  gateway start [-p NAME | --all] [--settle D] [--timeout D]
-  gateway stop [-p NAME | --all] [--timeout D]
-  gateway restart [-p NAME | --all] [--settle D] [--timeout D]
-  gateway status [-p NAME] [--json] [--check] [--timeout D]
-  gateway list [--json] [--timeout D]
-  gateway logs [-p NAME | --all] [-n N] [-f] [--timeout D]
-`
-
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitcode.Usage
-	}
-	if cli.IsHelp(args[0]) {
-		fmt.Fprint(stdout, usage)
-		return exitcode.OK
-	}
-	verb := args[0]
-	fail := func(err error) int {
-		if verb == "run" { // to s6 (and its finish script) any setup failure is fatal configuration
-			fmt.Fprintln(stderr, exitcode.Line("gateway", "run", fmt.Errorf("fatal configuration: %w", err)))
-			return exitcode.FatalConfig
-		}
-		return cli.Fail(stderr, "gateway", verb, err)
-	}
-	c, err := parse(verb, args[1:])
-	if err != nil {
-		return cli.Fail(stderr, "gateway", verb, err)
-	}
-	settings, err := config.FromEnv(os.Getenv)
-	if err != nil {
-		return fail(err)
-	}
-	// Everything from here on acts as the service user: started as root, become it before
-	// touching anything (SPEC §11).
-	if _, err := svcuser.Become(settings.User); err != nil {
-		return fail(err)
-	}
-	ctx := context.Background()
-	if verb == "run" {
-		// One P: the gateway is a small resident wrapper, one per profile, so every byte of
-		// per-P runtime state is paid a thousand times (docs/PERFORMANCE.md); it never needs
-		// parallelism. Its child is not affected (GOMAXPROCS is not exported).
-		runtime.GOMAXPROCS(1)
-		notify, _ := strconv.Atoi(os.Getenv("GATEWAY_NOTIFY_FD"))
-		beat, err := config.ParseDuration(os.Getenv("GATEWAY_HEARTBEAT"), gatewayrun.DefaultHeartbeat)
-		if err != nil {
-			return fail(fmt.Errorf("GATEWAY_HEARTBEAT: %w", err))
-		}
-		return gatewayrun.Run(ctx, gatewayrun.Options{
-			Settings: settings, Profile: c.profile, Replace: c.replace, Command: c.command,
-			NotifyFD: notify, Heartbeat: beat, Logger: slog.New(slog.NewTextHandler(stderr, nil)),
-		})
-	}
-	op := operator.New(settings, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if c.timeout > 0 {
-		op.Timeout = c.timeout
-	}
-	op.Settle = c.settle
-	if err := dispatch(ctx, op, verb, c, stdout); err != nil {
-		code := fail(err)
-		printStartLog(stderr, err)
-		return code
-	}
-	return exitcode.OK
+	os.Exit(gateway.Main(os.Args))
 }

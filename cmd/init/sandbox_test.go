@@ -75,10 +75,15 @@ func requireSandbox(t *testing.T) {
 // binDir holds the binaries built for this test run (set by TestMain, removed after it).
 var binDir string
 
-// buildOnce builds init, with-contenv and printcontenv once per test run, statically.
+// buildOnce builds init, with-contenv and printcontenv once per test run, statically (with
+// S6GATE_TEST_MULTICALL=1 the multi-call binary s6gate instead).
 var buildOnce = sync.OnceValues(func() (string, error) {
 	dir := binDir
-	for _, c := range []string{"init", "with-contenv", "printcontenv"} {
+	cmds := []string{"init", "with-contenv", "printcontenv"}
+	if s6test.Multicall() {
+		cmds = []string{"s6gate"}
+	}
+	for _, c := range cmds {
 		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, c), "../"+c)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -111,9 +116,17 @@ func newSandbox(t *testing.T) *sandbox {
 	for _, d := range []string{"etc/cont-init.d", "etc/services.d", "etc/cont-finish.d", "usr/local/bin", "var", "run", "out", "tmp"} {
 		require.NoError(t, os.MkdirAll(s.path(d), 0o755))
 	}
-	copyFile(t, filepath.Join(bin, "init"), s.path("init"))
-	copyFile(t, filepath.Join(bin, "with-contenv"), s.path("usr/local/bin/with-contenv"))
-	copyFile(t, filepath.Join(bin, "printcontenv"), s.path("usr/local/bin/printcontenv"))
+	if s6test.Multicall() {
+		// The image's layout: one binary, /init and the commands links to it.
+		copyFile(t, filepath.Join(bin, "s6gate"), s.path("usr/local/bin/s6gate"))
+		require.NoError(t, os.Symlink("usr/local/bin/s6gate", s.path("init")))
+		require.NoError(t, os.Symlink("s6gate", s.path("usr/local/bin/with-contenv")))
+		require.NoError(t, os.Symlink("s6gate", s.path("usr/local/bin/printcontenv")))
+	} else {
+		copyFile(t, filepath.Join(bin, "init"), s.path("init"))
+		copyFile(t, filepath.Join(bin, "with-contenv"), s.path("usr/local/bin/with-contenv"))
+		copyFile(t, filepath.Join(bin, "printcontenv"), s.path("usr/local/bin/printcontenv"))
+	}
 	for _, f := range []string{"passwd", "group"} {
 		copyFile(t, "/etc/"+f, s.path("etc/"+f))
 	}

@@ -1,48 +1,13 @@
-// Command printcontenv prints one variable of the container environment that /init saved in
-// /run/s6/container_environment (or of its own environment when S6_KEEP_ENV is set or there
-// is no such directory), followed by a newline, like printenv(1). See docs/init.md.
+// Command printcontenv prints one variable of the container environment /init saved. See docs/init.md. Its code is package internal/cmd/printcontenv, shared with
+// the multi-call binary cmd/s6gate (installed as /usr/local/bin/s6gate, with printcontenv a link to it).
 package main
 
 import (
-	"io"
 	"os"
 
-	"github.com/s6gate/s6gate/pkg/contenv"
+	"github.com/s6gate/s6gate/internal/cmd/printcontenv"
 )
 
-const usage = "usage: printcontenv VAR"
-
 func main() {
-	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
-}
-
-func run(args, environ []string, stdout, stderr io.Writer) int {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		io.WriteString(stdout, usage+"\n")
-		return 0
-	}
-	if len(args) > 0 && args[0] == "--" {
-		args = args[1:]
-	}
-	if len(args) != 1 {
-		io.WriteString(stderr, "printcontenv: expected exactly one VAR; "+usage+"\n")
-		return 2
-	}
-	name := args[0]
-	if !contenv.ValidName(name) {
-		io.WriteString(stderr, "printcontenv: invalid variable name \""+name+"\"; "+usage+"\n")
-		return 2
-	}
-	value, ok, err := contenv.Lookup(environ, contenv.DefaultDir, name)
-	if err != nil {
-		io.WriteString(stderr, "printcontenv: read "+name+": "+err.Error()+"\n")
-		return 1
-	}
-	if !ok {
-		return 1
-	}
-	if _, err := io.WriteString(stdout, value+"\n"); err != nil {
-		return 1
-	}
-	return 0
+	os.Exit(printcontenv.Main(os.Args))
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,46 +15,31 @@ import (
 	"github.com/s6gate/s6gate/pkg/contenv"
 )
 
-func TestUsage(t *testing.T) {
-	for _, tc := range []struct {
-		args   []string
-		code   int
-		stdout string
-		stderr string
-	}{
-		{nil, 2, "", "with-contenv: missing PROG; " + usage + "\n"},
-		{[]string{"--"}, 2, "", "with-contenv: missing PROG; " + usage + "\n"},
-		{[]string{"-x", "sh"}, 2, "", "with-contenv: unknown option -x; " + usage + "\n"},
-		{[]string{"--help"}, 0, usage + "\n", ""},
-	} {
-		var stdout, stderr bytes.Buffer
-		code := run(tc.args, nil, &stdout, &stderr)
-		assert.Equal(t, tc.code, code, "%q", tc.args)
-		assert.Equal(t, tc.stdout, stdout.String(), "%q", tc.args)
-		assert.Equal(t, tc.stderr, stderr.String(), "%q", tc.args)
-	}
-}
-
-func TestUsageMatchesDocs(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/init.md")
-	require.NoError(t, err)
-	assert.Contains(t, string(doc), strings.TrimPrefix(usage, "usage: "), "docs/init.md must show the usage line")
-}
-
-// buildBinary compiles this command the way the Makefile does.
-func buildBinary(t *testing.T) string {
+// buildBinary compiles this command the way the Makefile does; with multicall, the multi-call
+// binary cmd/s6gate and a link named with-contenv to it, as the image installs them.
+func buildBinary(t *testing.T, multicall bool) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "with-contenv")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "with-contenv")
+	pkg, out := ".", bin
+	if multicall {
+		pkg, out = "../s6gate", filepath.Join(dir, "s6gate")
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	msg, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build: %s", msg)
+	if multicall {
+		require.NoError(t, os.Symlink("s6gate", bin))
+	}
 	return bin
 }
 
 // The host has no /run/s6/container_environment: the environment must pass through untouched
 // (SPEC: the same slots run under a plain s6-svscan in tests). Restoring from a real directory
 // is covered by pkg/contenv and, at its production path, by the /init tests in cmd/init.
+// The same cases run on the single binary and on a with-contenv link to the multi-call binary
+// (there the #! line names the link: argv[0] is the interpreter's path, which picks the command).
 func TestBlackBox(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("linux only")
@@ -63,7 +47,11 @@ func TestBlackBox(t *testing.T) {
 	if _, err := os.Stat(contenv.DefaultDir); err == nil {
 		t.Skipf("%s exists on this machine: the pass-through case cannot be observed here", contenv.DefaultDir)
 	}
-	bin := buildBinary(t)
+	t.Run("single", func(t *testing.T) { blackBox(t, buildBinary(t, false)) })
+	t.Run("multicall", func(t *testing.T) { blackBox(t, buildBinary(t, true)) })
+}
+
+func blackBox(t *testing.T, bin string) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "noexec"), []byte("#!/bin/sh\necho no\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "badinterp"), []byte("#!/nonexistent/sh\n"), 0o755))

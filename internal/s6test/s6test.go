@@ -186,8 +186,16 @@ type builds struct {
 // binaries is per test process: every test binary builds the commands once.
 var binaries builds
 
-// commands are the binaries Binaries builds.
-var commands = []string{"gateway", "gw-reconcile", "gw-render", "gw-mark", "with-contenv", "printcontenv"}
+// commands are the binaries Binaries builds (s6gate is the multi-call binary of all of them).
+var commands = []string{"gateway", "gw-reconcile", "gw-render", "gw-mark", "with-contenv", "printcontenv", "s6gate"}
+
+// MulticallEnv, set to 1, makes Binaries return links to the multi-call binary cmd/s6gate
+// under each command's name instead of the single binaries, as the image installs them: the
+// same tests then prove the multi-call dispatch (cmd/init's sandbox tests honour it too).
+const MulticallEnv = "S6GATE_TEST_MULTICALL"
+
+// Multicall reports whether MulticallEnv asks for the multi-call binary.
+func Multicall() bool { return os.Getenv(MulticallEnv) == "1" }
 
 // Main runs a package's tests and then deletes the binaries Binaries built for them. A test
 // package that uses this package calls it from its TestMain: func TestMain(m *testing.M) {
@@ -205,7 +213,8 @@ func removeBinaries() {
 }
 
 // Binaries builds this repository's commands (cmd/*) once per test process, statically, into
-// a temporary directory, and returns name → path.
+// a temporary directory, and returns name → path. With S6GATE_TEST_MULTICALL=1 every name but
+// s6gate is a link to s6gate (in a directory of its own, so argv[0] is the command's name).
 func Binaries(t testing.TB) map[string]string {
 	t.Helper()
 	binaries.once.Do(func() {
@@ -227,6 +236,9 @@ func Binaries(t testing.TB) map[string]string {
 		cmd.Dir = repoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		binaries.out, binaries.err = cmd.CombinedOutput()
+		if binaries.err == nil && Multicall() {
+			binaries.err = multicallLinks(binaries.dir)
+		}
 	})
 	if binaries.err != nil {
 		t.Fatalf("building cmd/...: %v\n%s", binaries.err, binaries.out)
@@ -240,6 +252,23 @@ func Binaries(t testing.TB) map[string]string {
 		m[e.Name()] = filepath.Join(binaries.dir, e.Name())
 	}
 	return m
+}
+
+// multicallLinks replaces every single binary in dir but s6gate with a link to s6gate.
+func multicallLinks(dir string) error {
+	for _, c := range commands {
+		if c == "s6gate" {
+			continue
+		}
+		p := filepath.Join(dir, c)
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+		if err := os.Symlink("s6gate", p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func goTool() string {

@@ -13,18 +13,6 @@ import (
 	"github.com/s6gate/s6gate/pkg/contenv"
 )
 
-// Names under which the /init binary is started for its other jobs (argv[0]'s base name).
-const (
-	stage2Name = "s6gate-stage2" // the stage-2 child: cont-init.d, services.d, CMD
-	finishName = "finish"        // <scandir>/.s6-svscan/finish: stage 3, as PID 1
-	crashName  = "crash"         // <scandir>/.s6-svscan/crash
-	haltName   = "halt"          // /run/s6/basedir/bin/halt
-)
-
-// stopSignals are the signals whose <scandir>/.s6-svscan/ handler runs the stop sequence.
-// Others keep s6-svscan's defaults (SIGHUP: rescan and prune; SIGUSR1/2: nothing).
-func stopSignals() []string { return []string{"SIGTERM", "SIGINT", "SIGQUIT"} }
-
 // Main runs /init. Which job it does depends on the name it was started under (argv[0]):
 // the container's entrypoint boots; the symlinks that boot creates to the same binary run
 // stage 2, the stop hook, stage 3 and halt. It returns the process's exit code.

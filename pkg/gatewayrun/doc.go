@@ -18,6 +18,6 @@
 // purpose leaves one first. Everything else is the container or the supervisor tearing down,
 // and the gateway must come back after the restart, so it persists running.
 //
-// Only cmd/gateway imports this package; the profile lock it holds is package pidlock, its
+// Only the gateway command (internal/cmd/gateway) imports this package; the profile lock it holds is package pidlock, its
 // exit codes 75 and 78 are in package exitcode.
 package gatewayrun

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/safedir"
@@ -21,7 +22,9 @@ const ConfigFile = "profile.json"
 // MaxConfigSize caps profile.json reads.
 const MaxConfigSize = 1 << 20
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// Compiled on first use: package initialisation runs in every process of the multi-call
+// binary (cmd/s6gate), with-contenv included.
+var envNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // EnvNameError reports an environment variable name that cannot be exported safely.
 type EnvNameError struct{ Name string }
@@ -35,7 +38,7 @@ func (e *EnvNameError) ExitCode() int { return exitcode.Usage }
 
 // ValidateEnvName returns an *EnvNameError unless name is a portable shell variable name.
 func ValidateEnvName(name string) error {
-	if !envNameRE.MatchString(name) {
+	if !envNameRE().MatchString(name) {
 		return &EnvNameError{Name: name}
 	}
 	return nil

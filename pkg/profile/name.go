@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"sync"
 
 	"github.com/s6gate/s6gate/pkg/exitcode"
 )
@@ -22,7 +23,9 @@ const MaxNameLen = 251 - len("gateway-")
 // ProfilesDir is the directory under the data root that holds named profiles' homes.
 const ProfilesDir = "profiles"
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+// Compiled on first use: package initialisation runs in every process of the multi-call
+// binary (cmd/s6gate), with-contenv included.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`) })
 
 // NameError reports an invalid profile name. It is a usage error (exit code 2).
 type NameError struct {
@@ -44,7 +47,7 @@ func Validate(name string) error {
 		return &NameError{Name: name, Reason: "empty"}
 	case len(name) > MaxNameLen:
 		return &NameError{Name: name, Reason: fmt.Sprintf("longer than %d bytes", MaxNameLen)}
-	case !nameRE.MatchString(name):
+	case !nameRE().MatchString(name):
 		return &NameError{Name: name, Reason: "must match ^[a-z0-9][a-z0-9_-]*$ (lower-case letters, digits, '_' and '-', not first)"}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -211,7 +212,9 @@ func ParseSvstatFields(fields []string, out string, now time.Time) (Status, erro
 	return s, nil
 }
 
-var svstatRE = regexp.MustCompile(`^(up|down)(?: \(([^)]*)\))? (\d+) seconds?(.*)$`)
+// Compiled on first use: package initialisation runs in every process of the multi-call
+// binary (cmd/s6gate), with-contenv included.
+var svstatRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(up|down)(?: \(([^)]*)\))? (\d+) seconds?(.*)$`) })
 
 // ParseSvstat parses the human line of `s6-svstat DIR`:
 //
@@ -222,7 +225,7 @@ var svstatRE = regexp.MustCompile(`^(up|down)(?: \(([^)]*)\))? (\d+) seconds?(.*
 //	down 5 seconds
 func ParseSvstat(out string, now time.Time) (Status, error) {
 	line := strings.TrimSpace(out)
-	m := svstatRE.FindStringSubmatch(line)
+	m := svstatRE().FindStringSubmatch(line)
 	if m == nil {
 		return Status{}, fmt.Errorf("s6-svstat: unrecognised output %q", line)
 	}

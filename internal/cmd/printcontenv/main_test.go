@@ -1,4 +1,4 @@
-package main
+package printcontenv
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 )
 
 func TestUsageMatchesDocs(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/init.md")
+	doc, err := os.ReadFile("../../../docs/init.md")
 	require.NoError(t, err)
 	assert.Contains(t, string(doc), strings.TrimPrefix(usage, "usage: "), "docs/init.md must show the usage line")
 }

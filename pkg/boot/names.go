@@ -1,0 +1,30 @@
+package boot
+
+// Names under which the /init binary is started for its other jobs (argv[0]'s base name).
+const (
+	stage2Name = "s6gate-stage2" // the stage-2 child: cont-init.d, services.d, CMD
+	finishName = "finish"        // <scandir>/.s6-svscan/finish: stage 3, as PID 1
+	crashName  = "crash"         // <scandir>/.s6-svscan/crash
+	haltName   = "halt"          // /run/s6/basedir/bin/halt
+)
+
+// stopSignals are the signals whose <scandir>/.s6-svscan/ handler runs the stop sequence.
+// Others keep s6-svscan's defaults (SIGHUP: rescan and prune; SIGUSR1/2: nothing).
+func stopSignals() []string { return []string{"SIGTERM", "SIGINT", "SIGQUIT"} }
+
+// IsJobName reports whether name, the base name of argv[0], is one under which /init starts
+// itself again for another job (stage 2, a stop hook, stage 3, halt). A multi-call binary
+// that holds /init (cmd/s6gate) routes these names to Main: boot links them to the running
+// executable, which is that binary, not the /init link.
+func IsJobName(name string) bool {
+	switch name {
+	case stage2Name, finishName, crashName, haltName:
+		return true
+	}
+	for _, sig := range stopSignals() {
+		if name == sig {
+			return true
+		}
+	}
+	return false
+}
