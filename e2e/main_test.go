@@ -3,7 +3,8 @@
 // unprivileged operator (`docker exec -u gateway`) manages gateways at runtime.
 //
 // It runs against the image s6gate:latest (`make image`; `make test` builds it first), or the
-// one named by $S6GATE_IMAGE. No image is ever pulled. Without an engine the tests skip locally and fail under CI=true.
+// one named by $S6GATE_IMAGE: `make test` runs the restart scenarios a second time against
+// s6gate:overlay (s6gate inside a real s6-overlay, `make image-overlay`). No image is ever pulled. Without an engine the tests skip locally and fail under CI=true.
 package e2e
 
 import (
@@ -147,6 +148,12 @@ func (b *box) gw(args ...string) string {
 	code, out := b.exec("gateway", append([]string{"gateway"}, args...)...)
 	require.Equal(b.t, 0, code, "gateway %v as uid 10000: %s", args, out)
 	return out
+}
+
+// s6Overlay reports whether the image runs upstream's s6-overlay /init (s6gate:overlay, `make
+// image-overlay`) rather than s6gate's own.
+func (b *box) s6Overlay() bool {
+	return b.fileExists("/package/admin/s6-overlay/libexec/preinit")
 }
 
 func (b *box) fileExists(p string) bool {
