@@ -112,7 +112,7 @@ bench-smoke: build ## run every host benchmark once
 
 bench: build ## benchmarks (speed and memory targets)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image && \
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image peer-image && \
 	  cd $(E2E) && TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 20m ./...; fi
 
 lint: ## gofmt, go vet, staticcheck (root and e2e modules)
