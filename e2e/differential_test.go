@@ -28,18 +28,18 @@ COPY rootfs/ /
 `
 
 // differentialFixtures is every fixture of testdata/differential and what s6gate's /init is
-// expected to do with it compared with the real s6-overlay: "same", or "differs: <why>" for
-// what s6gate does not support yet. A "same" fixture that diverges fails, and so does a
+// expected to do with it compared with the real s6-overlay: "same", or "differs…: <why>" for
+// what s6gate does not support yet or does otherwise on purpose (docs/init.md). A "same" fixture that diverges fails, and so does a
 // "differs" one that no longer does (then the table is out of date: make it "same").
 var differentialFixtures = map[string]string{
 	"cont-init-order": "same",
 	"services-finish": "same",
 	"cmd-exit-code":   "same",
 	"with-contenv":    "same",
-	"stage2-fails": "differs: with S6_BEHAVIOUR_IF_STAGE2_FAILS=2 s6-overlay runs every cont-init.d script, then stops " +
+	"stage2-fails": "differs (on purpose, docs/init.md): with S6_BEHAVIOUR_IF_STAGE2_FAILS=2 s6-overlay runs every cont-init.d script, then stops " +
 		"with exit 1 (s6-rc's) and runs no cont-finish.d (legacy-cont-init never came up); s6gate stops at the first " +
 		"failing script, exits with its code (3) and runs cont-finish.d (docs/init.md)",
-	"env-without-contenv": "differs: s6-overlay gives cont-init.d scripts and the CMD only PATH (the container " +
+	"env-without-contenv": "differs (on purpose, docs/init.md): s6-overlay gives cont-init.d scripts and the CMD only PATH (the container " +
 		"environment through with-contenv or printcontenv, or S6_KEEP_ENV=1); s6gate runs both in the container environment",
 	"s6rc-bundle": "differs: s6gate's /init has no s6-rc engine yet (/etc/s6-overlay/s6-rc.d is ignored: neither " +
 		"the oneshot nor the longrun runs)",
@@ -79,6 +79,7 @@ func TestDifferentialAgainstS6Overlay(t *testing.T) {
 			t.Logf("s6gate (%s): %s", Image, ours)
 			t.Logf("s6-overlay (%s): %s", PeerImage, peer)
 			same := assert.ObjectsAreEqual(ours, peer)
+			require.True(t, want == "same" || strings.HasPrefix(want, "differs"), "%s: %q is neither same nor differs…", name, want)
 			if want == "same" {
 				assert.Equal(t, peer, ours, "s6gate's /init must behave as s6-overlay's")
 			} else {
