@@ -29,8 +29,9 @@ COPY rootfs/ /
 
 // differentialFixtures is every fixture of testdata/differential and what s6gate's /init is
 // expected to do with it compared with the real s6-overlay: "same", or "differs…: <why>" for
-// what s6gate does not support yet or does otherwise on purpose (docs/init.md). A "same" fixture that diverges fails, and so does a
-// "differs" one that no longer does (then the table is out of date: make it "same").
+// what s6gate does not support yet or does otherwise on purpose (docs/init.md). A "same"
+// fixture that diverges fails, and so does a "differs" one that no longer does (then the
+// table is out of date: make it "same").
 var differentialFixtures = map[string]string{
 	"cont-init-order": "same",
 	"services-finish": "same",
