@@ -15,7 +15,17 @@ FUZZTIME ?= 10s
 IMAGE_TAG ?= s6gate:latest
 MINIMAL_TAG ?= s6gate:minimal
 
-.PHONY: help deps build base image image-minimal up down test test-stress fuzz bench bench-smoke lint clean
+.PHONY: help deps build base image image-minimal peer-image image-overlay up down test test-stress fuzz bench bench-smoke lint clean
+
+# The s6-overlay peer: a real s6-overlay compiled offline from S6_OVERLAY_PEER's sources into
+# S6_OVERLAY_DIST (ignored by git), and the image PEER_IMAGE made of it (docker/s6-overlay/).
+S6_OVERLAY_PEER ?= ../shared/peers/s6-overlay
+S6_OVERLAY_DIST ?= build/s6-overlay-dist
+PEER_IMAGE ?= s6gate-peer:s6-overlay-3.2.3.0
+OVERLAY_IMAGE ?= s6gate:overlay
+export S6_OVERLAY_PEER S6_OVERLAY_DIST PEER_IMAGE
+# The E2E scenarios that also run against OVERLAY_IMAGE (s6gate inside a real s6-overlay).
+OVERLAY_TESTS := ^(TestRunningGatewaySurvivesDockerRestart|TestStoppedGatewayStaysDownAfterDockerRestart|TestKillThenStartBringsRunningGatewayBack|TestDockerStopIsPromptAndPersistsRunning|TestComposeForceRecreate)$$
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,7 +38,7 @@ build: ## static binaries into bin/
 
 # What the goals need from Debian's packages (docker/deps.sh): as root it installs what is
 # missing and says so; otherwise it stops with one line naming the command to run.
-DEPS = $(if $(filter test test-stress,$(MAKECMDGOALS)),test,$(if $(filter up,$(MAKECMDGOALS)),up,base))
+DEPS = $(if $(filter test test-stress peer-image image-overlay,$(MAKECMDGOALS)),test,$(if $(filter up,$(MAKECMDGOALS)),up,base))
 deps: ## check (as root: install from Debian's packages) what the goals need
 	@GO=$(GO) docker/deps.sh $(DEPS)
 
@@ -45,6 +55,15 @@ image-minimal: image ## the s6gate:minimal image (FROM scratch: s6gate, s6, dash
 	docker build -q -t $(MINIMAL_TAG) --build-arg FULL_IMAGE=$(IMAGE_TAG) -f Dockerfile.minimal . >/dev/null && \
 	docker image ls $(MINIMAL_TAG) --format "image-minimal: built {{.Repository}}:{{.Tag}} ({{.Size}}) in $$((SECONDS - t0)) s"
 
+peer-image: deps base ## the s6-overlay peer image (compiled from source once; reused when present)
+	docker/s6-overlay/mkpeer.sh image
+
+# s6gate inside a real s6-overlay: FROM the peer image, the recipe of docs/s6-overlay-image.md.
+image-overlay: build peer-image ## the s6gate:overlay image (s6gate on a real s6-overlay)
+	@t0=$$SECONDS; echo "image-overlay: docker build -t $(OVERLAY_IMAGE) on $(PEER_IMAGE)"; \
+	docker build -q -t $(OVERLAY_IMAGE) --build-arg S6_OVERLAY_IMAGE=$(PEER_IMAGE) -f docker/s6-overlay/Dockerfile . >/dev/null && \
+	docker image ls $(OVERLAY_IMAGE) --format "image-overlay: built {{.Repository}}:{{.Tag}} ({{.Size}}) in $$((SECONDS - t0)) s"
+
 up: deps image ## build everything and start the compose demo, then show gateway status
 	docker/up.sh
 
@@ -53,13 +72,16 @@ down: ## stop the compose demo (the volume stays)
 
 # The E2E suite needs the images (full and minimal); they are built when an engine answers.
 # Without an engine the E2E tests skip locally and fail under CI=true.
-test: deps build ## every test: unit, real-s6 integration, and E2E against both images
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image-minimal; \
+# The restart scenarios run a second time against OVERLAY_IMAGE (s6gate inside a real
+# s6-overlay); the differential tests compare s6gate's /init with the peer's.
+test: deps build ## every test: unit, real-s6 integration, and E2E against the images
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image-minimal image-overlay; \
 	 else echo "make test: no Docker engine answers; E2E tests will skip (fail under CI=true)"; fi
 	@rc=0; set -x; \
 	CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -race -count=1 -timeout 30m $(PKGS) || rc=1; \
 	cd $(E2E) && CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(IMAGE_TAG) S6GATE_MINIMAL_IMAGE=$(MINIMAL_TAG) \
 	  $(GO) test -race -count=1 -timeout 30m ./... || rc=1; \
+	CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(OVERLAY_IMAGE) $(GO) test -race -count=1 -timeout 30m -run '$(OVERLAY_TESTS)' ./ || rc=1; \
 	exit $$rc
 
 # Every fuzz target (func FuzzX in pkg/), each for FUZZTIME; an input that fails is kept in the
@@ -100,8 +122,8 @@ bench-smoke: build ## run every host benchmark once
 
 bench: build ## benchmarks (speed and memory targets)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image && \
-	  cd $(E2E) && TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(IMAGE_TAG) $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 20m ./...; fi
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image peer-image && \
+	  cd $(E2E) && TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(IMAGE_TAG) $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 60m ./...; fi
 
 lint: ## gofmt, go vet, staticcheck (root and e2e modules)
 	@out=$$(gofmt -l cmd pkg internal $(E2E) 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -7,10 +7,13 @@
 #   base  debootstrap, debian-archive-keyring           (only while the base image is missing or outdated)
 #   up    base, docker-compose, go, a Docker engine that answers
 #   test  up, s6, execline, strace (without an engine: only those three, and the E2E tests skip;
-#         under CI=true a missing engine fails)
+#         under CI=true a missing engine fails); with an engine and while the s6-overlay peer
+#         image is missing and its tarballs are not built yet: build-essential, musl-tools,
+#         xz-utils, linux-libc-dev (docker/s6-overlay/mkpeer.sh compiles s6-overlay from source)
 # Env:  S6GATE_NO_INSTALL=1  never install: name the command instead
 #       BASE_IMAGE, FORCE     as for mkbase.sh (is the base image to be built?)
 #       GO                    the go command (default go)
+#       PEER_IMAGE, S6_OVERLAY_DIST  as for docker/s6-overlay/mkpeer.sh (is the peer to be built?)
 # Exit: 0 all present (or installed), 1 the installation failed, 2 something is missing.
 #
 # Go and the Docker engine are never installed here. No mirror host is named: apt-get uses
@@ -20,19 +23,23 @@ set -euo pipefail
 PROG=deps
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 IMAGE=${BASE_IMAGE:-s6gate-base:bookworm}
+PEER_IMAGE=${PEER_IMAGE:-s6gate-peer:s6-overlay-3.2.3.0}
+S6_OVERLAY_DIST=${S6_OVERLAY_DIST:-$(dirname "${BASH_SOURCE[0]}")/../build/s6-overlay-dist}
 GO=${GO:-go}
 
 say() { printf '%s: %s\n' "$PROG" "$*"; }
 die() { printf '%s: %s\n' "$PROG" "$2" >&2; exit "$1"; }
 is_true() { [[ ${1:-} =~ ^(1|[Tt]rue|[Yy]es|on)$ ]]; }
 
-usage() { sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 # Each need is "package:probe"; the probe is an absolute path that must exist, or a command
 # looked up in PATH plus /usr/sbin and /sbin (debootstrap lives there, outside a user's PATH).
 BASE_NEEDS=("debootstrap:debootstrap" "debian-archive-keyring:$KEYRING")
 UP_NEEDS=("docker-compose:docker-compose")
 TEST_NEEDS=("s6:/usr/bin/s6-svscan" "execline:/usr/bin/execlineb" "strace:strace")
+PEER_NEEDS=("build-essential:/usr/share/build-essential/essential-packages-list" "musl-tools:musl-gcc"
+	"xz-utils:xz" "linux-libc-dev:/usr/include/linux/version.h")
 
 present() {
 	case $1 in
@@ -118,6 +125,12 @@ main() {
 		fi
 		[[ $profile != base && -z $ENGINE_ERR ]] && needs+=("${UP_NEEDS[@]}")
 		[[ $profile == test ]] && needs+=("${TEST_NEEDS[@]}")
+		# The s6-overlay peer (the differential tests, s6gate:overlay) is compiled from source
+		# only while neither its image nor its tarballs exist.
+		if [[ $profile == test && -z $ENGINE_ERR ]] && ! compgen -G "$S6_OVERLAY_DIST/s6-overlay-*.tar.xz" >/dev/null &&
+			! docker image inspect "$PEER_IMAGE" >/dev/null 2>&1; then
+			needs+=("${PEER_NEEDS[@]}")
+		fi
 	fi
 	for need in "${needs[@]}"; do
 		present "${need#*:}" || missing+=("${need%%:*}")

@@ -24,7 +24,7 @@ import (
 //
 // Go and a Docker engine are not in the container (deps.sh never installs them): stand-ins
 // answer `go version` and `docker info`, and say the base image is missing, so debootstrap
-// is needed too. Without an engine or the base image the test skips locally, fails under CI.
+// is needed too, and that no s6-overlay peer image exists. Without an engine or the base image the test skips locally, fails under CI.
 func TestDepsFreshMachine(t *testing.T) {
 	base := os.Getenv("BASE_IMAGE")
 	if base == "" {
@@ -73,6 +73,16 @@ func TestDepsFreshMachine(t *testing.T) {
 	const pkgs = "debootstrap docker-compose s6 execline strace"
 	oneLine := regexp.MustCompile(`^deps: missing Debian packages ` + pkgs + `[^\n]*; run as root: apt-get update && apt-get install -y --no-install-recommends ` + pkgs + `$`)
 
+	// While neither the s6-overlay peer image nor its tarballs exist, `make test` must also be
+	// able to compile s6-overlay: the C toolchain and musl join the list.
+	const peerPkgs = pkgs + " build-essential musl-tools xz-utils linux-libc-dev"
+	code, out = run("nobody", "/s6gate/deps.sh", "test")
+	assert.Equal(t, 2, code, "non-root, packages missing")
+	assert.Regexp(t, `^deps: missing Debian packages `+peerPkgs+`[^\n]*; run as root: apt-get update && apt-get install -y --no-install-recommends `+peerPkgs+`$`, out)
+
+	// From here on the peer's tarballs are built (its default directory, beside the script).
+	code, out = run("", "sh", "-c", "mkdir -p /build/s6-overlay-dist && : > /build/s6-overlay-dist/s6-overlay-noarch.tar.xz")
+	require.Equal(t, 0, code, out)
 	code, out = run("nobody", "/s6gate/deps.sh", "test")
 	assert.Equal(t, 2, code, "non-root, packages missing")
 	assert.Regexp(t, oneLine, out)

@@ -4,7 +4,9 @@
 //
 // It runs against the image s6gate:latest (`make image`; `make test` builds it first), or the
 // one named by $S6GATE_IMAGE; minimal_test.go also against s6gate:minimal (`make
-// image-minimal`), or $S6GATE_MINIMAL_IMAGE. No image is ever pulled. Without an engine the tests skip locally and fail under CI=true.
+// image-minimal`), or $S6GATE_MINIMAL_IMAGE; `make test` runs the restart scenarios a third
+// time against s6gate:overlay (s6gate inside a real s6-overlay, `make image-overlay`). No
+// image is ever pulled. Without an engine the tests skip locally and fail under CI=true.
 package e2e
 
 import (
@@ -148,6 +150,12 @@ func (b *box) gw(args ...string) string {
 	code, out := b.exec("gateway", append([]string{"gateway"}, args...)...)
 	require.Equal(b.t, 0, code, "gateway %v as uid 10000: %s", args, out)
 	return out
+}
+
+// s6Overlay reports whether the image runs upstream's s6-overlay /init (s6gate:overlay, `make
+// image-overlay`) rather than s6gate's own.
+func (b *box) s6Overlay() bool {
+	return b.fileExists("/package/admin/s6-overlay/libexec/preinit")
 }
 
 func (b *box) fileExists(p string) bool {

@@ -1,0 +1,1 @@
+trace "cmd exiting 7"; exit 7

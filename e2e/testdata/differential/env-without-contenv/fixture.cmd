@@ -1,0 +1,1 @@
+trace "cmd FOO=${FOO:-unset}"; exit 0

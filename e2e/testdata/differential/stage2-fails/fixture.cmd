@@ -1,0 +1,1 @@
+trace cmd; exit 0
