@@ -88,10 +88,20 @@ func attempt(p *proc, argv []string, path string, limit time.Duration) bool {
 	case err := <-done:
 		return err == nil
 	case <-timeout:
+	}
+	// A signal that arrives between fork and exec is lost (the child still runs Go's
+	// handlers), so TERM is repeated for a moment; a prog that survives TERM is left running,
+	// as s6-maximumtime does.
+	for range 20 {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Process.Signal(syscall.SIGCONT)
-		return false
+		select {
+		case <-done:
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
+	return false
 }
 
 // logutil-service [ -f fifo ] logdir: execs into `s6-log -b -- $S6_LOGGING_SCRIPT logdir`
