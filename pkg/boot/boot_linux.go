@@ -21,9 +21,10 @@ const (
 	haltName   = "halt"          // /run/s6/basedir/bin/halt
 )
 
-// stopSignals are the signals whose <scandir>/.s6-svscan/ handler runs the stop sequence.
-// Others keep s6-svscan's defaults (SIGHUP: rescan and prune; SIGUSR1/2: nothing).
-func stopSignals() []string { return []string{"SIGTERM", "SIGINT", "SIGQUIT"} }
+// stopSignals are the signals that get a <scandir>/.s6-svscan/ handler (signalHook: the stop
+// sequence, or the CMD with S6_CMD_RECEIVE_SIGNALS). Others keep s6-svscan's defaults
+// (SIGHUP: rescan and prune).
+func stopSignals() []string { return divertedSignals() }
 
 // Main runs /init. Which job it does depends on the name it was started under (argv[0]):
 // the container's entrypoint boots; the symlinks that boot creates to the same binary run
@@ -31,6 +32,7 @@ func stopSignals() []string { return []string{"SIGTERM", "SIGINT", "SIGQUIT"} }
 func Main(argv []string) int {
 	l := defaultLayout()
 	log := newLogger(os.Stderr)
+	log.verbosity = verbosityOf(contenvLookup(l)) // boot() reads its own environment instead
 	name := ""
 	if len(argv) > 0 {
 		name = filepath.Base(argv[0])
@@ -48,7 +50,7 @@ func Main(argv []string) int {
 	}
 	for _, sig := range stopSignals() {
 		if name == sig {
-			return stopHook(l, log, sig)
+			return signalHook(l, log, sig)
 		}
 	}
 	return boot(l, log, argv)
@@ -69,9 +71,14 @@ func boot(l layout, log *logger, cmd []string) int {
 	signal.Notify(sigc, initSignals()...)
 
 	environ := withPath(os.Environ(), fixPath(os.Getenv("PATH")))
-	k, warns := parseKnobs(func(name string) (string, bool) { return contenv.Getenv(environ, name) })
+	lookup := func(name string) (string, bool) { return contenv.Getenv(environ, name) }
+	log.verbosity = verbosityOf(lookup)
+	k, warns := parseKnobs(lookup)
 	for _, w := range warns {
 		log.printf("boot: warning: %s", w)
+	}
+	for _, line := range unsupportedKnobs(lookup) { // one line each: nothing silently ignored
+		log.printf("boot: warning: %s", line)
 	}
 	cred := currentCreds()
 	rc := checkRun(l.Run, cred, k.WorldWritableRun)
@@ -219,7 +226,7 @@ func stopRequested(sigc chan os.Signal) bool {
 		select {
 		case sig := <-sigc:
 			switch sig {
-			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPWR:
 				stop = true
 			}
 		default:

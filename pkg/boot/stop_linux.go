@@ -201,7 +201,7 @@ func signalSvscan(l layout, sig syscall.Signal) error {
 // finish script may call it). Write a code to /run/s6-linux-init-container-results/exitcode
 // first to choose the container's exit code.
 func halt(l layout, log *logger) int {
-	if err := signalSvscan(l, syscall.SIGTERM); err != nil {
+	if err := requestHalt(l); err != nil {
 		log.printf("halt: %v", err)
 		return 1
 	}
