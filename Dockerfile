@@ -22,6 +22,14 @@ RUN groupadd --system --gid "${GATEWAY_UID}" gateway \
 COPY bin/gateway bin/gw-reconcile bin/gw-render bin/gw-mark bin/with-contenv bin/printcontenv /usr/local/bin/
 COPY bin/init /init
 RUN ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /command/
+# s6-overlay's helpers and the s6-portable-utils commands scripts use, as one binary (s6util):
+# in /command, and in /usr/bin as s6-overlay's symlinks tarballs put them (so
+# `#!/usr/bin/with-contenv bash` works). See docs/init.md.
+COPY bin/s6util /usr/local/bin/s6util
+RUN for c in s6-mkdir s6-echo s6-rmrf s6-chown s6-chmod s6-sleep s6-cat s6-ln s6-touch s6-hiercopy \
+      with-retries logutil-service logutil-newfifo; do ln -s /usr/local/bin/s6util "/command/$c"; done \
+ && for c in s6-mkdir s6-echo s6-rmrf s6-chown s6-chmod s6-sleep s6-cat s6-ln s6-touch s6-hiercopy \
+      with-retries logutil-service logutil-newfifo with-contenv printcontenv; do ln -s "../../command/$c" "/usr/bin/$c"; done
 COPY rootfs/ /
 
 ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
