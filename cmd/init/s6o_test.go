@@ -194,10 +194,40 @@ func TestVerbosityAndUnsupportedKnobs(t *testing.T) {
 		assert.Equal(t, tc.warning, strings.Contains(out, "is not executable"), "S6_VERBOSITY=%s warning: %s", tc.v, out)
 	}
 	s := newSandbox(t)
-	s.start(modePID1, []string{"S6_LOGGING=1", "S6_CATCHALL_USER=nobody", "S6_CMD_USE_TERMINAL=1", "S6_RUNTIME_PROFILE=dev", "S6_SERVICES_READYTIME=100", "S6_WAIT_FOR_CLOSING_FD=3"}, "true")
+	s.start(modePID1, []string{"S6_RUNTIME_PROFILE=dev", "S6_SERVICES_READYTIME=100", "S6_WAIT_FOR_CLOSING_FD=3"}, "true")
 	assert.Equal(t, 0, s.wait())
 	out := s.out.String()
-	for _, knob := range []string{"S6_LOGGING=1", "S6_CATCHALL_USER=", "S6_CMD_USE_TERMINAL=1", "S6_RUNTIME_PROFILE=", "S6_SERVICES_READYTIME=", "S6_WAIT_FOR_CLOSING_FD=3"} {
+	for _, knob := range []string{"S6_RUNTIME_PROFILE=", "S6_SERVICES_READYTIME=", "S6_WAIT_FOR_CLOSING_FD=3"} {
 		assert.Equal(t, 1, strings.Count(out, "boot: warning: "+knob), "one boot line for %s:\n%s", knob, out)
+	}
+}
+
+// S6_LOGGING: 1 sends what stage 2 (cont-init.d), the services without a logger and the CMD
+// write to the catch-all logger in /run/uncaught-logs and to stderr; 2 only to the logger;
+// S6_CATCHALL_USER runs it as that user. The stop stays prompt (the logger goes with the last
+// processes) and stage 3's lines still reach stderr.
+func TestCatchallLogger(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"1", "2"} {
+		t.Run("S6_LOGGING="+mode, func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t)
+			s.write("etc/cont-init.d/10-x", "#!/bin/sh\necho from-cont-init\n", 0o755)
+			s.write("etc/services.d/svc/run", "#!/bin/sh\necho from-service\necho from-service-stderr >&2\ntouch /out/svc-started\nexec sleep 1000\n", 0o755)
+			s.write("cmd", "#!/bin/sh\nuntil grep -q from-service-stderr /run/uncaught-logs/current 2>/dev/null; do sleep 0.02; done\necho from-cmd\ncp /run/uncaught-logs/current /out/current-at-cmd\nstat -c %U /run/uncaught-logs/current > /out/owner\n", 0o755)
+			s.start(modePID1, []string{"S6_LOGGING=" + mode, "S6_CATCHALL_USER=nobody", "S6_KILL_GRACETIME=5000", "S6_LOGGING_SCRIPT=n3 T"}, "/cmd")
+			assert.Equal(t, 0, s.wait())
+			assert.Less(t, s.ended.Sub(s.started), 4*time.Second, "the logger does not hold the stop for S6_KILL_GRACETIME")
+			logged := s.read("out/current-at-cmd")
+			for _, line := range []string{"from-cont-init", "from-service", "from-service-stderr", "s6gate-init: cont-init: 10-x exited 0"} {
+				assert.Contains(t, logged, line, "in /run/uncaught-logs/current")
+			}
+			assert.Regexp(t, `(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ +from-service$`, logged, "T timestamps from S6_LOGGING_SCRIPT")
+			assert.Equal(t, "nobody\n", s.read("out/owner"), "S6_CATCHALL_USER")
+			out := s.out.String()
+			assert.Equal(t, mode == "1", strings.Contains(out, "from-service-stderr"), "a copy on stderr only with 1:\n%s", out)
+			assert.Contains(t, out, "stop: done in", "stage 3 writes to stderr (s6-svscan gives it back before finish)")
+			assert.Contains(t, out, "boot: S6_LOGGING="+mode)
+		})
 	}
 }

@@ -79,15 +79,6 @@ func unsupportedKnobs(lookup func(string) (string, bool)) []string {
 		v, ok := lookup(name)
 		return v, ok && strings.TrimSpace(v) != ""
 	}
-	if v, ok := set(envLogging); ok && strings.TrimSpace(v) != "0" {
-		lines = append(lines, fmt.Sprintf("%s=%s is not supported: there is no catch-all logger (/run/uncaught-logs); everything goes to the container's stdout/stderr, as with 0 — read it with docker logs, or give a service its own log/run (exec logutil-service DIR)", envLogging, v))
-	}
-	if v, ok := set(envCatchallUser); ok {
-		lines = append(lines, fmt.Sprintf("%s=%q is not supported: it only chooses the user of the catch-all logger, which s6gate does not have (S6_LOGGING)", envCatchallUser, v))
-	}
-	if v, ok := set(envUseTerminal); ok && strings.TrimSpace(v) != "0" {
-		lines = append(lines, fmt.Sprintf("%s=%s is not needed: the CMD always writes to the container's stdout/stderr (its terminal with docker run -it)", envUseTerminal, v))
-	}
 	if v, ok := set(envRuntimeProfile); ok {
 		lines = append(lines, fmt.Sprintf("%s=%q is not supported: /etc/cont-init.d, /etc/services.d, /etc/cont-finish.d and /etc/fix-attrs.d are used, not /etc/cont-profile.d/%s", envRuntimeProfile, v, v))
 	}

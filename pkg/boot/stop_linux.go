@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ func stopHook(l layout, log *logger, sig string) int {
 	if err != nil {
 		log.printf("stop: warning: list %s: %v", l.Scandir, err)
 	}
+	names = slices.DeleteFunc(names, func(n string) bool { return n == catchallService }) // logs to the end
 	dirs := make([]string, len(names))
 	for i, n := range names {
 		dirs[i] = filepath.Join(l.Scandir, n)
