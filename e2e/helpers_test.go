@@ -197,12 +197,25 @@ func TestCmdReceiveSignalsInContainer(t *testing.T) {
 // Every s6-overlay knob that s6gate does not implement gets one boot line naming the
 // alternative: nothing is silently ignored.
 func TestUnsupportedKnobsOneLineEach(t *testing.T) {
-	env := map[string]string{"S6_LOGGING": "1", "S6_CATCHALL_USER": "nobody", "S6_CMD_USE_TERMINAL": "1",
-		"S6_RUNTIME_PROFILE": "dev", "S6_SERVICES_READYTIME": "100", "S6_WAIT_FOR_CLOSING_FD": "3"}
+	env := map[string]string{"S6_RUNTIME_PROFILE": "dev", "S6_SERVICES_READYTIME": "100", "S6_WAIT_FOR_CLOSING_FD": "3"}
 	h := runFixture(t, env, wait.ForExit().WithExitTimeout(60*time.Second), "true")
 	assert.Equal(t, 0, h.waitExit())
 	logs := h.logs()
 	for knob := range env {
 		assert.Equal(t, 1, strings.Count(logs, "s6gate-init: boot: warning: "+knob+"="), "one line for %s", knob)
+	}
+}
+
+// S6_LOGGING=1: cont-init.d, services and the CMD go to the catch-all logger in
+// /run/uncaught-logs and to docker logs; 2: to the logger only.
+func TestCatchallLoggerInContainer(t *testing.T) {
+	for _, mode := range []string{"1", "2"} {
+		t.Run("S6_LOGGING="+mode, func(t *testing.T) {
+			h := runFixture(t, map[string]string{"S6_LOGGING": mode, "S6_CATCHALL_USER": "nobody"},
+				wait.ForExec([]string{"test", "-e", "/run/fixture/svc-env"}).WithStartupTimeout(60*time.Second).WithPollInterval(50*time.Millisecond))
+			h.poll("the logger has cont-init.d's lines", "grep -c 'fixture: 50-after ran' /run/uncaught-logs/current", "1")
+			h.poll("the logger runs as S6_CATCHALL_USER", "stat -c %U /run/uncaught-logs/current", "nobody")
+			assert.Equal(t, mode == "1", strings.Contains(h.logs(), "fixture: 50-after ran"), "docker logs has a copy only with 1")
+		})
 	}
 }
