@@ -147,8 +147,12 @@ func (c *catchall) redirect() (string, error) {
 }
 
 // stage2Console is the container's stderr as stage 2 got it (fd 4) with a catch-all logger,
-// or nil.
-func stage2Console() *os.File {
+// or nil. Without one (no FIFO made at this boot: /run/service is emptied at every boot) fd 4
+// may be anything the Go runtime opened.
+func stage2Console(l layout) *os.File {
+	if _, err := os.Lstat(filepath.Join(l.catchallSvc(), "fifo")); err != nil {
+		return nil
+	}
 	if _, err := unix.FcntlInt(catchallConsole, unix.F_GETFD, 0); err != nil {
 		return nil
 	}

@@ -382,7 +382,7 @@ func (s *stage2Run) runCmd(argv []string, receiveSignals bool) int {
 			}
 		}
 	}
-	ws, err := s.runTracked(procSpec{Path: prog, Argv: argv, Env: env, Dir: cwd, Files: cmdFiles(env), Sys: sys}, started)
+	ws, err := s.runTracked(procSpec{Path: prog, Argv: argv, Env: env, Dir: cwd, Files: cmdFiles(s.l, env), Sys: sys}, started)
 	if receiveSignals {
 		_ = os.Remove(s.l.cmdPidFile())
 	}

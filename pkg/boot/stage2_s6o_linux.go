@@ -87,13 +87,13 @@ func (s *stage2Run) deadlinePassed(k knobs) {
 // cmdFiles are the CMD's stdin, stdout and stderr: stage 2's, so the catch-all logger's with
 // S6_LOGGING, except that with S6_CMD_USE_TERMINAL=1 and a terminal on stdin (docker run -it)
 // the CMD writes to the container's stderr, the terminal, as in s6-overlay.
-func cmdFiles(env []string) []*os.File {
+func cmdFiles(l layout, env []string) []*os.File {
 	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	v, _ := contenv.Getenv(env, envUseTerminal)
 	if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n <= 0 || !isTerminal(0) {
 		return files
 	}
-	if console := stage2Console(); console != nil {
+	if console := stage2Console(l); console != nil {
 		files[1], files[2] = console, console
 	}
 	return files
