@@ -21,12 +21,18 @@ RUN groupadd --system --gid "${GATEWAY_UID}" gateway \
 
 # One static multi-call binary (cmd/s6gate) holds every s6gate command: each name is a link to
 # it, /init included (it runs the command named by argv[0]; see docs/init.md, "Files"). s6-rc is
-# the runtime command for s6-overlay's s6-rc.d trees (docs/s6-rc.md).
+# the runtime command for s6-overlay's s6-rc.d trees (docs/s6-rc.md). s6-overlay's helpers and
+# the s6-portable-utils commands scripts use are in it too: in /command, and in /usr/bin as
+# s6-overlay's symlinks tarballs put them (so `#!/usr/bin/with-contenv bash` works).
 COPY bin/s6gate /usr/local/bin/s6gate
 RUN for c in gateway gw-reconcile gw-render gw-mark with-contenv printcontenv s6-rc; do \
       ln -s s6gate "/usr/local/bin/$c"; done \
  && ln -s /usr/local/bin/s6gate /init \
- && ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /usr/local/bin/s6-rc /command/
+ && ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /usr/local/bin/s6-rc /command/ \
+ && for c in s6-mkdir s6-echo s6-rmrf s6-chown s6-chmod s6-sleep s6-cat s6-ln s6-touch s6-hiercopy \
+      with-retries logutil-service logutil-newfifo; do ln -s /usr/local/bin/s6gate "/command/$c"; done \
+ && for c in s6-mkdir s6-echo s6-rmrf s6-chown s6-chmod s6-sleep s6-cat s6-ln s6-touch s6-hiercopy \
+      with-retries logutil-service logutil-newfifo with-contenv printcontenv; do ln -s "../../command/$c" "/usr/bin/$c"; done
 COPY rootfs/ /
 
 ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

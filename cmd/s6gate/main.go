@@ -33,6 +33,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/boot"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/s6rc"
+	"github.com/s6gate/s6gate/pkg/s6util"
 )
 
 // command is one name the binary answers to. Each main takes the whole argv, argv[0] included.
@@ -41,9 +42,10 @@ type command struct {
 	main func(argv []string) int
 }
 
-// commands returns the command names in the order `--list` prints them.
+// commands returns the command names in the order `--list` prints them: s6gate's own, then the
+// s6-portable-utils commands and s6-overlay helpers of package s6util.
 func commands() []command {
-	return []command{
+	own := []command{
 		{"gateway", gateway.Main},
 		{"gw-reconcile", gwreconcile.Main},
 		{"gw-render", gwrender.Main},
@@ -53,11 +55,16 @@ func commands() []command {
 		{"s6-rc", s6rc.Main},
 		{"init", boot.Main},
 	}
+	for _, n := range s6util.Names() {
+		own = append(own, command{n, s6util.Main})
+	}
+	return own
 }
 
 const usage = `usage: s6gate CMD [ARGS...]   (or run it through a link named CMD)
        s6gate --list
-commands: gateway, gw-reconcile, gw-render, gw-mark, with-contenv, printcontenv, s6-rc, init
+commands: gateway, gw-reconcile, gw-render, gw-mark, with-contenv, printcontenv, s6-rc, init,
+          and s6util's (s6-mkdir s6-echo s6-rmrf … with-retries logutil-service logutil-newfifo)
 `
 
 func main() {

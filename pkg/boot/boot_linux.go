@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 func Main(argv []string) int {
 	l := defaultLayout()
 	log := newLogger(os.Stderr)
+	log.verbosity = verbosityOf(contenvLookup(l)) // boot() reads its own environment instead
 	name := ""
 	if len(argv) > 0 {
 		name = filepath.Base(argv[0])
@@ -36,7 +38,7 @@ func Main(argv []string) int {
 	}
 	for _, sig := range stopSignals() {
 		if name == sig {
-			return stopHook(l, log, sig)
+			return signalHook(l, log, sig)
 		}
 	}
 	return boot(l, log, argv)
@@ -57,9 +59,14 @@ func boot(l layout, log *logger, cmd []string) int {
 	signal.Notify(sigc, initSignals()...)
 
 	environ := withPath(os.Environ(), fixPath(os.Getenv("PATH")))
-	k, warns := parseKnobs(func(name string) (string, bool) { return contenv.Getenv(environ, name) })
+	lookup := func(name string) (string, bool) { return contenv.Getenv(environ, name) }
+	log.verbosity = verbosityOf(lookup)
+	k, warns := parseKnobs(lookup)
 	for _, w := range warns {
 		log.printf("boot: warning: %s", w)
+	}
+	for _, line := range unsupportedKnobs(lookup) { // one line each: nothing silently ignored
+		log.printf("boot: warning: %s", line)
 	}
 	cred := currentCreds()
 	rc := checkRun(l.Run, cred, k.WorldWritableRun)
@@ -107,7 +114,8 @@ func boot(l layout, log *logger, cmd []string) int {
 
 	// s6-svscan writes a newline on the pipe once it accepts commands (-d); stage 2 waits for it
 	// before it runs anything, so cont-init.d scripts and rescans always find a live scanner.
-	st2, notifyFD, err := startStage2(reap, self, environ, cmd)
+	ca := startCatchall(l, log, lookup, cred.UID) // S6_LOGGING
+	st2, notifyFD, err := startStage2(reap, self, environ, cmd, ca)
 	if err != nil {
 		log.printf("fatal: start stage 2: %v", err)
 		return codeSystem
@@ -119,6 +127,13 @@ func boot(l layout, log *logger, cmd []string) int {
 		_ = unix.Close(null)
 	}
 	argv := []string{"s6-svscan", "-d" + strconv.Itoa(notifyFD), l.Scandir}
+	if ca != nil {
+		if x, err := ca.redirect(); err != nil {
+			log.printf("boot: warning: catch-all logger: %v", err)
+		} else {
+			argv = slices.Insert(argv, 1, x)
+		}
+	}
 	log.printf("boot: /run ready in %d ms; stage 2 is pid %d; exec %s -d%d %s", time.Since(start).Milliseconds(), st2, l.Svscan, notifyFD, l.Scandir)
 	reap.stop()
 	reap.reapAll()
@@ -160,7 +175,9 @@ func checkPID(l layout, log *logger, pid int) (code int, ok bool) {
 
 // startStage2 starts this binary as the stage-2 child, with the read end of a new pipe as its
 // fd 3, and returns its pid and the write end, left open across exec for s6-svscan -d.
-func startStage2(reap *reaper, self string, environ, cmd []string) (pid, notifyFD int, err error) {
+// With a catch-all logger (ca) its stdout and stderr are the logger's FIFO, and fd 4 the
+// container's stderr.
+func startStage2(reap *reaper, self string, environ, cmd []string, ca *catchall) (pid, notifyFD int, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return 0, 0, err
@@ -170,12 +187,16 @@ func startStage2(reap *reaper, self string, environ, cmd []string) (pid, notifyF
 		cwd = "/"
 	}
 	ready := os.NewFile(uintptr(p[0]), "s6-svscan-ready")
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr, ready}
+	if ca != nil {
+		files = []*os.File{os.Stdin, ca.FIFO, ca.FIFO, ready, ca.Console}
+	}
 	pid, _, err = reap.spawn(procSpec{
 		Path:  self,
 		Argv:  append([]string{stage2Name}, cmd...),
 		Env:   environ,
 		Dir:   cwd,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, ready},
+		Files: files,
 	})
 	ready.Close()
 	if err != nil {
@@ -207,7 +228,7 @@ func stopRequested(sigc chan os.Signal) bool {
 		select {
 		case sig := <-sigc:
 			switch sig {
-			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPWR:
 				stop = true
 			}
 		default:

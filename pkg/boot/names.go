@@ -8,9 +8,12 @@ const (
 	haltName   = "halt"          // /run/s6/basedir/bin/halt
 )
 
-// stopSignals are the signals whose <scandir>/.s6-svscan/ handler runs the stop sequence.
-// Others keep s6-svscan's defaults (SIGHUP: rescan and prune; SIGUSR1/2: nothing).
-func stopSignals() []string { return []string{"SIGTERM", "SIGINT", "SIGQUIT"} }
+// stopSignals are the signals that get a <scandir>/.s6-svscan/ handler (signalHook: the stop
+// sequence, or the CMD with S6_CMD_RECEIVE_SIGNALS; SIGWINCH does nothing), as s6-linux-init
+// makes them for a container. Others keep s6-svscan's defaults (SIGHUP: rescan and prune).
+func stopSignals() []string {
+	return []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPWR", "SIGWINCH"}
+}
 
 // IsJobName reports whether name, the base name of argv[0], is one under which /init starts
 // itself again for another job (stage 2, a stop hook, stage 3, halt). A multi-call binary

@@ -46,8 +46,6 @@ func s6rcVerbosity(lookup func(string) (string, bool)) int {
 // stage2Tree is the part of stage2Run that runs the tree.
 type stage2Tree struct {
 	contInitFailed bool
-	contInitName   string
-	contInitCode   int
 	servicesFailed bool
 }
 
@@ -110,7 +108,7 @@ func (s *stage2Run) bringUp(k knobs) bool {
 	lv.Hooks = map[string]s6rc.Hook{
 		s6rc.LegacyContInit: {Up: func(context.Context) error {
 			begin := time.Now()
-			t.contInitName, t.contInitCode, t.contInitFailed = s.contInit(k)
+			t.contInitFailed = s.contInit() // every script runs, as in s6-overlay
 			s.log.printf("stage2: cont-init.d done in %d ms", time.Since(begin).Milliseconds())
 			if t.contInitFailed && k.Stage2Fails >= stage2Stop {
 				return errors.New("a cont-init.d script failed")
@@ -144,19 +142,19 @@ func (s *stage2Run) bringUp(k knobs) bool {
 	}
 	if t.contInitFailed {
 		if warn, stop := stage2Decision(k.Stage2Fails, true); stop {
-			s.log.printf("stage2: %s failed (exit %d) and S6_BEHAVIOUR_IF_STAGE2_FAILS=%d: stopping the container with exit code %d", filepath.Join(s.l.ContInit, t.contInitName), t.contInitCode, k.Stage2Fails, t.contInitCode)
-			s.setExitcode(t.contInitCode)
-			s.halt()
+			s.fail(1, "stage2: fatal: some scripts in %s exited nonzero and %s=%d: stopping the container with exit code 1", s.l.ContInit, envStage2Fails, k.Stage2Fails)
 			return true
 		} else if warn {
 			s.log.printf("stage2: warning: some scripts in %s failed; continuing (S6_BEHAVIOUR_IF_STAGE2_FAILS=%d)", s.l.ContInit, k.Stage2Fails)
 		}
 	}
 	if t.servicesFailed {
+		code := 1
+		if !s.deadline.IsZero() && !time.Now().Before(s.deadline) {
+			code = 2 // s6-rc's "timed out"
+		}
 		if warn, stop := stage2Decision(k.Stage2Fails, true); stop {
-			s.log.printf("stage2: services failed to come up and S6_BEHAVIOUR_IF_STAGE2_FAILS=%d: stopping the container with exit code 1", k.Stage2Fails)
-			s.setExitcode(1)
-			s.halt()
+			s.fail(code, "stage2: fatal: services failed to come up and %s=%d: stopping the container with exit code %d", envStage2Fails, k.Stage2Fails, code)
 			return true
 		} else if warn {
 			s.log.printf("stage2: warning: some services in %s did not come up in time; continuing", s.l.ServicesD)
@@ -165,9 +163,7 @@ func (s *stage2Run) bringUp(k knobs) bool {
 	if res.Code != s6rc.CodeOK && !t.contInitFailed && !t.servicesFailed {
 		s.log.printf("stage2: s6-rc: some services did not come up (failed: %s; not started: %s)", orNone(res.Failed), orNone(res.Skipped))
 		if warn, stop := stage2Decision(k.Stage2Fails, true); stop {
-			s.log.printf("stage2: S6_BEHAVIOUR_IF_STAGE2_FAILS=%d: stopping the container with exit code %d", k.Stage2Fails, res.Code)
-			s.setExitcode(res.Code)
-			s.halt()
+			s.fail(res.Code, "stage2: S6_BEHAVIOUR_IF_STAGE2_FAILS=%d: stopping the container with exit code %d", k.Stage2Fails, res.Code)
 			return true
 		} else if warn {
 			s.log.printf("stage2: warning: continuing (S6_BEHAVIOUR_IF_STAGE2_FAILS=%d)", k.Stage2Fails)
@@ -181,9 +177,7 @@ func (s *stage2Run) bringUp(k knobs) bool {
 func (s *stage2Run) treeBroken(k knobs, err error) bool {
 	s.log.printf("stage2: s6-rc: %s cannot be used: %v", s.l.S6rcSource, err)
 	if _, stop := stage2Decision(k.Stage2Fails, true); stop {
-		s.log.printf("stage2: S6_BEHAVIOUR_IF_STAGE2_FAILS=%d: stopping the container with exit code 1", k.Stage2Fails)
-		s.setExitcode(1)
-		s.halt()
+		s.fail(1, "stage2: S6_BEHAVIOUR_IF_STAGE2_FAILS=%d: stopping the container with exit code 1", k.Stage2Fails)
 		return true
 	}
 	s.log.printf("stage2: warning: continuing without the s6-rc services: cont-init.d, services.d and the CMD still run (S6_BEHAVIOUR_IF_STAGE2_FAILS=%d)", k.Stage2Fails)

@@ -40,7 +40,40 @@ func stage2(l layout, log *logger, cmd []string) int {
 		return codeOK
 	}
 	k := s.knobs()
+	mk := s.moreKnobs()
 
+	if s.stopping.Load() {
+		return codeOK
+	}
+	// S6_STAGE2_HOOK, before anything else of stage 2 (and outside its time limit).
+	if len(mk.Stage2Hook) > 0 {
+		if code := s.hook(mk.Stage2Hook); code != 0 {
+			if _, stop := stage2Decision(k.Stage2Fails, true); stop {
+				s.fail(code, "stage2: fatal: hook %q exited %d and %s=%d: stopping the container with exit code %d", mk.Stage2Hook, code, envStage2Fails, k.Stage2Fails, code)
+				return codeOK
+			}
+			log.printf("stage2: warning: hook %q exited %d; continuing", mk.Stage2Hook, code)
+		}
+	}
+	if s.stopping.Load() {
+		return codeOK
+	}
+	// S6_CMD_WAIT_FOR_SERVICES_MAXTIME covers fix-attrs.d, cont-init.d and the services, as
+	// s6-overlay's `s6-rc -t` does.
+	begin := time.Now()
+	if k.WaitServicesTime > 0 {
+		s.deadline = begin.Add(k.WaitServicesTime)
+		t := time.AfterFunc(k.WaitServicesTime, func() { s.deadlinePassed(k) })
+		defer t.Stop()
+	}
+	if fixAttrs(l, log, mk.FixAttrsHidden) {
+		if warn, stop := stage2Decision(k.Stage2Fails, true); stop {
+			s.fail(1, "stage2: fatal: some files of %s failed to apply and %s=%d: stopping the container with exit code 1", l.fixAttrsDir(), envStage2Fails, k.Stage2Fails)
+			return codeOK
+		} else if warn {
+			log.printf("stage2: warning: some files of %s failed to apply; continuing (%s=%d)", l.fixAttrsDir(), envStage2Fails, k.Stage2Fails)
+		}
+	}
 	if s.stopping.Load() {
 		return codeOK
 	}
@@ -49,11 +82,15 @@ func stage2(l layout, log *logger, cmd []string) int {
 	if s.bringUp(k) {
 		return codeOK
 	}
+	s.bootDone()
+	if s.stopping.Load() {
+		return codeOK
+	}
 	if len(cmd) == 0 {
 		log.printf("stage2: no CMD: the container runs until it is stopped")
 		return codeOK
 	}
-	code := s.runCmd(slices.Concat(k.CmdArg0, cmd))
+	code := s.runCmd(slices.Concat(k.CmdArg0, cmd), mk.ReceiveSignals)
 	s.setExitcode(code)
 	if s.stopping.Load() {
 		log.printf("stage2: CMD exited %d during the stop", code)
@@ -72,6 +109,11 @@ type stage2Run struct {
 	stopc    chan struct{} // closed at the stop (ends the s6-rc change)
 	stopOnce sync.Once
 	current  atomic.Int64 // pid of the script or CMD running now, 0 if none
+
+	deadline time.Time  // end of S6_CMD_WAIT_FOR_SERVICES_MAXTIME, zero if none
+	phaseMu  sync.Mutex // guards done and failed
+	done     bool       // fix-attrs, cont-init.d and services are through
+	failed   bool       // a stage-2 failure already stopped the container
 }
 
 // handleSignals: SIGTERM (sent by the stop hook) is forwarded to the current child and stops
@@ -96,12 +138,16 @@ func (s *stage2Run) handleSignals() {
 }
 
 // runTracked runs spec as the current child (the one a stop's SIGTERM is forwarded to).
-func (s *stage2Run) runTracked(spec procSpec) (syscall.WaitStatus, error) {
+// started, if not nil, is called with the child's pid before the wait.
+func (s *stage2Run) runTracked(spec procSpec, started func(pid int)) (syscall.WaitStatus, error) {
 	pid, ch, err := s.reap.spawn(spec)
 	if err != nil {
 		return 0, err
 	}
 	s.current.Store(int64(pid))
+	if started != nil {
+		started(pid)
+	}
 	if s.stopping.Load() { // the stop came between spawn and Store
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
@@ -136,20 +182,19 @@ func scriptEnv(l layout, log *logger) []string {
 	return env
 }
 
-// contInit runs /etc/cont-init.d/* in lexical order. It returns the name and exit code of
-// the first script that failed, and whether one did. With S6_BEHAVIOUR_IF_STAGE2_FAILS=2 it
-// stops at the first failure (there is no point preparing a container that is about to stop).
-func (s *stage2Run) contInit(k knobs) (firstName string, firstCode int, failed bool) {
+// contInit runs /etc/cont-init.d/* in lexical order, all of them, as s6-overlay does, and
+// reports whether one failed (exited nonzero or could not be run).
+func (s *stage2Run) contInit() (failed bool) {
 	scripts, skipped, err := listScripts(s.l.ContInit)
 	if err != nil {
 		s.log.printf("cont-init: cannot list %s: %v", s.l.ContInit, err)
-		return "", 1, true
+		return true
 	}
 	for _, name := range skipped {
 		s.log.printf("cont-init: warning: %s is not executable: skipped (chmod +x it)", filepath.Join(s.l.ContInit, name))
 	}
 	if len(scripts) == 0 {
-		return "", 0, false
+		return false
 	}
 	s.log.printf("stage2: running %d scripts from %s", len(scripts), s.l.ContInit)
 	devnull, err := os.Open(os.DevNull)
@@ -165,7 +210,7 @@ func (s *stage2Run) contInit(k knobs) (firstName string, firstCode int, failed b
 		path := filepath.Join(s.l.ContInit, name)
 		start := time.Now()
 		code := 0
-		ws, err := s.runTracked(procSpec{Argv: []string{path}, Env: s.env(), Dir: "/", Files: []*os.File{devnull, os.Stdout, os.Stderr}})
+		ws, err := s.runTracked(procSpec{Argv: []string{path}, Env: s.env(), Dir: "/", Files: []*os.File{devnull, os.Stdout, os.Stderr}}, nil)
 		if err != nil {
 			code = contenv.ExecCode(err)
 			s.log.printf("cont-init: %s: %v (exit %d)", name, err, code)
@@ -173,14 +218,9 @@ func (s *stage2Run) contInit(k knobs) (firstName string, firstCode int, failed b
 			code = statusCode(ws)
 			s.log.printf("cont-init: %s exited %d (%d ms)", name, code, time.Since(start).Milliseconds())
 		}
-		if code != 0 && !failed {
-			firstName, firstCode, failed = name, code, true
-		}
-		if failed && k.Stage2Fails >= stage2Stop {
-			break
-		}
+		failed = failed || code != 0
 	}
-	return firstName, firstCode, failed
+	return failed
 }
 
 // services copies /etc/services.d/* to /run/s6/legacy-services, links them into the scan
@@ -234,7 +274,13 @@ func (s *stage2Run) services(k knobs) bool {
 	if !k.WaitServices {
 		return true
 	}
-	return s.waitServicesUp(linked, k.WaitServicesTime)
+	limit := time.Duration(0)
+	if !s.deadline.IsZero() {
+		if limit = time.Until(s.deadline); limit <= 0 {
+			return false
+		}
+	}
+	return s.waitServicesUp(linked, limit)
 }
 
 // waitServicesUp waits until every linked service is up (ready, for those with a
@@ -286,7 +332,8 @@ func (s *stage2Run) waitServicesUp(names []string, limit time.Duration) bool {
 // returns its exit code: its status, 128+signal, or 126/127 when it cannot be executed.
 // With a terminal on stdin the CMD gets its own process group in the foreground, so ^C
 // reaches it (and not the supervision tree), as with tini.
-func (s *stage2Run) runCmd(argv []string) int {
+// With receiveSignals (S6_CMD_RECEIVE_SIGNALS) its pid is recorded for the signal hooks.
+func (s *stage2Run) runCmd(argv []string, receiveSignals bool) int {
 	env := s.env()
 	path, ok := contenv.Getenv(env, "PATH")
 	if !ok {
@@ -307,7 +354,18 @@ func (s *stage2Run) runCmd(argv []string) int {
 		sys.Setpgid, sys.Foreground, sys.Ctty = true, true, 0
 	}
 	s.log.printf("stage2: running CMD %q", argv)
-	ws, err := s.runTracked(procSpec{Path: prog, Argv: argv, Env: env, Dir: cwd, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}, Sys: sys})
+	var started func(int)
+	if receiveSignals {
+		started = func(pid int) {
+			if err := writePidFile(s.l.cmdPidFile(), pid); err != nil {
+				s.log.printf("stage2: warning: %v: signals will stop the container instead of reaching the CMD", err)
+			}
+		}
+	}
+	ws, err := s.runTracked(procSpec{Path: prog, Argv: argv, Env: env, Dir: cwd, Files: cmdFiles(s.l, env), Sys: sys}, started)
+	if receiveSignals {
+		_ = os.Remove(s.l.cmdPidFile())
+	}
 	if err != nil {
 		code := contenv.ExecCode(err)
 		s.log.printf("stage2: cannot run CMD: %v (exit %d)", err, code)
@@ -323,7 +381,7 @@ func (s *stage2Run) setExitcode(code int) {
 }
 
 func (s *stage2Run) halt() {
-	if err := signalSvscan(s.l, syscall.SIGTERM); err != nil {
+	if err := requestHalt(s.l); err != nil {
 		s.log.printf("stage2: cannot stop the container: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ func stopHook(l layout, log *logger, sig string) int {
 	if err != nil {
 		log.printf("stop: warning: list %s: %v", l.Scandir, err)
 	}
+	names = slices.DeleteFunc(names, func(n string) bool { return n == catchallService }) // logs to the end
 	dirs := make([]string, len(names))
 	for i, n := range names {
 		dirs[i] = filepath.Join(l.Scandir, n)
@@ -205,7 +207,7 @@ func signalSvscan(l layout, sig syscall.Signal) error {
 // finish script may call it). Write a code to /run/s6-linux-init-container-results/exitcode
 // first to choose the container's exit code.
 func halt(l layout, log *logger) int {
-	if err := signalSvscan(l, syscall.SIGTERM); err != nil {
+	if err := requestHalt(l); err != nil {
 		log.printf("halt: %v", err)
 		return 1
 	}
