@@ -64,7 +64,9 @@ func commands() []command {
 const usage = `usage: s6gate CMD [ARGS...]   (or run it through a link named CMD)
        s6gate --list
 commands: gateway, gw-reconcile, gw-render, gw-mark, with-contenv, printcontenv, s6-rc, init,
-          and s6util's (s6-mkdir s6-echo s6-rmrf … with-retries logutil-service logutil-newfifo)
+  and s6-overlay's helpers and s6-portable-utils: logutil-newfifo, logutil-service, s6-cat,
+  s6-chmod, s6-chown, s6-echo, s6-hiercopy, s6-ln, s6-mkdir, s6-rmrf, s6-sleep, s6-touch,
+  with-retries
 `
 
 func main() {

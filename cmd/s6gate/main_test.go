@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/s6gate/s6gate/pkg/s6util"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,7 +23,8 @@ func TestOwnMessages(t *testing.T) {
 		code           int
 		stdout, stderr string
 	}{
-		{"list", []string{"s6gate", "--list"}, 0, "gateway\ngw-reconcile\ngw-render\ngw-mark\nwith-contenv\nprintcontenv\ns6-rc\ninit\n", ""},
+		{"list", []string{"s6gate", "--list"}, 0, "gateway\ngw-reconcile\ngw-render\ngw-mark\nwith-contenv\nprintcontenv\ns6-rc\ninit\n" +
+			strings.Join(s6util.Names(), "\n") + "\n", ""},
 		{"help", []string{"/usr/local/bin/s6gate", "--help"}, 0, usage, ""},
 		{"no command", []string{"s6gate"}, 2, "", usage},
 		{"empty argv", nil, 2, "", usage},

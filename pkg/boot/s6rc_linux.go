@@ -145,7 +145,7 @@ func (s *stage2Run) bringUp(k knobs) bool {
 			s.fail(1, "stage2: fatal: some scripts in %s exited nonzero and %s=%d: stopping the container with exit code 1", s.l.ContInit, envStage2Fails, k.Stage2Fails)
 			return true
 		} else if warn {
-			s.log.printf("stage2: warning: some scripts in %s failed; continuing (S6_BEHAVIOUR_IF_STAGE2_FAILS=%d)", s.l.ContInit, k.Stage2Fails)
+			s.log.printf("stage2: warning: some scripts in %s exited nonzero; continuing (%s=%d)", s.l.ContInit, envStage2Fails, k.Stage2Fails)
 		}
 	}
 	if t.servicesFailed {
