@@ -37,13 +37,11 @@ var differentialFixtures = map[string]string{
 	"services-finish": "same",
 	"cmd-exit-code":   "same",
 	"with-contenv":    "same",
-	"stage2-fails": "differs (on purpose, docs/init.md): with S6_BEHAVIOUR_IF_STAGE2_FAILS=2 s6-overlay runs every cont-init.d script, then stops " +
-		"with exit 1 (s6-rc's) and runs no cont-finish.d (legacy-cont-init never came up); s6gate stops at the first " +
-		"failing script, exits with its code (3) and runs cont-finish.d (docs/init.md)",
+	"stage2-fails": "differs (on purpose, docs/init.md): with S6_BEHAVIOUR_IF_STAGE2_FAILS=2 both run every cont-init.d script and " +
+		"stop with exit 1, but s6gate still runs cont-finish.d (s6-overlay does not: legacy-cont-init never came up)",
 	"env-without-contenv": "differs (on purpose, docs/init.md): s6-overlay gives cont-init.d scripts and the CMD only PATH (the container " +
 		"environment through with-contenv or printcontenv, or S6_KEEP_ENV=1); s6gate runs both in the container environment",
-	"s6rc-bundle": "differs: s6gate's /init has no s6-rc engine yet (/etc/s6-overlay/s6-rc.d is ignored: neither " +
-		"the oneshot nor the longrun runs)",
+	"s6rc-bundle": "same",
 }
 
 // outcome is what a fixture's container observably did.

@@ -38,7 +38,7 @@ type helperBox struct {
 }
 
 // runFixture starts the fixture image with env and cmd, waiting with strategy.
-func runFixture(t *testing.T, env map[string]string, strategy wait.Strategy, cmd ...string) *helperBox {
+func runHelpersFixture(t *testing.T, env map[string]string, strategy wait.Strategy, cmd ...string) *helperBox {
 	t.Helper()
 	requireEngine(t)
 	img, err := fixtureImage()
@@ -121,7 +121,7 @@ var bootDone = wait.ForLog("s6gate-init: stage2: no CMD").WithStartupTimeout(60 
 // before fix-attrs.d and cont-init.d. Then SIGWINCH does nothing and SIGUSR1 stops the
 // container (s6-linux-init's poweroff).
 func TestHelpersInAnImage(t *testing.T) {
-	h := runFixture(t, map[string]string{"FIXTURE_VAR": "hello", "S6_STAGE2_HOOK": "/usr/local/bin/fixture-hook arg"}, bootDone)
+	h := runHelpersFixture(t, map[string]string{"FIXTURE_VAR": "hello", "S6_STAGE2_HOOK": "/usr/local/bin/fixture-hook arg"}, bootDone)
 
 	h.poll("with-contenv service env", "cat /run/fixture/svc-env", "FIXTURE_VAR=hello")
 	h.poll("logutil-service writes as nobody", "stat -c %U /var/log/logged/current", "nobody")
@@ -156,7 +156,7 @@ func TestHelpersInAnImage(t *testing.T) {
 func TestSignalsStopContainer(t *testing.T) {
 	for _, sig := range []string{"SIGUSR2", "SIGPWR"} {
 		t.Run(sig, func(t *testing.T) {
-			h := runFixture(t, nil, bootDone)
+			h := runHelpersFixture(t, nil, bootDone)
 			h.kill(sig)
 			assert.Equal(t, 0, h.waitExit())
 			assert.Contains(t, h.logs(), "s6gate-init: stop: "+sig+" received")
@@ -167,7 +167,7 @@ func TestSignalsStopContainer(t *testing.T) {
 // S6_BEHAVIOUR_IF_STAGE2_FAILS=2 as s6-overlay: every cont-init.d script runs, then the
 // container stops with exit code 1 without running the CMD.
 func TestStage2FailsRunsAllContInit(t *testing.T) {
-	h := runFixture(t, map[string]string{"FIXTURE_FAIL": "1", "S6_BEHAVIOUR_IF_STAGE2_FAILS": "2"},
+	h := runHelpersFixture(t, map[string]string{"FIXTURE_FAIL": "1", "S6_BEHAVIOUR_IF_STAGE2_FAILS": "2"},
 		wait.ForExit().WithExitTimeout(60*time.Second), "sh", "-c", "echo fixture: CMD ran")
 	assert.Equal(t, 1, h.waitExit())
 	logs := h.logs()
@@ -180,7 +180,7 @@ func TestStage2FailsRunsAllContInit(t *testing.T) {
 // S6_CMD_RECEIVE_SIGNALS: docker kill -s USR1 reaches the CMD; docker stop's SIGTERM too, and
 // the CMD's exit code is the container's.
 func TestCmdReceiveSignalsInContainer(t *testing.T) {
-	h := runFixture(t, map[string]string{"S6_CMD_RECEIVE_SIGNALS": "1"},
+	h := runHelpersFixture(t, map[string]string{"S6_CMD_RECEIVE_SIGNALS": "1"},
 		wait.ForLog("fixture-cmd: ready").WithStartupTimeout(60*time.Second).WithPollInterval(50*time.Millisecond),
 		"/usr/local/bin/fixture-cmd")
 	h.kill("SIGUSR1")
@@ -198,7 +198,7 @@ func TestCmdReceiveSignalsInContainer(t *testing.T) {
 // alternative: nothing is silently ignored.
 func TestUnsupportedKnobsOneLineEach(t *testing.T) {
 	env := map[string]string{"S6_RUNTIME_PROFILE": "dev", "S6_SERVICES_READYTIME": "100", "S6_WAIT_FOR_CLOSING_FD": "3"}
-	h := runFixture(t, env, wait.ForExit().WithExitTimeout(60*time.Second), "true")
+	h := runHelpersFixture(t, env, wait.ForExit().WithExitTimeout(60*time.Second), "true")
 	assert.Equal(t, 0, h.waitExit())
 	logs := h.logs()
 	for knob := range env {
@@ -211,7 +211,7 @@ func TestUnsupportedKnobsOneLineEach(t *testing.T) {
 func TestCatchallLoggerInContainer(t *testing.T) {
 	for _, mode := range []string{"1", "2"} {
 		t.Run("S6_LOGGING="+mode, func(t *testing.T) {
-			h := runFixture(t, map[string]string{"S6_LOGGING": mode, "S6_CATCHALL_USER": "nobody"},
+			h := runHelpersFixture(t, map[string]string{"S6_LOGGING": mode, "S6_CATCHALL_USER": "nobody"},
 				wait.ForExec([]string{"test", "-e", "/run/fixture/svc-env"}).WithStartupTimeout(60*time.Second).WithPollInterval(50*time.Millisecond))
 			h.poll("the logger has cont-init.d's lines", "grep -c 'fixture: 50-after ran' /run/uncaught-logs/current", "1")
 			h.poll("the logger runs as S6_CATCHALL_USER", "stat -c %U /run/uncaught-logs/current", "nobody")

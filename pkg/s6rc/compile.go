@@ -176,7 +176,15 @@ func readSource(path, name string) (*source, []string, error) {
 		return nil, nil, err
 	}
 	if !ok {
-		return nil, nil, treeErr(name, "missing type file (%s/type)", path)
+		if name != User && name != User2 {
+			return nil, nil, treeErr(name, "missing type file (%s/type)", path)
+		}
+		// s6-overlay defines the user and user2 bundles in its own source directory; an image
+		// only adds to their contents.d (the documented way), so no type file is needed here.
+		t = string(Bundle)
+	}
+	if typ := Type(strings.TrimSpace(t)); (name == User || name == User2) && typ != Bundle {
+		return nil, nil, treeErr(name, "%s is s6-overlay's bundle: its type must be bundle, not %q", name, typ)
 	}
 	switch typ := Type(strings.TrimSpace(t)); typ {
 	case Oneshot, Longrun, Bundle:

@@ -155,6 +155,7 @@ func TestCompileErrors(t *testing.T) {
 		{"unknown dep", oneshot("a", "x", "ghost"), "a", "undefined service ghost"},
 		{"unknown content", map[string]string{"user/type": "bundle", "user/contents.d/ghost": ""}, "user", "undefined service ghost"},
 		{"bad type", map[string]string{"a/type": "daemon\n"}, "a", `invalid type "daemon"`},
+		{"user not a bundle", map[string]string{"user/type": "oneshot", "user/up": "x"}, "user", "type must be bundle"},
 		{"no type", map[string]string{"a/up": "x"}, "a", "missing type"},
 		{"no up", map[string]string{"a/type": "oneshot"}, "a", "without an up"},
 		{"no run", map[string]string{"a/type": "longrun"}, "a", "without a run"},
@@ -191,5 +192,25 @@ func TestClosure(t *testing.T) {
 	}
 	if got := sortedKeys(db.Closure([]string{"a"}, false)); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Errorf("down closure of a = %v", got)
+	}
+}
+
+// The documented way to add to s6-overlay's user bundle is only user/contents.d/NAME: the
+// bundle itself is s6-overlay's, so no user/type file is needed (linuxserver-style trees).
+func TestCompileUserBundleWithoutTypeFile(t *testing.T) {
+	db, _, err := Compile(tree(t, merge(
+		oneshot("init-prep", "echo x\n", "base"),
+		map[string]string{"user/contents.d/init-prep": "", "user2/contents.d/late": ""},
+		oneshot("late", "echo y\n", "legacy-services"),
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, unknown := db.Resolve([]string{Top})
+	if len(unknown) > 0 {
+		t.Fatal(unknown)
+	}
+	if !slices.Contains(order, "init-prep") || !slices.Contains(order, "late") {
+		t.Fatalf("user and user2 contents not brought up by top: %v", order)
 	}
 }
