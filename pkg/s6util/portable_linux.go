@@ -260,11 +260,19 @@ func lnMain(p *proc) int {
 		if sym {
 			return unix.Symlink(old, new)
 		}
-		flags := 0
-		if follow {
-			flags = unix.AT_SYMLINK_FOLLOW
+		if follow { // -L: link what a symlink points to (linkat's AT_SYMLINK_FOLLOW)
+			if target, err := filepath.EvalSymlinks(old); err == nil {
+				old = target
+			}
 		}
-		return unix.Linkat(unix.AT_FDCWD, old, unix.AT_FDCWD, new, flags)
+		if err := os.Link(old, new); err != nil {
+			var le *os.LinkError
+			if errors.As(err, &le) {
+				return le.Err
+			}
+			return err
+		}
+		return nil
 	}
 	doit := func(old, new string) int {
 		err := mk(old, new)

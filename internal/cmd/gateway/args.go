@@ -7,6 +7,7 @@ import (
 	"github.com/s6gate/s6gate/internal/cli"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/svchealth"
 )
 
 // cmdline is a parsed verb invocation.
@@ -15,8 +16,9 @@ type cmdline struct {
 	all, json, check, start, replace bool
 	timeout, settle                  time.Duration
 	env                              cli.Repeated
-	command                          []string // after "--"; nil when there was no "--"
-	logs                             logsArgs // -n and -f (logs.go)
+	command                          []string            // after "--"; nil when there was no "--"
+	services                         []svchealth.Problem // status --check: the container's own services that are not up
+	logs                             logsArgs            // -n and -f (logs.go)
 }
 
 // flagsOf are the flags each verb accepts.

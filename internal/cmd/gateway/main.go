@@ -5,18 +5,21 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/s6gate/s6gate/internal/cli"
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/gatewayrun"
 	"github.com/s6gate/s6gate/pkg/operator"
+	"github.com/s6gate/s6gate/pkg/svchealth"
 	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 
@@ -62,6 +65,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	settings, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		return fail(err)
+	}
+	// The container's own services are the root tree's, readable only by root: the health
+	// check looks at them first (reading s6's status files, nothing else), then becomes the
+	// service user like every verb.
+	if verb == "status" && c.check {
+		c.services, err = svchealth.Check(svchealth.DefaultPaths(), time.Now(), settings.HealthGrace)
+		if errors.Is(err, svchealth.ErrUnreadable) {
+			err = nil // an operator's own check (not root): the gateways only
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
 	// Everything from here on acts as the service user: started as root, become it before
 	// touching anything (SPEC §11).

@@ -67,6 +67,9 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 					return fmt.Errorf("%w: '%s'", errUnhealthy, g.Profile)
 				}
 			}
+			if len(c.services) > 0 {
+				return fmt.Errorf("%w: %s", errServiceDown, c.services[0])
+			}
 		}
 		return err
 	case "list":
@@ -194,6 +197,9 @@ func startFailures(err error) []*operator.StartFailedError {
 	}
 	return out
 }
+
+// errServiceDown is status --check's failure for the container's own services (svchealth).
+var errServiceDown = errors.New("a service of the container meant to run is not")
 
 // errUnhealthy is status --check's failure: a gateway meant to run is failed, or has not been
 // serving for longer than GATEWAY_HEALTH_GRACE.
