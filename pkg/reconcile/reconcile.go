@@ -231,6 +231,10 @@ func Run(ctx context.Context, o Options) ([]Entry, error) {
 	for _, sk := range skipped {
 		o.Log.Warn("not a profile; ignored", "entry", sk.String())
 	}
+	if m := s.MaxServices; m > 0 && len(names) > m {
+		o.Log.Warn("more profiles than the gateways' s6-svscan supervises: the ones beyond stay unsupervised; raise GATEWAY_MAX_SERVICES",
+			"profiles", len(names), "GATEWAY_MAX_SERVICES", m)
+	}
 	if !o.DryRun {
 		if d, _, err := safedir.MkdirAll(s.Home, "logs/gateways", 0o755); err != nil {
 			o.Log.Warn("cannot create the log directory", "err", err)
