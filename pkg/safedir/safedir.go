@@ -273,16 +273,35 @@ func (d *Dir) Create(name string, content []byte, perm os.FileMode) error {
 	if err != nil {
 		return &os.PathError{Op: "create", Path: d.Join(name), Err: err}
 	}
-	f := os.NewFile(uintptr(fd), d.Join(name))
-	_, err = f.Write(content)
+	// Plain write(2)s on the raw descriptor: an *os.File would cost a fcntl(2) per file, and a
+	// slot has seven.
+	err = writeAll(fd, content)
 	if err == nil {
 		err = unix.Fchmod(fd, unixMode(perm))
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return &os.PathError{Op: "create", Path: d.Join(name), Err: err}
+	}
+	return nil
+}
+
+// writeAll writes b to fd, retrying short writes and EINTR.
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		b = b[n:]
 	}
 	return nil
 }

@@ -219,6 +219,12 @@ func Replace(scandir string, s Spec) error {
 		return err
 	}
 	defer scan.Close()
+	return ReplaceIn(scan, s)
+}
+
+// ReplaceIn is Replace in the open scan directory scan, for a caller that replaces many slots
+// (the boot reconciler). It may be called from several goroutines at once.
+func ReplaceIn(scan *safedir.Dir, s Spec) error {
 	staged, err := stage(scan, s)
 	if err != nil {
 		return err
