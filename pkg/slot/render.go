@@ -84,10 +84,13 @@ func quote(s string) string {
 // /proc/self/status with builtins only: a gateway's start forks no id(1) (with 1,000 gateways
 // started at once, every exec of a dynamically linked, localised program counts), and id(1)
 // only when /proc cannot tell.
+// (A failed redirection of a compound command ends a POSIX shell, hence the -r test.)
 const euidSnippet = "euid=\n" +
-	"while IFS=' \t' read -r k _ e _; do\n" +
-	"  if [ \"$k\" = Uid: ]; then euid=$e; break; fi\n" +
-	"done < /proc/self/status\n" +
+	"if [ -r /proc/self/status ]; then\n" +
+	"  while IFS=' \t' read -r k _ e _; do\n" +
+	"    if [ \"$k\" = Uid: ]; then euid=$e; break; fi\n" +
+	"  done < /proc/self/status\n" +
+	"fi\n" +
 	"[ -n \"$euid\" ] || euid=$(id -u)\n"
 
 // runScript is the slot's ./run. In the image it runs as the service user already (the
