@@ -117,9 +117,13 @@ test-stress: deps build ## the integration and E2E suites under CPU load (2 busy
 	exit $$rc
 
 # Every benchmark once, to prove they still run (CI); the figures of one iteration mean little.
+# The E2E benchmarks (BenchmarkScale grows a container to 1,000 gateways: minutes) are not
+# among them; `go test -short -bench Scale` in e2e/ runs a 10-gateway version.
 bench-smoke: build ## run every host benchmark once
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 $(PKGS)
 
+# BenchmarkScale (10, 100, 1,000 gateways in one container; S6GATE_SCALE_SIZES) takes about 5
+# minutes of the E2E part and prints its table; docs/PERFORMANCE.md records one run.
 bench: build ## benchmarks (speed and memory targets)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image peer-image && \

@@ -9,6 +9,9 @@
 //	GATEWAY_DRAIN_TIMEOUT  grace a gateway's child gets on stop    2s
 //	GATEWAY_HEALTH_GRACE   how long a gateway meant to run may be   30s
 //	                       down before status --check fails
+//	GATEWAY_MAX_SERVICES   slots the gateways' s6-svscan supervises  4096
+//	                       (its -c; every non-dot directory of the
+//	                       scan directory counts, a slot's log/ does not)
 //
 // Paths must be absolute. S6_COMMAND_DIR ends up in a run script's "#!" line, so it may not
 // contain white space. Invalid settings are usage errors (exit code 2).
@@ -36,7 +39,12 @@ const (
 	DefaultBin          = "/usr/local/bin/gateway"
 	DefaultDrainTimeout = 2 * time.Second
 	DefaultHealthGrace  = 30 * time.Second
+	DefaultMaxServices  = 4096
 )
+
+// MaxServicesLimit is the most s6-svscan 2.11 accepts as -c (it clamps anything above); its
+// table of that many entries lives on its stack, about 72 bytes each.
+const MaxServicesLimit = 90000
 
 // Settings are the shared settings.
 type Settings struct {
@@ -47,6 +55,9 @@ type Settings struct {
 	Bin          string
 	DrainTimeout time.Duration
 	HealthGrace  time.Duration
+	// MaxServices is the gateways' s6-svscan -c: how many service directories (slots) it
+	// supervises; one more is never picked up (s6-svscan logs "too many services").
+	MaxServices int
 }
 
 // FromEnv reads the settings through getenv (os.Getenv in binaries, a map in tests).
@@ -87,6 +98,14 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 	s.DrainTimeout = d
 	if s.HealthGrace, err = ParseDuration(get("GATEWAY_HEALTH_GRACE", ""), DefaultHealthGrace); err != nil {
 		return Settings{}, exitcode.Usagef("GATEWAY_HEALTH_GRACE: %v", err)
+	}
+	s.MaxServices = DefaultMaxServices
+	if v := getenv("GATEWAY_MAX_SERVICES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 || n > MaxServicesLimit {
+			return Settings{}, exitcode.Usagef("GATEWAY_MAX_SERVICES=%q: must be a number from 2 to %d", v, MaxServicesLimit)
+		}
+		s.MaxServices = n
 	}
 	return s, nil
 }

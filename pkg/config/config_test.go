@@ -21,7 +21,7 @@ func TestFromEnvDefaults(t *testing.T) {
 	assert.Equal(t, config.Settings{
 		Home: "/opt/data", ScanDir: "/run/service", CommandDir: "/command",
 		User: "gateway", Bin: "/usr/local/bin/gateway", DrainTimeout: 2 * time.Second,
-		HealthGrace: 30 * time.Second,
+		HealthGrace: 30 * time.Second, MaxServices: 4096,
 	}, s)
 }
 
@@ -29,12 +29,13 @@ func TestFromEnvOverridesAndErrors(t *testing.T) {
 	s, err := config.FromEnv(env(map[string]string{
 		"GATEWAY_HOME": "/data/", "GATEWAY_SCANDIR": "/tmp/scan", "S6_COMMAND_DIR": "/usr/bin",
 		"GATEWAY_USER": "nobody", "GATEWAY_BIN": "/x/gateway", "GATEWAY_DRAIN_TIMEOUT": "1500ms",
-		"GATEWAY_HEALTH_GRACE": "5",
+		"GATEWAY_HEALTH_GRACE": "5", "GATEWAY_MAX_SERVICES": "2500",
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, "/data", s.Home)
 	assert.Equal(t, 1500*time.Millisecond, s.DrainTimeout)
 	assert.Equal(t, 5*time.Second, s.HealthGrace)
+	assert.Equal(t, 2500, s.MaxServices)
 
 	bad := []map[string]string{
 		{"GATEWAY_HOME": "relative/path"},
@@ -45,6 +46,9 @@ func TestFromEnvOverridesAndErrors(t *testing.T) {
 		{"GATEWAY_USER": "a:b"},
 		{"GATEWAY_DRAIN_TIMEOUT": "soon"},
 		{"GATEWAY_DRAIN_TIMEOUT": "-1s"},
+		{"GATEWAY_MAX_SERVICES": "1"},
+		{"GATEWAY_MAX_SERVICES": "90001"},
+		{"GATEWAY_MAX_SERVICES": "lots"},
 	}
 	for _, m := range bad {
 		_, err := config.FromEnv(env(m))

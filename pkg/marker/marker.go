@@ -153,7 +153,17 @@ func Consume(home *safedir.Dir, pid int, startTime *uint64, now time.Time) (plan
 // nothing from an earlier boot survives into this one. It reports whether it removed the
 // marker, and why.
 func Sweep(home *safedir.Dir, now time.Time) (removed bool, reason string, err error) {
-	if err := sweepLeftovers(home); err != nil {
+	entries, err := home.ReadDir()
+	if err != nil {
+		return false, "", err
+	}
+	return SweepListed(home, entries, now)
+}
+
+// SweepListed is Sweep for a caller that has just listed home (entries): the boot reconciler
+// lists each home once for every sweep.
+func SweepListed(home *safedir.Dir, entries []fs.DirEntry, now time.Time) (removed bool, reason string, err error) {
+	if err := sweepLeftovers(home, entries); err != nil {
 		return false, "", err
 	}
 	b, rerr := home.ReadFile(FileName, 4096)
@@ -178,11 +188,7 @@ func Sweep(home *safedir.Dir, now time.Time) (removed bool, reason string, err e
 }
 
 // sweepLeftovers removes the marker's temp files and claimed copies whose consumer is dead.
-func sweepLeftovers(home *safedir.Dir) error {
-	entries, err := home.ReadDir()
-	if err != nil {
-		return err
-	}
+func sweepLeftovers(home *safedir.Dir, entries []fs.DirEntry) error {
 	for _, e := range entries {
 		n := e.Name()
 		switch {

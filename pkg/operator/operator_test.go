@@ -175,6 +175,34 @@ func TestRegisterDuplicateAndUnregisterAbsent(t *testing.T) {
 	assert.NoDirExists(t, e.ProfileHome("ghost"))
 }
 
+// A scan directory that holds GATEWAY_MAX_SERVICES services refuses one more registration
+// with one line that names the limit, and writes nothing: s6-svscan would never supervise it.
+func TestRegisterRefusedWhenS6SvscanIsFull(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	e.Start()
+	op := newOperator(t, e, e.CommandDir)
+	ctx := context.Background()
+	n, err := slot.Services(e.ScanDir)
+	require.NoError(t, err)
+	op.Settings.MaxServices = n + 1
+	_, err = op.Register(ctx, "first", operator.RegisterOptions{})
+	require.NoError(t, err)
+	before := s6test.Snapshot(t, e.Home)
+	_, err = op.Register(ctx, "second", operator.RegisterOptions{})
+	var fe *slot.FullError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, n+1, fe.Services)
+	assert.Contains(t, err.Error(), "GATEWAY_MAX_SERVICES")
+	assert.Equal(t, exitcode.Failed, exitcode.Of(err))
+	assert.Equal(t, before, s6test.Snapshot(t, e.Home), "a refused registration writes nothing in the data root")
+	assert.NoDirExists(t, slot.Path(e.ScanDir, "second"), "nor a slot (its verb lock stays, as every verb's does)")
+
+	_, err = op.Unregister(ctx, "first")
+	require.NoError(t, err)
+	_, err = op.Register(ctx, "second", operator.RegisterOptions{})
+	require.NoError(t, err, "room again once a gateway is unregistered")
+}
+
 func TestCommandErrorCarriesExitCodeAndStderr(t *testing.T) {
 	e := s6test.NewEnvAsCaller(t, nil)
 	e.Start()

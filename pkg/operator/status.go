@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
+	"github.com/s6gate/s6gate/pkg/safedir"
 	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/state"
 )
@@ -77,19 +80,67 @@ func (o *Operator) Status(ctx context.Context, names []string) ([]GatewayStatus,
 			return nil, err
 		}
 		names = all
-	}
-	out := make([]GatewayStatus, 0, len(names))
-	boot := state.CurrentBoot(o.Settings.ScanDir)
-	for _, n := range names {
-		if err := slot.Check(o.Settings.ScanDir, n); err != nil {
-			return nil, err
+	} else {
+		for _, n := range names {
+			if err := slot.Check(o.Settings.ScanDir, n); err != nil {
+				return nil, err
+			}
 		}
-		out = append(out, o.status(ctx, n, boot))
 	}
+	// What every profile needs is read once: the boot's identity, and profiles/ opened (each
+	// home is then one openat, never through a symlink). The profiles are read by a few
+	// workers; the order stays the caller's.
+	r := statusRun{bootID: state.CurrentBoot(o.Settings.ScanDir)}
+	r.profiles, r.perr = safedir.Open(o.Settings.Home, "profiles")
+	if r.profiles != nil {
+		defer r.profiles.Close()
+	}
+	out := make([]GatewayStatus, len(names))
+	workers := min(len(names)/statusBatch+1, statusWorkers)
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(names) {
+					return
+				}
+				out[i] = o.status(ctx, &r, names[i])
+			}
+		}()
+	}
+	wg.Wait()
 	return out, nil
 }
 
-func (o *Operator) status(ctx context.Context, name, boot string) GatewayStatus {
+// Status reads profiles with up to statusWorkers goroutines, one per statusBatch profiles.
+const (
+	statusWorkers = 4
+	statusBatch   = 32
+)
+
+// statusRun is what a Status call reads once for all its profiles.
+type statusRun struct {
+	bootID   string
+	profiles *safedir.Dir // <root>/profiles; nil when it cannot be opened (perr says why)
+	perr     error
+}
+
+// openHome is Operator.openHome through the open profiles/ directory.
+func (r *statusRun) openHome(o *Operator, name string) (*safedir.Dir, error) {
+	if profile.HomeRel(name) == "" {
+		return o.openHome(name)
+	}
+	if r.profiles == nil {
+		return nil, r.perr
+	}
+	return r.profiles.OpenDir(name)
+}
+
+func (o *Operator) status(ctx context.Context, r *statusRun, name string) GatewayStatus {
 	g := GatewayStatus{Profile: name, Slot: o.slotDir(name)}
 	st, err := o.Tools.ReadStatus(ctx, g.Slot)
 	switch {
@@ -111,7 +162,7 @@ func (o *Operator) status(ctx context.Context, name, boot string) GatewayStatus 
 	default:
 		g.Problem = err.Error()
 	}
-	home, err := o.openHome(name)
+	home, err := r.openHome(o, name)
 	if err != nil {
 		g.Problem = join(g.Problem, "profile home: "+err.Error())
 		return g
@@ -128,15 +179,15 @@ func (o *Operator) status(ctx context.Context, name, boot string) GatewayStatus 
 		g.DesiredState = &s.DesiredState
 	}
 	g.ExitReason, g.StateUpdated = s.ExitReason, s.UpdatedAt
-	o.crashLoop(&g, s, st, boot, time.Now())
+	o.crashLoop(&g, s, st, r.bootID, time.Now())
 	return g
 }
 
 // crashLoop fills the crash-loop fields and the health verdict from the state record s and
 // s6's status st. A record from another boot only contributes its last exit.
-func (o *Operator) crashLoop(g *GatewayStatus, s state.State, st s6.Status, boot string, now time.Time) {
+func (o *Operator) crashLoop(g *GatewayStatus, s state.State, st s6.Status, bootID string, now time.Time) {
 	g.LastExit = s.LastExit
-	thisBoot := s.BootID != "" && (s.BootID == boot || boot == "")
+	thisBoot := s.BootID != "" && (s.BootID == bootID || bootID == "")
 	current := thisBoot && g.Up && s.PID == st.PID
 	var downSince time.Time
 	if thisBoot {

@@ -48,6 +48,13 @@ func (o *Operator) Register(ctx context.Context, name string, opt RegisterOption
 	} else if !errors.As(err, new(*slot.NotRegisteredError)) {
 		return Result{}, err
 	}
+	// s6-svscan never supervises a service beyond its -c: refuse the registration rather
+	// than publish a slot that would stay unsupervised.
+	if n, err := slot.Services(o.Settings.ScanDir); err != nil {
+		return Result{}, err
+	} else if max := o.Settings.MaxServices; max > 0 && n >= max {
+		return Result{}, &slot.FullError{Profile: name, Services: n, Max: max}
+	}
 
 	home, created, err := safedir.MkdirAll(o.Settings.Home, profile.HomeRel(name), 0o750)
 	if err != nil {

@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -239,6 +240,10 @@ func Run(ctx context.Context, o Options) ([]Entry, error) {
 	for _, sk := range skipped {
 		o.Log.Warn("not a profile; ignored", "entry", sk.String())
 	}
+	if m := s.MaxServices; m > 0 && len(names) > m {
+		o.Log.Warn("more profiles than the gateways' s6-svscan supervises: the ones beyond stay unsupervised; raise GATEWAY_MAX_SERVICES",
+			"profiles", len(names), "GATEWAY_MAX_SERVICES", m)
+	}
 	if !o.DryRun {
 		if d, _, err := safedir.MkdirAll(s.Home, "logs/gateways", 0o755); err != nil {
 			o.Log.Warn("cannot create the log directory", "err", err)
@@ -248,22 +253,32 @@ func Run(ctx context.Context, o Options) ([]Entry, error) {
 	}
 	removeOrphans(ctx, o, names)
 
+	// The directories every profile needs are opened once, not once per profile: the scan
+	// directory, its verb-lock directory, and profiles/ (each home is then one openat).
+	dirs, err := openDirs(s, o.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	defer dirs.close()
+
+	// Workers take the next profile from a counter: no channel hand-off (and no scheduler
+	// wake-up) per profile.
 	entries := make([]Entry, len(names))
 	var wg sync.WaitGroup
-	work := make(chan int)
+	var next atomic.Int64
 	for range min(o.Workers, len(names)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range work {
-				entries[i] = reconcileOne(ctx, o, names[i])
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(names) {
+					return
+				}
+				entries[i] = reconcileOne(ctx, o, dirs, names[i])
 			}
 		}()
 	}
-	for i := range names {
-		work <- i
-	}
-	close(work)
 	wg.Wait()
 
 	if !o.DryRun {
@@ -349,12 +364,68 @@ func withLock(ctx context.Context, o Options, name string, fn func() error) erro
 	return fn()
 }
 
-func reconcileOne(ctx context.Context, o Options, name string) Entry {
+// runDirs are the directories a run opens once for all its profiles.
+type runDirs struct {
+	scan     *safedir.Dir    // the scan directory (nil in a dry run)
+	locks    *verblock.Locks // its verb locks (nil in a dry run)
+	home     string          // the data root, for the default profile's home
+	profiles *safedir.Dir    // <root>/profiles, nil when missing or unusable
+	perr     error           // why profiles is nil
+}
+
+func openDirs(s config.Settings, dryRun bool) (*runDirs, error) {
+	d := &runDirs{home: s.Home}
+	if !dryRun {
+		var err error
+		if d.scan, err = safedir.Open(s.ScanDir, ""); err != nil {
+			return nil, &ScanDirError{Path: s.ScanDir, Err: err}
+		}
+		if d.locks, err = verblock.OpenLocks(s.ScanDir); err != nil {
+			d.close()
+			return nil, &ScanDirError{Path: s.ScanDir, Err: err}
+		}
+	}
+	d.profiles, d.perr = safedir.Open(s.Home, "profiles")
+	return d, nil
+}
+
+func (d *runDirs) close() {
+	if d.scan != nil {
+		d.scan.Close()
+	}
+	if d.locks != nil {
+		d.locks.Close()
+	}
+	if d.profiles != nil {
+		d.profiles.Close()
+	}
+}
+
+// openHome opens a profile's home: the data root for the default profile, else
+// profiles/<name>, never through a symlink (as safedir.Open(root, profile.HomeRel(name))).
+func (d *runDirs) openHome(name string) (*safedir.Dir, error) {
+	if profile.HomeRel(name) == "" {
+		return safedir.Open(d.home, "")
+	}
+	if d.profiles == nil {
+		return nil, d.perr
+	}
+	return d.profiles.OpenDir(name)
+}
+
+func reconcileOne(ctx context.Context, o Options, dirs *runDirs, name string) Entry {
 	if o.DryRun {
-		return plan(o, name)
+		return plan(o, dirs, name)
 	}
 	var e Entry
-	if err := withLock(ctx, o, name, func() error { e = plan(o, name); return nil }); err != nil {
+	lockCtx, cancel := context.WithTimeout(ctx, LockWait)
+	defer cancel()
+	lock, err := dirs.locks.Acquire(lockCtx, name)
+	if err == nil {
+		e = plan(o, dirs, name)
+		lock.Release()
+	}
+	if err != nil {
 		e = Entry{Profile: name, PriorState: "none", Action: Skipped, Reason: err.Error()}
 		o.Log.Warn("profile skipped", "profile", name, "err", err)
 	}
@@ -363,14 +434,14 @@ func reconcileOne(ctx context.Context, o Options, name string) Entry {
 
 // plan does the work of one profile (under its verb lock unless a dry run): sweep, read the
 // intent and profile.json, and replace the slot.
-func plan(o Options, name string) Entry {
+func plan(o Options, dirs *runDirs, name string) Entry {
 	e := Entry{Profile: name, PriorState: "none"}
 	skip := func(err error) Entry {
 		e.Action, e.Reason = Skipped, err.Error()
 		o.Log.Warn("profile skipped", "profile", name, "err", err)
 		return e
 	}
-	home, err := safedir.Open(o.Settings.Home, profile.HomeRel(name))
+	home, err := dirs.openHome(name)
 	if err != nil {
 		return skip(err)
 	}
@@ -407,7 +478,7 @@ func plan(o Options, name string) Entry {
 	if o.DryRun {
 		return e
 	}
-	if err := slot.Replace(o.Settings.ScanDir, slot.NewSpec(o.Settings, name, cfg, !autostart)); err != nil {
+	if err := slot.ReplaceIn(dirs.scan, slot.NewSpec(o.Settings, name, cfg, !autostart)); err != nil {
 		return skip(err)
 	}
 	return e
@@ -426,11 +497,12 @@ func sweep(o Options, name string, home *safedir.Dir) {
 	if err != nil {
 		o.Log.Warn("cannot sweep a stale gateway identity", "profile", name, "err", err)
 	}
+	// One listing serves both sweeps (they look for different names).
+	entries, lerr := home.ReadDir()
+	if lerr != nil {
+		o.Log.Warn("cannot list the profile home", "profile", name, "err", lerr)
+	}
 	if !live && err == nil {
-		entries, err := home.ReadDir()
-		if err != nil {
-			o.Log.Warn("cannot list the profile home", "profile", name, "err", err)
-		}
 		for _, ent := range entries {
 			if ent.Type().IsRegular() && safedir.IsTempName(ent.Name(), atomicFiles...) {
 				if err := home.Remove(ent.Name()); err != nil {
@@ -444,7 +516,10 @@ func sweep(o Options, name string, home *safedir.Dir) {
 	if len(cleared) > 0 {
 		o.Log.Info("swept leftovers of a dead gateway or an interrupted write", "profile", name, "files", strings.Join(cleared, ","))
 	}
-	if removed, why, err := marker.Sweep(home, o.Now()); err != nil {
+	if lerr != nil {
+		return
+	}
+	if removed, why, err := marker.SweepListed(home, entries, o.Now()); err != nil {
 		o.Log.Warn("cannot sweep the planned-stop marker", "profile", name, "err", err)
 	} else if removed {
 		o.Log.Info("swept a planned-stop marker", "profile", name, "why", why)

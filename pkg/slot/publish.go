@@ -77,6 +77,43 @@ func List(scandir string) ([]string, error) {
 	return out, nil
 }
 
+// Services counts what s6-svscan counts against its -c limit in scandir: every directory
+// whose name does not start with a dot (slots and anything else; a slot's log/ belongs to its
+// slot's entry). Symlinks to directories count too, as s6-svscan follows them.
+func Services(scandir string) (int, error) {
+	entries, err := os.ReadDir(scandir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Name()[0] == '.' {
+			continue
+		}
+		if e.IsDir() {
+			n++
+		} else if e.Type()&fs.ModeSymlink != 0 {
+			if st, err := os.Stat(filepath.Join(scandir, e.Name())); err == nil && st.IsDir() {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// FullError means the gateways' s6-svscan supervises as many services as it may (its -c,
+// GATEWAY_MAX_SERVICES): a new slot would never be picked up, so none is published.
+type FullError struct {
+	Profile  string
+	Services int // service directories in the scan directory now
+	Max      int
+}
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("cannot register '%s': the gateways' s6-svscan supervises at most %d services (GATEWAY_MAX_SERVICES) and the scan directory holds %d; unregister a gateway, or raise GATEWAY_MAX_SERVICES (up to 90000) and restart the container",
+		e.Profile, e.Max, e.Services)
+}
+
 // Names of the private directories a slot passes through on its way in and out of the scan
 // directory. They start with a dot (s6-svscan ignores dot entries) and have a fixed length
 // whatever the profile's name, so every valid name fits in NAME_MAX.
@@ -182,6 +219,12 @@ func Replace(scandir string, s Spec) error {
 		return err
 	}
 	defer scan.Close()
+	return ReplaceIn(scan, s)
+}
+
+// ReplaceIn is Replace in the open scan directory scan, for a caller that replaces many slots
+// (the boot reconciler). It may be called from several goroutines at once.
+func ReplaceIn(scan *safedir.Dir, s Spec) error {
 	staged, err := stage(scan, s)
 	if err != nil {
 		return err

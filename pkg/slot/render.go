@@ -80,6 +80,19 @@ func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
 
+// euidSnippet sets $euid to the effective uid of the shell running the script, read from
+// /proc/self/status with builtins only: a gateway's start forks no id(1) (with 1,000 gateways
+// started at once, every exec of a dynamically linked, localised program counts), and id(1)
+// only when /proc cannot tell.
+// (A failed redirection of a compound command ends a POSIX shell, hence the -r test.)
+const euidSnippet = "euid=\n" +
+	"if [ -r /proc/self/status ]; then\n" +
+	"  while IFS=' \t' read -r k _ e _; do\n" +
+	"    if [ \"$k\" = Uid: ]; then euid=$e; break; fi\n" +
+	"  done < /proc/self/status\n" +
+	"fi\n" +
+	"[ -n \"$euid\" ] || euid=$(id -u)\n"
+
 // runScript is the slot's ./run. In the image it runs as the service user already (the
 // gateways' s6-svscan is the service user's). Started by root (a slot placed in a root-run
 // scan directory), it first re-executes itself as the service user, so nothing that comes from
@@ -93,8 +106,9 @@ func runScript(s Spec) string {
 	fmt.Fprintf(&b, "# %s: rendered by s6gate for profile %s and rebuilt at every boot.\n", Name(s.Profile), quote(s.Profile))
 	b.WriteString("# Change profile.json (or use `gateway register`), not this file.\n")
 	b.WriteString("exec 2>&1\n")
+	b.WriteString(euidSnippet)
 	b.WriteString("# Drop to the service user before anything from the profile is used.\n")
-	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ] && [ \"$(id -u %s)\" != 0 ]; then\n  exec %s %s \"$0\"\nfi\n", quote(s.User), quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User))
+	fmt.Fprintf(&b, "if [ \"$euid\" = 0 ] && [ \"$(id -u %s)\" != 0 ]; then\n  exec %s %s \"$0\"\nfi\n", quote(s.User), quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User))
 	b.WriteString("exec /usr/bin/env \\\n")
 	for _, kv := range environment(s) {
 		fmt.Fprintf(&b, "  %s \\\n", quote(kv))
@@ -131,8 +145,9 @@ func logRunScript(s Spec) string {
 	// A validated profile name holds no character a double-quoted string would expand.
 	fmt.Fprintf(&b, "dir=\"$GATEWAY_HOME/%s\"\n", profile.LogRel(s.Profile))
 	b.WriteString("set --\n")
-	fmt.Fprintf(&b, "if [ \"$(id -u)\" = 0 ]; then\n  set -- %s %s\nfi\n", quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User))
-	b.WriteString("\"$@\" mkdir -p -- \"$dir\" || exit 111\n")
+	b.WriteString(euidSnippet)
+	fmt.Fprintf(&b, "if [ \"$euid\" = 0 ]; then\n  set -- %s %s\nfi\n", quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User))
+	b.WriteString("[ -d \"$dir\" ] || \"$@\" mkdir -p -- \"$dir\" || exit 111\n")
 	fmt.Fprintf(&b, "exec \"$@\" %s 1 n10 s1000000 T \"$dir\"\n", quote(filepath.Join(s.CommandDir, "s6-log")))
 	return b.String()
 }

@@ -45,7 +45,8 @@ func mode(t *testing.T, p string) os.FileMode {
 func TestRunScript(t *testing.T) {
 	run := runScript(spec("coder"))
 	assert.True(t, strings.HasPrefix(run, "#!/command/with-contenv /bin/sh\n"))
-	assert.Contains(t, run, "if [ \"$(id -u)\" = 0 ] && [ \"$(id -u 'gateway')\" != 0 ]; then\n  exec '/command/s6-setuidgid' 'gateway' \"$0\"")
+	assert.Contains(t, run, "if [ \"$euid\" = 0 ] && [ \"$(id -u 'gateway')\" != 0 ]; then\n  exec '/command/s6-setuidgid' 'gateway' \"$0\"")
+	assert.Less(t, strings.Index(run, "done < /proc/self/status"), strings.Index(run, "if [ \"$euid\" = 0 ]"), "$euid is read before it is used")
 	assert.Contains(t, run, "exec /usr/bin/env \\\n  'HOME=/opt/data' \\\n")
 	assert.Contains(t, run, "  'GATEWAY_NOTIFY_FD=3' \\\n  '/usr/local/bin/gateway' run -p 'coder' --replace\n")
 	assert.Less(t, strings.Index(run, "s6-setuidgid"), strings.Index(run, "HOME="), "privileges are dropped before anything from the profile is used")

@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
@@ -141,20 +143,95 @@ func Parse(b []byte) (State, map[string]json.RawMessage, error) {
 		return State{}, nil, fmt.Errorf("%w: not a JSON object", ErrCorrupt)
 	}
 	var s State
-	// Field by field, so one mistyped field does not hide the others.
-	fields := map[string]any{
-		"gateway_state": &s.GatewayState, "desired_state": &s.DesiredState, "pid": &s.PID,
-		"start_time": &s.StartTime, "exit_reason": &s.ExitReason, "updated_at": &s.UpdatedAt,
-		"boot_id": &s.BootID, "command_started_at": &s.CommandStartedAt, "restarts": &s.Restarts,
-		"consecutive_failures": &s.ConsecutiveFailures, "last_exit": &s.LastExit,
-		"backoff_until": &s.BackoffUntil, "failed_reason": &s.FailedReason, "down_since": &s.DownSince,
-	}
-	for k, dst := range fields {
-		if v, ok := raw[k]; ok {
-			_ = json.Unmarshal(v, dst)
+	// Field by field, so one mistyped field does not hide the others. Keys match exactly.
+	for k, v := range raw {
+		switch k {
+		case "gateway_state":
+			decodeString(v, &s.GatewayState)
+		case "desired_state":
+			decodeString(v, &s.DesiredState)
+		case "pid":
+			decodeInt(v, &s.PID)
+		case "start_time":
+			if u, ok := plainUint(v); ok {
+				s.StartTime = &u
+			} else {
+				_ = json.Unmarshal(v, &s.StartTime)
+			}
+		case "exit_reason":
+			decodeString(v, &s.ExitReason)
+		case "updated_at":
+			decodeString(v, &s.UpdatedAt)
+		case "boot_id":
+			decodeString(v, &s.BootID)
+		case "command_started_at":
+			decodeString(v, &s.CommandStartedAt)
+		case "restarts":
+			decodeInt(v, &s.Restarts)
+		case "consecutive_failures":
+			decodeInt(v, &s.ConsecutiveFailures)
+		case "last_exit":
+			_ = json.Unmarshal(v, &s.LastExit)
+		case "backoff_until":
+			decodeString(v, &s.BackoffUntil)
+		case "failed_reason":
+			decodeString(v, &s.FailedReason)
+		case "down_since":
+			decodeString(v, &s.DownSince)
 		}
 	}
 	return s, raw, nil
+}
+
+// decodeString is json.Unmarshal(v, dst) (errors ignored), without reflection for the usual
+// value, a JSON string with no escape and valid UTF-8, which is exactly its bytes. Every
+// other value goes through json.Unmarshal. (`gateway status` parses one state file per
+// gateway.)
+func decodeString(v json.RawMessage, dst *string) {
+	if n := len(v); n >= 2 && v[0] == '"' && v[n-1] == '"' {
+		if in := v[1 : n-1]; bytes.IndexByte(in, '\\') < 0 && bytes.IndexByte(in, '"') < 0 && utf8.Valid(in) {
+			*dst = string(in)
+			return
+		}
+	}
+	_ = json.Unmarshal(v, dst)
+}
+
+// decodeInt is json.Unmarshal(v, dst) (errors ignored), with a fast path for a plain decimal
+// integer.
+func decodeInt(v json.RawMessage, dst *int) {
+	if isPlainInt(v) {
+		if n, err := strconv.Atoi(string(v)); err == nil {
+			*dst = n
+			return
+		}
+	}
+	_ = json.Unmarshal(v, dst)
+}
+
+// plainUint parses v when it is a plain decimal unsigned integer that fits.
+func plainUint(v json.RawMessage) (uint64, bool) {
+	if !isPlainInt(v) || v[0] == '-' {
+		return 0, false
+	}
+	u, err := strconv.ParseUint(string(v), 10, 64)
+	return u, err == nil
+}
+
+// isPlainInt reports whether v is -?[0-9]+ (JSON forbids leading zeros already).
+func isPlainInt(v []byte) bool {
+	if len(v) > 0 && v[0] == '-' {
+		v = v[1:]
+	}
+	if len(v) == 0 {
+		return false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Read reads the state in home. A missing file is (State{}, nil); every other problem yields

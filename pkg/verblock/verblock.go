@@ -50,11 +50,34 @@ type Lock struct{ f *os.File }
 // Acquire takes the verb lock of profile in scandir, waiting until ctx ends. profile must be a
 // valid profile name (it becomes a file name). A ctx that ends first gives a *BusyError.
 func Acquire(ctx context.Context, scandir, profile string) (*Lock, error) {
-	locks, _, err := safedir.MkdirAll(scandir, Dir, 0o700)
+	locks, err := OpenLocks(scandir)
+	if err != nil {
+		return nil, err
+	}
+	defer locks.Close()
+	return locks.Acquire(ctx, profile)
+}
+
+// Locks is the open lock directory of a scan directory, for a caller that takes many verb
+// locks in a row (the boot reconciler): it is opened (and made) once, not per lock.
+type Locks struct{ dir *safedir.Dir }
+
+// OpenLocks opens, creating it if need be, the lock directory of scandir.
+func OpenLocks(scandir string) (*Locks, error) {
+	d, _, err := safedir.MkdirAll(scandir, Dir, 0o700)
 	if err != nil {
 		return nil, fmt.Errorf("verb lock: %w", err)
 	}
-	defer locks.Close()
+	return &Locks{dir: d}, nil
+}
+
+// Close releases the directory; locks taken through it stay held.
+func (l *Locks) Close() error { return l.dir.Close() }
+
+// Acquire is the package's Acquire through an open lock directory. It may be called from
+// several goroutines at once.
+func (l *Locks) Acquire(ctx context.Context, profile string) (*Lock, error) {
+	locks := l.dir
 	begin := time.Now()
 	pause := 2 * time.Millisecond
 	for {
