@@ -38,12 +38,15 @@ func TestDepsFreshMachine(t *testing.T) {
 	}
 	script, err := os.ReadFile("../docker/deps.sh")
 	require.NoError(t, err)
+	mkbase, err := os.ReadFile("../docker/mkbase.sh") // deps.sh asks it whether the base image is current
+	require.NoError(t, err)
 
 	ctx := context.Background()
 	c, err := testcontainers.Run(ctx, base,
 		testcontainers.WithCmd("sleep", "infinity"),
 		testcontainers.WithFiles(
 			testcontainers.ContainerFile{Reader: strings.NewReader(string(script)), ContainerFilePath: "/s6gate/deps.sh", FileMode: 0o755},
+			testcontainers.ContainerFile{Reader: strings.NewReader(string(mkbase)), ContainerFilePath: "/s6gate/mkbase.sh", FileMode: 0o755},
 			testcontainers.ContainerFile{Reader: strings.NewReader("#!/bin/sh\necho 'go version go1.26.8 linux/amd64'\n"),
 				ContainerFilePath: "/usr/local/bin/go", FileMode: 0o755},
 			testcontainers.ContainerFile{Reader: strings.NewReader("#!/bin/sh\n[ \"$1\" = info ] && exit 0\nexit 1\n"),
