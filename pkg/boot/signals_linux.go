@@ -8,12 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// divertedSignals are the signals whose <scandir>/.s6-svscan/ handler is this binary, as
-// s6-linux-init makes them for a container: SIGTERM (halt), SIGINT (reboot), SIGUSR1 and
-// SIGPWR (poweroff), SIGUSR2 (halt) all stop the container; SIGQUIT stops it too (s6gate's
-// choice, documented); SIGWINCH does nothing. With S6_CMD_RECEIVE_SIGNALS they all go to the
-// CMD instead while it runs.
-func divertedSignals() []string { return stopSignals() }
+// The diverted signals (stopSignals, names.go) are those whose <scandir>/.s6-svscan/ handler
+// is this binary, as s6-linux-init makes them for a container: SIGTERM (halt), SIGINT (reboot),
+// SIGUSR1 and SIGPWR (poweroff), SIGUSR2 (halt) all stop the container; SIGQUIT stops it too
+// (s6gate's choice, documented); SIGWINCH does nothing. With S6_CMD_RECEIVE_SIGNALS they all go
+// to the CMD instead while it runs.
 
 // stopSignalNames are the diverted signals that stop the container.
 func isStopSignal(sig string) bool { return sig != "SIGWINCH" }
