@@ -42,6 +42,9 @@ var differentialFixtures = map[string]string{
 	"env-without-contenv": "differs (on purpose, docs/init.md): s6-overlay gives cont-init.d scripts and the CMD only PATH (the container " +
 		"environment through with-contenv or printcontenv, or S6_KEEP_ENV=1); s6gate runs both in the container environment",
 	"s6rc-bundle": "same",
+	// A linuxserver-style tree: oneshots depending on each other in user, a longrun whose output
+	// a logger longrun consumes (producer-for/consumer-for), a user2 oneshot after legacy-services.
+	"linuxserver-tree": "same",
 }
 
 // outcome is what a fixture's container observably did.
