@@ -39,6 +39,8 @@ type Options struct {
 	NotifyFD  int      // s6 readiness descriptor; <= 0 means none
 	Heartbeat time.Duration
 	Logger    *slog.Logger
+
+	spawn func(*exec.Cmd) error // starts the command; (*exec.Cmd).Start, or a fault in tests
 }
 
 // signalsHandled are caught for the gateway's whole life; everything not classified below is
@@ -70,6 +72,9 @@ func Run(ctx context.Context, o Options) int {
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = DefaultHeartbeat
+	}
+	if o.spawn == nil {
+		o.spawn = (*exec.Cmd).Start
 	}
 	g := &gateway{o: o, log: o.Logger.With("profile", o.Profile), pid: os.Getpid()}
 	if err := profile.Validate(o.Profile); err != nil {
@@ -117,6 +122,9 @@ func Run(ctx context.Context, o Options) int {
 	}
 	if len(argv) > 0 {
 		if err := g.startChild(argv, env); err != nil {
+			if transientStartError(err) {
+				return g.startFailed(err)
+			}
 			return g.finish(FatalConfig, err.Error(), nil)
 		}
 		if code, stopped := g.settle(ctx, sigs); stopped {
@@ -340,7 +348,7 @@ func (g *gateway) startChild(argv, env []string) error {
 		cmd.ExtraFiles[fd-3] = w
 		g.readyR, readyW = r, w
 	}
-	err := cmd.Start()
+	err := g.o.spawn(cmd)
 	if readyW != nil {
 		readyW.Close() // the child has its copy; EOF then means the child closed it
 	}
@@ -426,6 +434,26 @@ func (g *gateway) childExited(err error) int {
 	if code == exitcode.FatalConfig {
 		return g.finish(FatalConfig, "command reported a fatal configuration ("+why+")", exit)
 	}
+	if code == exitcode.GaveUp {
+		code = 1 // only the gateway's own decision may stop s6 restarting it
+	}
+	return g.failure(exit, "command "+why, code)
+}
+
+// startFailed records a command that could not be started for want of a resource (too many
+// open files or processes, no memory): a failure like an exit, retried after a back-off, not
+// a fatal configuration — the same command starts once the container has room again.
+func (g *gateway) startFailed(err error) int {
+	g.childStart = time.Now()
+	code := 126
+	exit := &state.Exit{Code: &code, At: g.childStart.UTC().Format(state.TimeFormat), Failure: true}
+	return g.failure(exit, "could not be started: "+err.Error(), 1)
+}
+
+// failure counts one more consecutive failure, and at the policy's limit marks the gateway
+// failed and exits GaveUp, which its slot's finish turns into "do not restart". Otherwise s6
+// starts the gateway again, which backs off first; the gateway exits code.
+func (g *gateway) failure(exit *state.Exit, why string, code int) int {
 	limit := g.policy.FailureLimit()
 	var n int
 	g.write(func(s *state.State) {
@@ -435,23 +463,31 @@ func (g *gateway) childExited(err error) int {
 		if s.DownSince == "" {
 			s.DownSince = exit.At
 		}
-		s.ExitReason = ChildExited.String() + ": command " + why
+		s.ExitReason = ChildExited.String() + ": " + why
 		if n >= limit {
 			s.GatewayState = state.Failed
-			s.FailedReason = fmt.Sprintf("%d consecutive failures (limit %d); last: command %s", n, limit, why)
+			s.FailedReason = fmt.Sprintf("%d consecutive failures (limit %d); last: %s", n, limit, why)
 		}
 	})
 	if n >= limit {
 		g.log.Error("gateway failed: s6 will not restart it until an operator starts it (gateway start)",
-			"consecutive_failures", n, "limit", limit, "last", "command "+why)
+			"consecutive_failures", n, "limit", limit, "last", why)
 		return exitcode.GaveUp
 	}
 	g.log.Info("command exited; s6 starts the gateway again after a back-off", "status", why,
 		"consecutive_failures", n, "limit", limit, "next_delay", g.policy.Backoff(n))
-	if code == exitcode.GaveUp {
-		code = 1 // only the gateway's own decision may stop s6 restarting it
-	}
 	return code
+}
+
+// transientStartError reports a start that failed for want of a resource, not because of the
+// command itself.
+func transientStartError(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.EAGAIN, syscall.ENOMEM, syscall.ETXTBSY} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // exitRecord describes how the child ended, for last_exit.
