@@ -293,8 +293,9 @@ func (s *stage2Run) waitServicesUp(names []string, limit time.Duration) bool {
 	var plain, notify []string
 	for _, name := range names {
 		dir := filepath.Join(s.l.Scandir, name)
-		// s6-supervise starts asynchronously after the rescan; s6-svwait needs it running.
-		for s.tool("s6-svok", dir) != nil {
+		// s6-supervise starts asynchronously after the rescan; s6-svwait needs it running and
+		// its status file written (a moment after it takes its lock).
+		for s.tool("s6-svok", dir) != nil || !statusWritten(dir) {
 			if s.stopping.Load() || (!deadline.IsZero() && time.Now().After(deadline)) {
 				s.log.printf("services: %s is not supervised in time", name)
 				return false
@@ -326,6 +327,12 @@ func (s *stage2Run) waitServicesUp(names []string, limit time.Duration) bool {
 		}
 	}
 	return ok
+}
+
+// statusWritten reports whether s6-supervise has written the service's status file.
+func statusWritten(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "supervise", "status"))
+	return err == nil
 }
 
 // runCmd runs the CMD in the container environment and the image's working directory, and
