@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,9 +193,13 @@ func TestCrashLoopBacksOffEndsFailedAndStartClearsIt(t *testing.T) {
 	assert.False(t, st.Healthy)
 	r = e.Run("gateway", "status", "--check")
 	assert.Equal(t, 1, r.Code, "a failed gateway meant to run is unhealthy at once")
-	r = e.Run("gateway", "status", "-p", "loop")
+	// s6-log writes the gateway's last line a moment after the gateway wrote it.
+	logged := regexp.MustCompile(`(?s)last 5 log lines \(gateway logs -p loop\):\n.*msg="gateway failed`)
+	s6test.Eventually(t, 10*time.Second, "status -p shows the log's last lines", func() bool {
+		r = e.Run("gateway", "status", "-p", "loop")
+		return logged.MatchString(r.Stdout)
+	})
 	assert.Regexp(t, `(?m)^loop\s+failed\s+-\s+-\s+3\s+status 3, .* ago\s+failed\s+running\s+failed: 4 consecutive failures`, r.Stdout)
-	assert.Regexp(t, `(?s)last 5 log lines \(gateway logs -p loop\):\n.*msg="gateway failed`, r.Stdout, "status -p shows the log's last lines")
 
 	// Fixed and started by an operator: no back-off left over, up, healthy.
 	s6test.WriteFile(t, filepath.Join(home, "ok"), "")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -188,7 +189,10 @@ func TestReadinessTCPWaitsForTheListener(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	waitRunning(t, home)
-	assert.Contains(t, logs.String(), "ready=\"tcp "+addr+" accepts\"")
+	// The start line follows the state write: wait for it, it says which check passed.
+	s6test.Eventually(t, 10*time.Second, "the start line names the check", func() bool {
+		return strings.Contains(logs.String(), "ready=\"tcp "+addr+" accepts\"")
+	})
 	cancel()
 	assert.Equal(t, 1, exitCode(t, done))
 }
