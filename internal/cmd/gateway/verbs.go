@@ -54,7 +54,7 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 			return err
 		}
 		if c.json {
-			err = writeJSON(out, st)
+			err = writeStatusJSON(out, st)
 		} else {
 			writeStatusTable(out, st, time.Now())
 			if c.profile != "" && !c.check {
@@ -209,6 +209,18 @@ func writeJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// writeStatusJSON writes the status as JSON in one write: what writeJSON writes, by
+// operator.AppendStatusJSON (a 1,000-gateway status is about 540 kB, and encoding/json's
+// reflection and indenting pass were most of the CPU time left in the verb).
+func writeStatusJSON(out io.Writer, st []operator.GatewayStatus) error {
+	b, ok := operator.AppendStatusJSON(make([]byte, 0, 768*len(st)+8), st)
+	if !ok {
+		return writeJSON(out, st) // for encoding/json's error
+	}
+	_, err := out.Write(b)
+	return err
 }
 
 func writeStatusTable(out io.Writer, st []operator.GatewayStatus, now time.Time) {
