@@ -80,7 +80,10 @@ func TestStatusJSONMatchesEncoder(t *testing.T) {
 			with(func(g *operator.GatewayStatus) { g.Uptime = ptr(1e-7); g.LastExit.Uptime = 1e21 }),
 			with(func(g *operator.GatewayStatus) { g.Uptime = ptr(123456789.123); g.LastExit.Uptime = 1e-6 }),
 			with(func(g *operator.GatewayStatus) { g.Uptime = ptr(-2.5e-10); g.LastExit.Uptime = 9.999999e20 }),
-			with(func(g *operator.GatewayStatus) { g.Uptime = ptr(math.MaxFloat64); g.LastExit.Uptime = math.SmallestNonzeroFloat64 }),
+			with(func(g *operator.GatewayStatus) {
+				g.Uptime = ptr(math.MaxFloat64)
+				g.LastExit.Uptime = math.SmallestNonzeroFloat64
+			}),
 		}},
 		{"integers", []operator.GatewayStatus{with(func(g *operator.GatewayStatus) {
 			g.PID, g.ExitCode, g.Signal = ptr(math.MaxInt), ptr(-1), ptr(math.MinInt)
