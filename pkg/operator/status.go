@@ -95,6 +95,10 @@ func (o *Operator) Status(ctx context.Context, names []string) ([]GatewayStatus,
 	if r.profiles != nil {
 		defer r.profiles.Close()
 	}
+	if scan, err := safedir.Open(o.Settings.ScanDir, ""); err == nil {
+		r.scan = scan
+		defer scan.Close()
+	}
 	out := make([]GatewayStatus, len(names))
 	workers := min(len(names)/statusBatch+1, statusWorkers)
 	var wg sync.WaitGroup
@@ -125,6 +129,7 @@ const (
 // statusRun is what a Status call reads once for all its profiles.
 type statusRun struct {
 	bootID   string
+	scan     *safedir.Dir // the scan directory; nil when it cannot be opened (each slot is then read by its path)
 	profiles *safedir.Dir // <root>/profiles; nil when it cannot be opened (perr says why)
 	perr     error
 }
@@ -142,7 +147,13 @@ func (r *statusRun) openHome(o *Operator, name string) (*safedir.Dir, error) {
 
 func (o *Operator) status(ctx context.Context, r *statusRun, name string) GatewayStatus {
 	g := GatewayStatus{Profile: name, Slot: o.slotDir(name)}
-	st, err := o.Tools.ReadStatus(ctx, g.Slot)
+	var st s6.Status
+	var err error
+	if r.scan != nil {
+		st, err = o.Tools.ReadStatusAt(ctx, r.scan, slot.Name(name))
+	} else {
+		st, err = o.Tools.ReadStatus(ctx, g.Slot)
+	}
 	switch {
 	case err == nil:
 		g.Supervised, g.Up, g.Ready, g.WantUp, g.NormallyUp = true, st.Up, st.Ready, st.WantUp, st.NormallyUp

@@ -3,8 +3,11 @@ package s6_test
 import (
 	"context"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 
 	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/s6"
+	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
 // supervise/status files captured from Debian's s6-supervise 2.11.3.2.
@@ -209,23 +213,43 @@ func TestRealS6StatusAndControl(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(svc, "down"), nil, 0o644))
 	tools := s6.Tools{Dir: s6test.ToolsDir}
 	ctx := context.Background()
+	scanDir, err := safedir.Open(scan.Dir, "")
+	require.NoError(t, err)
+	defer scanDir.Close()
+	// ReadStatusAt (through the open scan directory) must say what ReadStatus says. Polled:
+	// a read in the middle of a transition (s6-supervise holds its lock a moment before it
+	// writes its first status file; ReadStatus then asks s6-svstat) may differ from the next.
+	readStatus := func() (s6.Status, error) {
+		t.Helper()
+		var st, at s6.Status
+		var err, errAt error
+		s6test.Eventually(t, 5*time.Second, "ReadStatus and ReadStatusAt to agree", func() bool {
+			st, err = tools.ReadStatus(ctx, svc)
+			at, errAt = tools.ReadStatusAt(ctx, scanDir, "svc")
+			return reflect.DeepEqual(st, at) && fmt.Sprint(err) == fmt.Sprint(errAt)
+		})
+		live, lerr := s6.SupervisedAt(scanDir, "svc")
+		assert.NoError(t, lerr)
+		assert.Equal(t, !errors.Is(err, s6.ErrNotSupervised), live, "SupervisedAt")
+		return st, err
+	}
 
 	supervised, err := s6.Supervised(svc)
 	require.NoError(t, err)
 	assert.False(t, supervised, "not scanned yet")
-	_, err = tools.ReadStatus(ctx, svc)
+	_, err = readStatus()
 	assert.ErrorIs(t, err, s6.ErrNotSupervised)
 
 	require.NoError(t, tools.Run(ctx, scan.Dir, "rescan", "s6-svscanctl", "-a", scan.Dir))
 	s6test.Eventually(t, 5*time.Second, "s6-supervise on svc", func() bool { ok, _ := s6.Supervised(svc); return ok })
 
-	st, err := tools.ReadStatus(ctx, svc)
+	st, err := readStatus()
 	require.NoError(t, err)
 	assert.False(t, st.Up)
 	assert.False(t, st.NormallyUp, "./down exists")
 
 	require.NoError(t, tools.Run(ctx, "svc", "start", "s6-svc", "-u", "-wu", "-T", "5000", svc))
-	st, err = tools.ReadStatus(ctx, svc)
+	st, err = readStatus()
 	require.NoError(t, err)
 	assert.True(t, st.Up)
 	assert.True(t, st.WantUp)
@@ -239,7 +263,7 @@ func TestRealS6StatusAndControl(t *testing.T) {
 	assert.Equal(t, st.PID, viaTool.PID)
 
 	require.NoError(t, tools.Run(ctx, "svc", "stop", "s6-svc", "-d", "-wD", "-T", "5000", svc))
-	st, err = tools.ReadStatus(ctx, svc)
+	st, err = readStatus()
 	require.NoError(t, err)
 	assert.False(t, st.Up)
 	assert.Equal(t, 15, st.Signal)

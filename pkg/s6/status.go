@@ -103,17 +103,71 @@ func tai64n(b []byte) time.Time {
 // Supervised reports whether an s6-supervise process holds the lock of the service directory
 // dir (the test s6-svok makes). A missing lock file means no.
 func Supervised(dir string) (bool, error) {
-	fd, err := unix.Open(filepath.Join(dir, "supervise", "lock"), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	return supervised(pathFiles(dir))
+}
+
+// SupervisedAt is Supervised for the service directory name inside the open directory
+// scan: one openat from it instead of a walk of the whole path.
+func SupervisedAt(scan *safedir.Dir, name string) (bool, error) {
+	return supervised(dirFiles{scan, name})
+}
+
+// serviceFiles opens and lstats the files of one service directory: by their paths, or
+// relative to an open scan directory. Errors are *os.PathError naming the whole path.
+type serviceFiles interface {
+	open(rel string, flag int) (int, error)
+	lstat(rel string) error
+	dir() string // the service directory's path, for messages and s6-svstat
+}
+
+// pathFiles is a service directory named by its path.
+type pathFiles string
+
+func (p pathFiles) open(rel string, flag int) (int, error) {
+	path := filepath.Join(string(p), rel)
+	fd, err := unix.Open(path, flag|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
+}
+
+func (p pathFiles) lstat(rel string) error {
+	_, err := os.Lstat(filepath.Join(string(p), rel))
+	return err
+}
+
+func (p pathFiles) dir() string { return string(p) }
+
+// dirFiles is the service directory name inside the open directory scan.
+type dirFiles struct {
+	scan *safedir.Dir
+	name string
+}
+
+func (d dirFiles) open(rel string, flag int) (int, error) {
+	return d.scan.OpenPath(d.name+"/"+rel, flag)
+}
+
+func (d dirFiles) lstat(rel string) error {
+	_, err := d.scan.LstatPath(d.name + "/" + rel)
+	return err
+}
+
+func (d dirFiles) dir() string { return d.scan.Join(d.name) }
+
+func supervised(f serviceFiles) (bool, error) {
+	fd, err := f.open("supervise/lock", unix.O_RDONLY|unix.O_NOFOLLOW)
 	if errors.Is(err, unix.ENOENT) {
 		return false, nil
 	}
 	if err != nil {
-		return false, &os.PathError{Op: "open", Path: filepath.Join(dir, "supervise", "lock"), Err: err}
+		return false, err
 	}
 	defer unix.Close(fd)
 	lk := unix.Flock_t{Type: unix.F_WRLCK}
 	if err := unix.FcntlFlock(uintptr(fd), unix.F_GETLK, &lk); err != nil {
-		return false, &os.PathError{Op: "fcntl", Path: filepath.Join(dir, "supervise", "lock"), Err: err}
+		return false, &os.PathError{Op: "fcntl", Path: filepath.Join(f.dir(), "supervise", "lock"), Err: err}
 	}
 	return lk.Type != unix.F_UNLCK, nil
 }
@@ -122,14 +176,26 @@ func Supervised(dir string) (bool, error) {
 // directly. It returns ErrNotSupervised when no s6-supervise runs there. tools is used only
 // when the status file has a layout this package does not know.
 func (t Tools) ReadStatus(ctx context.Context, dir string) (Status, error) {
-	ok, err := Supervised(dir)
+	return t.readStatus(ctx, pathFiles(dir))
+}
+
+// ReadStatusAt is ReadStatus for the service directory name inside the open directory scan:
+// each of its files is one openat from scan instead of a walk of the whole path (`gateway
+// status` reads three per gateway). It reads what ReadStatus of scan's path joined with name
+// reads.
+func (t Tools) ReadStatusAt(ctx context.Context, scan *safedir.Dir, name string) (Status, error) {
+	return t.readStatus(ctx, dirFiles{scan, name})
+}
+
+func (t Tools) readStatus(ctx context.Context, f serviceFiles) (Status, error) {
+	ok, err := supervised(f)
 	if err != nil {
 		return Status{}, err
 	}
 	if !ok {
-		return Status{}, fmt.Errorf("%s: %w", dir, ErrNotSupervised)
+		return Status{}, fmt.Errorf("%s: %w", f.dir(), ErrNotSupervised)
 	}
-	b, err := readSmall(filepath.Join(dir, "supervise", "status"))
+	b, err := readSmall(f, "supervise/status")
 	var s Status
 	if err == nil {
 		s, err = ParseStatusFile(b)
@@ -138,44 +204,46 @@ func (t Tools) ReadStatus(ctx context.Context, dir string) (Status, error) {
 		if errors.Is(err, fs.ErrPermission) {
 			return Status{}, err
 		}
-		if s, err = t.svstat(ctx, dir); err != nil {
+		if s, err = t.svstat(ctx, f.dir()); err != nil {
 			return Status{}, err
 		}
 	}
 	s.Supervised = true
-	_, derr := os.Lstat(filepath.Join(dir, "down"))
-	s.NormallyUp = errors.Is(derr, fs.ErrNotExist)
+	s.NormallyUp = errors.Is(f.lstat("down"), fs.ErrNotExist)
 	return s, nil
 }
 
-// readSmall reads a small file (a status file is 35 or 43 bytes) with open, read and close
-// only: os.ReadFile's *os.File would add a fstat(2), a fcntl(2) and an epoll_ctl(2), and
-// `gateway status` reads one per gateway. Errors are *os.PathError, as os.ReadFile's.
-func readSmall(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// readSmall reads a small file of a service directory (a status file is 35 or 43 bytes) with
+// open, read and close only: os.ReadFile's *os.File would add a fstat(2), a fcntl(2) and an
+// epoll_ctl(2), and `gateway status` reads one per gateway. A read that returns less than it
+// asked for is the end of the file (a regular file's reads are short only there), so a status
+// file takes one read. Errors are *os.PathError, as os.ReadFile's.
+func readSmall(f serviceFiles, rel string) ([]byte, error) {
+	fd, err := f.open(rel, unix.O_RDONLY)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return nil, err
 	}
 	defer unix.Close(fd)
 	buf := make([]byte, 0, 64)
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) >= 1<<20 {
-				return nil, &os.PathError{Op: "read", Path: path, Err: errors.New("file too large")}
+				return nil, &os.PathError{Op: "read", Path: filepath.Join(f.dir(), rel), Err: errors.New("file too large")}
 			}
 			buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
 		}
+		want := cap(buf) - len(buf)
 		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return buf, nil
+			return nil, &os.PathError{Op: "read", Path: filepath.Join(f.dir(), rel), Err: err}
 		}
 		buf = buf[:len(buf)+n]
+		if n < want {
+			return buf, nil
+		}
 	}
 }
 

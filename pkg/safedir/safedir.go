@@ -27,8 +27,13 @@ var ErrNotRegular = errors.New("not a regular file")
 var ErrTooLarge = errors.New("file too large")
 
 // Dir is an open directory. Its methods act on single names directly inside it.
+//
+// It holds the raw descriptor, not an *os.File: os.NewFile costs a fcntl(2) per directory
+// and its Close a few more steps, and the boot reconciler and `gateway status` open a few
+// directories per profile. Close must be called (there is no finalizer); a second Close is
+// os.ErrClosed, as for an *os.File.
 type Dir struct {
-	f       *os.File
+	fd      int
 	path    string
 	created bool
 }
@@ -83,7 +88,7 @@ func open(base, rel string, create bool, perm os.FileMode) (*Dir, error) {
 			fd = next
 		}
 	}
-	return &Dir{f: os.NewFile(uintptr(fd), path), path: path, created: created}, nil
+	return &Dir{fd: fd, path: path, created: created}, nil
 }
 
 // openDirAt opens name in dirfd as a directory without following a symlink. A symlink is
@@ -124,7 +129,7 @@ func (d *Dir) Path() string { return d.path }
 func (d *Dir) Join(name string) string { return filepath.Join(d.path, name) }
 
 // Fd is the directory's file descriptor, valid until Close.
-func (d *Dir) Fd() int { return int(d.f.Fd()) }
+func (d *Dir) Fd() int { return d.fd }
 
 // Chmod sets the directory's own mode, exactly.
 func (d *Dir) Chmod(perm os.FileMode) error {
@@ -135,7 +140,17 @@ func (d *Dir) Chmod(perm os.FileMode) error {
 }
 
 // Close releases the directory.
-func (d *Dir) Close() error { return d.f.Close() }
+func (d *Dir) Close() error {
+	if d.fd < 0 {
+		return &os.PathError{Op: "close", Path: d.path, Err: os.ErrClosed}
+	}
+	err := unix.Close(d.fd)
+	d.fd = -1
+	if err != nil {
+		return &os.PathError{Op: "close", Path: d.path, Err: err}
+	}
+	return nil
+}
 
 // OpenDir opens the directory name inside d without following a symlink.
 func (d *Dir) OpenDir(name string) (*Dir, error) {
@@ -146,7 +161,7 @@ func (d *Dir) OpenDir(name string) (*Dir, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: d.Join(name), Err: err}
 	}
-	return &Dir{f: os.NewFile(uintptr(fd), d.Join(name)), path: d.Join(name)}, nil
+	return &Dir{fd: fd, path: d.Join(name)}, nil
 }
 
 // ReadDir lists the directory. Entry types come from the directory itself, so a symlink shows
@@ -170,6 +185,36 @@ func (d *Dir) Lstat(name string) (unix.Stat_t, error) {
 	}
 	if err := unix.Fstatat(d.Fd(), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return st, &os.PathError{Op: "lstat", Path: d.Join(name), Err: err}
+	}
+	return st, nil
+}
+
+// OpenPath opens rel, a clean relative path inside d that may have several components (never
+// ".."), with flag (O_CLOEXEC is added), and returns the raw descriptor, which the caller
+// closes. Unlike the single-name methods it follows symlinks in rel's directories, exactly as
+// open(2) of the whole path would (O_NOFOLLOW in flag still guards the last component): it is
+// for reads that a path would do anyway, as one openat from d instead of a walk from the root
+// (`gateway status` reads s6's files of every slot this way). Errors are *os.PathError.
+func (d *Dir) OpenPath(rel string, flag int) (int, error) {
+	if err := checkRel(rel); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Openat(d.fd, rel, flag|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: d.Join(rel), Err: err}
+	}
+	return fd, nil
+}
+
+// LstatPath describes rel inside d (see OpenPath) without following a symlink at its last
+// component.
+func (d *Dir) LstatPath(rel string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := checkRel(rel); err != nil {
+		return st, err
+	}
+	if err := unix.Fstatat(d.fd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return st, &os.PathError{Op: "lstat", Path: d.Join(rel), Err: err}
 	}
 	return st, nil
 }
@@ -245,8 +290,8 @@ func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", d.Join(name), err)
 	}
 	// The rename is durable only once the directory is on disk too.
-	if err := d.f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("write %s: fsync directory: %w", d.Join(name), err)
+	if err := fsync(d.fd); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("write %s: fsync directory: %w", d.Join(name), &os.PathError{Op: "sync", Path: d.path, Err: err})
 	}
 	return nil
 }
@@ -287,6 +332,15 @@ func (d *Dir) Create(name string, content []byte, perm os.FileMode) error {
 		return &os.PathError{Op: "create", Path: d.Join(name), Err: err}
 	}
 	return nil
+}
+
+// fsync is fsync(2), retried on EINTR.
+func fsync(fd int) error {
+	for {
+		if err := unix.Fsync(fd); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
 }
 
 // readFull reads len(b) bytes from fd, like io.ReadFull on a file.
@@ -471,6 +525,14 @@ func (d *Dir) Lock() (unlock func(), err error) {
 		return nil, &os.PathError{Op: "flock", Path: d.path, Err: err}
 	}
 	return func() { unix.Close(fd) }, nil
+}
+
+// checkRel accepts a clean relative path of one or more names, none of them "..".
+func checkRel(rel string) error {
+	if rel == "" || filepath.IsAbs(rel) || filepath.Clean(rel) != rel || rel == ".." || strings.HasPrefix(rel, "../") {
+		return &os.PathError{Op: "open", Path: rel, Err: errors.New("not a clean relative path")}
+	}
+	return nil
 }
 
 func checkName(name string) error {
