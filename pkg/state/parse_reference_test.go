@@ -16,11 +16,11 @@ import (
 
 // parseReference is Parse as it was before its fast paths: every field through
 // json.Unmarshal. Parse must give the same State for every document.
-func parseReference(b []byte) (state.State, bool) {
+func parseReference(b []byte) (state.State, map[string]json.RawMessage, bool) {
 	b = bytes.TrimPrefix(b, bom)
 	var raw map[string]json.RawMessage
 	if len(bytes.TrimSpace(b)) == 0 || json.Unmarshal(b, &raw) != nil || raw == nil {
-		return state.State{}, false
+		return state.State{}, nil, false
 	}
 	var s state.State
 	fields := map[string]any{
@@ -28,14 +28,14 @@ func parseReference(b []byte) (state.State, bool) {
 		"start_time": &s.StartTime, "exit_reason": &s.ExitReason, "updated_at": &s.UpdatedAt,
 		"boot_id": &s.BootID, "command_started_at": &s.CommandStartedAt, "restarts": &s.Restarts,
 		"consecutive_failures": &s.ConsecutiveFailures, "last_exit": &s.LastExit,
-		"backoff_until": &s.BackoffUntil, "failed_reason": &s.FailedReason,
+		"backoff_until": &s.BackoffUntil, "failed_reason": &s.FailedReason, "down_since": &s.DownSince,
 	}
 	for k, dst := range fields {
 		if v, ok := raw[k]; ok {
 			_ = json.Unmarshal(v, dst)
 		}
 	}
-	return s, true
+	return s, raw, true
 }
 
 var referenceDocs = []string{
@@ -48,6 +48,17 @@ var referenceDocs = []string{
 	`{"gateway_state":"running","gateway_state":"stopped","pid":1,"pid":"x"}`,
 	`{"command_started_at":"2026-12-01T02:02:06.700029736Z","start_time":0,"pid":0}`,
 	`{"start_time":"12","last_exit":"x","restarts":true}`,
+	" \t\r\n{ \"pid\" : 7 , \"x\" : { \"a\" : [ 1 , \"}\\\"]\" , { } ] } , \"\" : \"\" , \"down_since\":\"d\" } \n",
+	`{"x":{"pid":1},"pid":[2,{"pid":3}],"y":"\"pid\": 4","pid":5,"z":[]}`,
+	`{"pid":1,"p\u0069d":2}`,
+	`{"pid":2,"\u00e9":1,"\xff":3}`,
+	`{"pid":3}{"pid":4}`,
+	`{"pid":3,}`,
+	`[{"pid":3}]`,
+	`{}`,
+	"{\"pid\":7\r,\"restarts\":1\r}\r",
+	"{\"\xff\":1,\"pid\":2,\"\xe9t\xe9\":3}",
+	`{"a":true,"b":false,"c":null,"d":-1.5e+3}`,
 }
 
 func TestParseMatchesReference(t *testing.T) {
@@ -79,12 +90,13 @@ func FuzzParseMatchesReference(f *testing.F) {
 
 func checkParseMatchesReference(t *testing.T, b []byte) {
 	t.Helper()
-	want, ok := parseReference(b)
-	got, _, err := state.Parse(b)
+	want, wantRaw, ok := parseReference(b)
+	got, gotRaw, err := state.Parse(b)
 	if !ok {
 		assert.Error(t, err, "%q", b)
 		return
 	}
 	require.NoError(t, err, "%q", b)
 	assert.Equal(t, want, got, "%q", b)
+	assert.Equal(t, wantRaw, gotRaw, "%q: the members Update preserves", b)
 }

@@ -131,56 +131,252 @@ func (s State) Intent() (source string, autostart bool) {
 // Parse decodes a state document. It returns ErrCorrupt (wrapped, with the reason) for an
 // empty document, invalid JSON or a non-object, after skipping a UTF-8 BOM.
 func Parse(b []byte) (State, map[string]json.RawMessage, error) {
+	return parse(b, true)
+}
+
+// Keys of the fields State owns, as indexes into the values a parse collects.
+const (
+	kGatewayState = iota
+	kDesiredState
+	kPID
+	kStartTime
+	kExitReason
+	kUpdatedAt
+	kBootID
+	kCommandStartedAt
+	kRestarts
+	kConsecutiveFailures
+	kLastExit
+	kBackoffUntil
+	kFailedReason
+	kDownSince
+	nKeys
+)
+
+// keyIndex is the index of an owned key, or -1.
+func keyIndex(k string) int {
+	switch k {
+	case "gateway_state":
+		return kGatewayState
+	case "desired_state":
+		return kDesiredState
+	case "pid":
+		return kPID
+	case "start_time":
+		return kStartTime
+	case "exit_reason":
+		return kExitReason
+	case "updated_at":
+		return kUpdatedAt
+	case "boot_id":
+		return kBootID
+	case "command_started_at":
+		return kCommandStartedAt
+	case "restarts":
+		return kRestarts
+	case "consecutive_failures":
+		return kConsecutiveFailures
+	case "last_exit":
+		return kLastExit
+	case "backoff_until":
+		return kBackoffUntil
+	case "failed_reason":
+		return kFailedReason
+	case "down_since":
+		return kDownSince
+	}
+	return -1
+}
+
+// parse is Parse; without wantRaw it returns no map (Read's callers need only the State).
+//
+// A valid object whose keys are plain ASCII (every state file the toolkit writes) is split
+// into its members by splitObject instead of json.Unmarshal into a map: the same members, the
+// last of a repeated key winning as in the map, then the same field decoding.
+// TestParseMatchesReference and FuzzParseMatchesReference hold it to the previous decoder.
+func parse(b []byte, wantRaw bool) (State, map[string]json.RawMessage, error) {
 	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	if len(bytes.TrimSpace(b)) == 0 {
 		return State{}, nil, fmt.Errorf("%w: empty", ErrCorrupt)
 	}
+	var vals [nKeys]json.RawMessage
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return State{}, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	if wantRaw {
+		b = bytes.Clone(b) // the map's values share it, as json.Unmarshal's copies would not
 	}
-	if raw == nil {
-		return State{}, nil, fmt.Errorf("%w: not a JSON object", ErrCorrupt)
+	ok := json.Valid(b) && splitObject(b, func(k string, v []byte) {
+		if i := keyIndex(k); i >= 0 {
+			vals[i] = v
+		}
+		if wantRaw {
+			if raw == nil {
+				raw = map[string]json.RawMessage{}
+			}
+			raw[k] = v
+		}
+	})
+	if !ok {
+		vals, raw = [nKeys]json.RawMessage{}, nil
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return State{}, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if raw == nil {
+			return State{}, nil, fmt.Errorf("%w: not a JSON object", ErrCorrupt)
+		}
+		for k, v := range raw {
+			if i := keyIndex(k); i >= 0 {
+				vals[i] = v
+			}
+		}
+	} else if wantRaw && raw == nil {
+		raw = map[string]json.RawMessage{}
 	}
 	var s State
 	// Field by field, so one mistyped field does not hide the others. Keys match exactly.
-	for k, v := range raw {
-		switch k {
-		case "gateway_state":
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		switch i {
+		case kGatewayState:
 			decodeString(v, &s.GatewayState)
-		case "desired_state":
+		case kDesiredState:
 			decodeString(v, &s.DesiredState)
-		case "pid":
+		case kPID:
 			decodeInt(v, &s.PID)
-		case "start_time":
+		case kStartTime:
 			if u, ok := plainUint(v); ok {
 				s.StartTime = &u
 			} else {
 				_ = json.Unmarshal(v, &s.StartTime)
 			}
-		case "exit_reason":
+		case kExitReason:
 			decodeString(v, &s.ExitReason)
-		case "updated_at":
+		case kUpdatedAt:
 			decodeString(v, &s.UpdatedAt)
-		case "boot_id":
+		case kBootID:
 			decodeString(v, &s.BootID)
-		case "command_started_at":
+		case kCommandStartedAt:
 			decodeString(v, &s.CommandStartedAt)
-		case "restarts":
+		case kRestarts:
 			decodeInt(v, &s.Restarts)
-		case "consecutive_failures":
+		case kConsecutiveFailures:
 			decodeInt(v, &s.ConsecutiveFailures)
-		case "last_exit":
+		case kLastExit:
 			_ = json.Unmarshal(v, &s.LastExit)
-		case "backoff_until":
+		case kBackoffUntil:
 			decodeString(v, &s.BackoffUntil)
-		case "failed_reason":
+		case kFailedReason:
 			decodeString(v, &s.FailedReason)
-		case "down_since":
+		case kDownSince:
 			decodeString(v, &s.DownSince)
 		}
 	}
 	return s, raw, nil
+}
+
+// splitObject calls member with each key and raw value of b, a valid JSON document (the caller
+// checked), in order. It reports false, having stopped, when b is not an object or a key is
+// not plain ASCII without escapes (json.Unmarshal then decodes it: such a key is unescaped and
+// its invalid UTF-8 replaced, which this does not do).
+func splitObject(b []byte, member func(k string, v []byte)) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return true
+	}
+	for i < len(b) {
+		if b[i] != '"' {
+			return false
+		}
+		end := stringEnd(b, i)
+		key := b[i+1 : end-1]
+		for _, c := range key {
+			if c == '\\' || c >= utf8.RuneSelf {
+				return false
+			}
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		vend := valueEnd(b, i)
+		member(string(key), b[i:vend:vend])
+		i = skipSpace(b, vend)
+		if i >= len(b) {
+			return false
+		}
+		if b[i] == '}' {
+			return true
+		}
+		if b[i] != ',' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+	}
+	return false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd is the index just past the string that starts at b[i] (a '"').
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd is the index just past the value that starts at b[i]: a string, an object or an
+// array (nested to any depth), or a literal or number.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
 }
 
 // decodeString is json.Unmarshal(v, dst) (errors ignored), without reflection for the usual
@@ -237,11 +433,12 @@ func isPlainInt(v []byte) bool {
 // Read reads the state in home. A missing file is (State{}, nil); every other problem yields
 // the zero State and an error naming the path.
 func Read(home *safedir.Dir) (State, error) {
-	s, _, err := read(home)
+	s, _, err := read(home, false)
 	return s, err
 }
 
-func read(home *safedir.Dir) (State, map[string]json.RawMessage, error) {
+// read reads the state in home, and the document's members when wantRaw is set.
+func read(home *safedir.Dir, wantRaw bool) (State, map[string]json.RawMessage, error) {
 	b, err := home.ReadFile(FileName, MaxSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return State{}, nil, nil
@@ -249,7 +446,7 @@ func read(home *safedir.Dir) (State, map[string]json.RawMessage, error) {
 	if err != nil {
 		return State{}, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	s, raw, err := Parse(b)
+	s, raw, err := parse(b, wantRaw)
 	if err != nil {
 		return State{}, nil, fmt.Errorf("%s: %w", home.Join(FileName), err)
 	}
@@ -265,7 +462,7 @@ func Update(home *safedir.Dir, now time.Time, change func(*State)) (warning erro
 		return nil, fmt.Errorf("update %s: %w", home.Join(FileName), err)
 	}
 	defer unlock()
-	s, raw, warning := read(home)
+	s, raw, warning := read(home, true)
 	if raw == nil {
 		raw = map[string]json.RawMessage{}
 	}
