@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -165,6 +166,11 @@ func Sweep(home *safedir.Dir, now time.Time) (removed bool, reason string, err e
 func SweepListed(home *safedir.Dir, entries []fs.DirEntry, now time.Time) (removed bool, reason string, err error) {
 	if err := sweepLeftovers(home, entries); err != nil {
 		return false, "", err
+	}
+	// A marker the listing does not show is not read: one written since is fresh, and a sweep
+	// a moment earlier would not have seen it either.
+	if !slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() == FileName }) {
+		return false, "", nil
 	}
 	b, rerr := home.ReadFile(FileName, 4096)
 	if errors.Is(rerr, fs.ErrNotExist) {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -170,11 +171,8 @@ func (l *Lock) Release() {
 // let two processes lock two different inodes). A held lock (a live gateway) is left alone
 // and reported as live. It reports what it cleared.
 func SweepStale(home *safedir.Dir) (live bool, cleared []string, err error) {
-	if _, err := home.Lstat(LockFile); err == nil {
-		f, err := openLockFile(home)
-		if err != nil {
-			return false, nil, err
-		}
+	// Opened without O_CREAT: a missing lock file stays missing (one openat, no lstat first).
+	if f, err := home.OpenFile(LockFile, unix.O_RDWR, 0); err == nil {
 		defer f.Close()
 		if err := flockNB(f); errors.Is(err, ErrLocked) {
 			return true, nil, nil
@@ -187,6 +185,8 @@ func SweepStale(home *safedir.Dir) (live bool, cleared []string, err error) {
 			}
 			cleared = append(cleared, LockFile)
 		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, nil, err
 	}
 	if _, err := home.Lstat(PIDFile); err == nil {
 		if err := home.Remove(PIDFile); err != nil {

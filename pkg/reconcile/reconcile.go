@@ -449,7 +449,12 @@ func plan(o Options, dirs *runDirs, name string) Entry {
 
 	// A slot an s6-supervise runs on (a run at runtime) belongs to a live gateway: its home,
 	// where a write may be under way, is not swept and its slot is not replaced.
-	live, _ := s6.Supervised(slot.Path(o.Settings.ScanDir, name))
+	var live bool
+	if dirs.scan != nil {
+		live, _ = s6.SupervisedAt(dirs.scan, slot.Name(name))
+	} else {
+		live, _ = s6.Supervised(slot.Path(o.Settings.ScanDir, name))
+	}
 	if !o.DryRun && !live {
 		sweep(o, name, home)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/renameio/v2"
 	"golang.org/x/sys/unix"
@@ -36,6 +37,11 @@ type Dir struct {
 	fd      int
 	path    string
 	created bool
+	// What createsExact needs, found out once (a Dir is shared by the boot reconciler's
+	// workers): whether creations in it are subject to the umask alone, and that umask.
+	modesOnce sync.Once
+	umaskOnly bool
+	umask     uint32
 }
 
 // Open opens base/rel. base is trusted; every component of rel is opened with O_NOFOLLOW.
@@ -315,14 +321,20 @@ func (d *Dir) Create(name string, content []byte, perm os.FileMode) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	fd, err := unix.Openat(d.Fd(), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	// Created 0600 and then chmod-ed to perm, unless creating with perm is known to give
+	// exactly perm here (createsExact): never wider than perm at any moment.
+	mode := uint32(0o600)
+	if d.createsExact(perm) {
+		mode = unixMode(perm)
+	}
+	fd, err := unix.Openat(d.Fd(), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 	if err != nil {
 		return &os.PathError{Op: "create", Path: d.Join(name), Err: err}
 	}
 	// Plain write(2)s on the raw descriptor: an *os.File would cost a fcntl(2) per file, and a
 	// slot has seven.
 	err = writeAll(fd, content)
-	if err == nil {
+	if err == nil && !d.createsExact(perm) {
 		err = unix.Fchmod(fd, unixMode(perm))
 	}
 	if cerr := unix.Close(fd); err == nil {
@@ -341,6 +353,55 @@ func fsync(fd int) error {
 			return err
 		}
 	}
+}
+
+// createsExact reports whether a file or directory created directly in d with mode perm gets
+// exactly perm, so that Create and Mkdir need no chmod afterwards. That holds when perm has
+// only permission bits, the umask clears none of them, d has no default ACL (which would
+// replace the umask) and d is not set-gid (a directory made in it would inherit the bit).
+// Otherwise, or when any of it cannot be told, the caller chmods. Either way nothing is ever
+// created wider than perm: the mode given to open(2) and mkdir(2) is perm itself, which the
+// kernel only narrows.
+//
+// d finds this out once, when it first creates something (the umask from /proc/self/status,
+// Linux 4.7 and later), and a directory Mkdir makes inherits it: a process must not change its
+// umask while it creates files in an open Dir (s6gate's programs never change it, but for
+// s6util's s6-mkdir -m, which creates with mkdir(2) and chmods).
+func (d *Dir) createsExact(perm os.FileMode) bool {
+	if perm&^os.ModePerm != 0 {
+		return false
+	}
+	d.modesOnce.Do(func() {
+		var st unix.Stat_t
+		if unix.Fstat(d.fd, &st) != nil || st.Mode&unix.S_ISGID != 0 || hasDefaultACL(d.fd) {
+			return
+		}
+		d.umask, d.umaskOnly = readUmask()
+	})
+	return d.umaskOnly && uint32(perm)&d.umask == 0
+}
+
+// hasDefaultACL reports whether the directory fd has a default ACL (or whether that cannot
+// be told: then it answers yes, the safe side).
+func hasDefaultACL(fd int) bool {
+	_, err := unix.Fgetxattr(fd, "system.posix_acl_default", nil)
+	return !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP)
+}
+
+// readUmask is the process's umask from /proc/self/status (Linux 4.7 and later); ok is false
+// when it cannot be read.
+func readUmask() (umask uint32, ok bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return uint32(m), err == nil
+		}
+	}
+	return 0, false
 }
 
 // readFull reads len(b) bytes from fd, like io.ReadFull on a file.
@@ -389,14 +450,23 @@ func (d *Dir) Mkdir(name string, perm os.FileMode) (*Dir, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	if err := unix.Mkdirat(d.Fd(), name, 0o700); err != nil {
+	exact := d.createsExact(perm)
+	mode := uint32(0o700)
+	if exact {
+		mode = unixMode(perm)
+	}
+	if err := unix.Mkdirat(d.Fd(), name, mode); err != nil {
 		return nil, &os.PathError{Op: "mkdir", Path: d.Join(name), Err: err}
 	}
 	sub, err := d.OpenDir(name)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Fchmod(sub.Fd(), unixMode(perm)); err != nil {
+	if exact {
+		// Made here with an exact mode without the set-gid bit: it has no default ACL either
+		// and is not set-gid, so what it creates is subject to the same umask alone.
+		sub.modesOnce.Do(func() { sub.umaskOnly, sub.umask = true, d.umask })
+	} else if err := unix.Fchmod(sub.Fd(), unixMode(perm)); err != nil {
 		sub.Close()
 		return nil, &os.PathError{Op: "chmod", Path: d.Join(name), Err: err}
 	}
@@ -432,9 +502,10 @@ func (d *Dir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error
 		return nil, &os.PathError{Op: "open", Path: p, Err: ErrNotRegular}
 	}
 	// Regular files ignore O_NONBLOCK; clear it anyway so the descriptor behaves plainly.
-	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil {
-		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
-	}
+	// F_SETFL sets only the status flags (O_APPEND, O_NONBLOCK, …) and ignores the access
+	// mode and creation flags, so the caller's flag less O_NONBLOCK is the descriptor's
+	// flags less O_NONBLOCK: no F_GETFL needed.
+	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flag&^unix.O_NONBLOCK)
 	return os.NewFile(uintptr(fd), p), nil
 }
 

@@ -301,3 +301,71 @@ func TestIsTempName(t *testing.T) {
 		assert.Equal(t, want, safedir.IsTempName(name, "gateway_state.json", "profile.json", ".gateway-planned-stop.json"), name)
 	}
 }
+
+// posixACL is a system.posix_acl_* extended attribute: user::u, group::g, other::o.
+func posixACL(u, g, o uint16) []byte {
+	b := []byte{2, 0, 0, 0} // version 2, little endian
+	for _, e := range [][2]uint16{{0x01, u}, {0x04, g}, {0x20, o}} {
+		b = append(b, byte(e[0]), byte(e[0]>>8), byte(e[1]), byte(e[1]>>8), 0xff, 0xff, 0xff, 0xff)
+	}
+	return b
+}
+
+// Create and Mkdir skip their chmod where creating with the mode gives exactly that mode, and
+// only there: the result is the exact mode whatever the umask, a default ACL on the directory
+// (which replaces the umask) or a set-gid directory (whose subdirectories inherit the bit).
+func TestCreateAndMkdirExactWhateverUmaskACLOrSetgid(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		umask int
+		setup func(t *testing.T, dir string) // on the directory the files are created in
+	}{
+		{"umask 0", 0, nil},
+		{"umask 022", 0o022, nil},
+		{"umask 027", 0o027, nil},
+		{"umask 077", 0o077, nil},
+		{"umask 0777", 0o777, nil},
+		{"set-gid directory", 0o022, func(t *testing.T, dir string) {
+			require.NoError(t, os.Chmod(dir, 0o755|os.ModeSetgid))
+		}},
+		{"default ACL narrower than the umask", 0o022, func(t *testing.T, dir string) {
+			if err := unix.Setxattr(dir, "system.posix_acl_default", posixACL(7, 0, 0), 0); err != nil {
+				t.Skipf("no POSIX ACLs here: %v", err)
+			}
+		}},
+		{"default ACL wider than the umask", 0o077, func(t *testing.T, dir string) {
+			if err := unix.Setxattr(dir, "system.posix_acl_default", posixACL(7, 7, 7), 0); err != nil {
+				t.Skipf("no POSIX ACLs here: %v", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := unix.Umask(tc.umask)
+			defer unix.Umask(old)
+			base := t.TempDir()
+			if tc.setup != nil {
+				tc.setup(t, base)
+			}
+			d, err := safedir.Open(base, "")
+			require.NoError(t, err)
+			defer d.Close()
+			for _, m := range []os.FileMode{0o644, 0o750, 0o755, 0o600, 0o777, 0o640} {
+				name := "f" + m.String()
+				require.NoError(t, d.Create(name, []byte("x"), m))
+				assert.Equal(t, m, mode(t, filepath.Join(base, name)), "Create %s", name)
+			}
+			stage, err := d.Mkdir("stage", 0o700)
+			require.NoError(t, err)
+			defer stage.Close()
+			assert.Equal(t, os.ModeDir|0o700, mode(t, filepath.Join(base, "stage")))
+			log, err := stage.Mkdir("log", 0o755)
+			require.NoError(t, err)
+			defer log.Close()
+			assert.Equal(t, os.ModeDir|0o755, mode(t, filepath.Join(base, "stage", "log")))
+			require.NoError(t, log.Create("run", []byte("x"), 0o755))
+			assert.Equal(t, os.FileMode(0o755), mode(t, filepath.Join(base, "stage", "log", "run")))
+			require.NoError(t, stage.Create("run", []byte("x"), 0o750))
+			assert.Equal(t, os.FileMode(0o750), mode(t, filepath.Join(base, "stage", "run")))
+		})
+	}
+}
