@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,10 +79,11 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 			return err
 		}
 		if !c.json {
+			bw := bufio.NewWriter(out) // one write, not one per name
 			for _, n := range names {
-				fmt.Fprintln(out, n)
+				fmt.Fprintln(bw, n)
 			}
-			return nil
+			return bw.Flush()
 		}
 		type entry struct {
 			Profile string `json:"profile"`
@@ -224,7 +226,11 @@ func writeStatusJSON(out io.Writer, st []operator.GatewayStatus) error {
 }
 
 func writeStatusTable(out io.Writer, st []operator.GatewayStatus, now time.Time) {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	// Buffered: the tabwriter writes every cell on its own, which unbuffered to stdout was a
+	// write(2) per cell (19,000 for 1,000 gateways).
+	bw := bufio.NewWriterSize(out, 64<<10)
+	defer bw.Flush()
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROFILE\tS6\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tSTATE\tDESIRED\tNOTE")
 	for _, g := range st {
 		s6 := "down"
