@@ -145,6 +145,27 @@ func (r *statusRun) openHome(o *Operator, name string) (*safedir.Dir, error) {
 	return r.profiles.OpenDir(name)
 }
 
+// errNoHome marks readState's failure to open the profile's home.
+var errNoHome = errors.New("profile home")
+
+// readState is state.Read of the profile's home: for a named profile first in one openat2
+// from profiles/ (state.ReadBeneath), else — the default profile, a missing file, a refused
+// name, no openat2 — by opening the home, which also tells why. An unopenable home is
+// errNoHome, wrapped.
+func (r *statusRun) readState(o *Operator, name string) (state.State, error) {
+	if r.profiles != nil && profile.HomeRel(name) != "" {
+		if s, ok, err := state.ReadBeneath(r.profiles, name); ok {
+			return s, err
+		}
+	}
+	home, err := r.openHome(o, name)
+	if err != nil {
+		return state.State{}, fmt.Errorf("%w: %w", errNoHome, err)
+	}
+	defer home.Close()
+	return state.Read(home)
+}
+
 func (o *Operator) status(ctx context.Context, r *statusRun, name string) GatewayStatus {
 	g := GatewayStatus{Profile: name, Slot: o.slotDir(name)}
 	var st s6.Status
@@ -173,13 +194,11 @@ func (o *Operator) status(ctx context.Context, r *statusRun, name string) Gatewa
 	default:
 		g.Problem = err.Error()
 	}
-	home, err := r.openHome(o, name)
-	if err != nil {
-		g.Problem = join(g.Problem, "profile home: "+err.Error())
+	s, err := r.readState(o, name)
+	if errors.Is(err, errNoHome) {
+		g.Problem = join(g.Problem, err.Error())
 		return g
 	}
-	defer home.Close()
-	s, err := state.Read(home)
 	if err != nil {
 		g.Problem = join(g.Problem, err.Error())
 	}

@@ -437,6 +437,23 @@ func Read(home *safedir.Dir) (State, error) {
 	return s, err
 }
 
+// ReadBeneath is Read of the home rel inside dir (profiles/ and a profile's name), read with
+// one openat2 (safedir.Dir.ReadFileBeneath: no symlink anywhere, nothing outside dir) instead
+// of opening the home first. ok is false when it could not read the file that way — it is
+// missing, refused, or openat2 is not there — and says nothing more: the caller then opens the
+// home and calls Read, which tells why. When ok, it returns what Read would.
+func ReadBeneath(dir *safedir.Dir, rel string) (s State, ok bool, err error) {
+	b, rerr := dir.ReadFileBeneath(rel+"/"+FileName, MaxSize)
+	if rerr != nil {
+		return State{}, false, nil
+	}
+	s, _, err = parse(b, false)
+	if err != nil {
+		return State{}, true, fmt.Errorf("%s: %w", dir.Join(rel+"/"+FileName), err)
+	}
+	return s, true, nil
+}
+
 // read reads the state in home, and the document's members when wantRaw is set.
 func read(home *safedir.Dir, wantRaw bool) (State, map[string]json.RawMessage, error) {
 	b, err := home.ReadFile(FileName, MaxSize)

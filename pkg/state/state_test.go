@@ -2,9 +2,12 @@ package state_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,3 +183,74 @@ func TestIntent(t *testing.T) {
 
 func ptr(s string) *string { return &s }
 func u64(v uint64) *uint64 { return &v }
+
+// ReadBeneath reads what Read of the opened home reads, or declines (ok false) and leaves the
+// explaining to Read: never a different State, never another error.
+func TestReadBeneathAgreesWithRead(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		setup  func(t *testing.T, profiles string) // makes profiles/p
+		wantOK bool
+	}{
+		{"state file", func(t *testing.T, p string) {
+			writeState(t, p, `{"gateway_state":"running","pid":7,"x":{"y":[1]}}`)
+		}, true},
+		{"corrupt state file", func(t *testing.T, p string) { writeState(t, p, `{"gateway_state":`) }, true},
+		{"empty state file", func(t *testing.T, p string) { writeState(t, p, ``) }, true},
+		{"no state file", func(t *testing.T, p string) { require.NoError(t, os.Mkdir(filepath.Join(p, "p"), 0o755)) }, false},
+		{"no home", func(t *testing.T, p string) {}, false},
+		{"home is a symlink", func(t *testing.T, p string) {
+			other := filepath.Join(t.TempDir(), "other")
+			require.NoError(t, os.Mkdir(other, 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(other, state.FileName), []byte(`{"pid":1}`), 0o644))
+			require.NoError(t, os.Symlink(other, filepath.Join(p, "p")))
+		}, false},
+		{"home is a symlink to another profile's home", func(t *testing.T, p string) {
+			require.NoError(t, os.Mkdir(filepath.Join(p, "q"), 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(p, "q", state.FileName), []byte(`{"pid":1}`), 0o644))
+			require.NoError(t, os.Symlink("q", filepath.Join(p, "p")))
+		}, false},
+		{"state file is a symlink", func(t *testing.T, p string) {
+			require.NoError(t, os.Mkdir(filepath.Join(p, "p"), 0o755))
+			target := filepath.Join(t.TempDir(), "s.json")
+			require.NoError(t, os.WriteFile(target, []byte(`{"pid":1}`), 0o644))
+			require.NoError(t, os.Symlink(target, filepath.Join(p, "p", state.FileName)))
+		}, false},
+		{"state file is a FIFO", func(t *testing.T, p string) {
+			require.NoError(t, os.Mkdir(filepath.Join(p, "p"), 0o755))
+			require.NoError(t, syscall.Mkfifo(filepath.Join(p, "p", state.FileName), 0o644))
+		}, false},
+		{"state file too large", func(t *testing.T, p string) {
+			writeState(t, p, `{"x":"`+strings.Repeat("a", state.MaxSize)+`"}`)
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			profiles := filepath.Join(root, "profiles")
+			require.NoError(t, os.Mkdir(profiles, 0o755))
+			tc.setup(t, profiles)
+			pd, err := safedir.Open(root, "profiles")
+			require.NoError(t, err)
+			defer pd.Close()
+			got, ok, gotErr := state.ReadBeneath(pd, "p")
+			require.Equal(t, tc.wantOK, ok)
+			if !ok {
+				assert.Equal(t, state.State{}, got)
+				assert.NoError(t, gotErr)
+				return
+			}
+			home, err := safedir.Open(root, "profiles/p")
+			require.NoError(t, err)
+			defer home.Close()
+			want, wantErr := state.Read(home)
+			assert.Equal(t, want, got)
+			assert.Equal(t, fmt.Sprint(wantErr), fmt.Sprint(gotErr))
+		})
+	}
+}
+
+func writeState(t *testing.T, profiles, content string) {
+	t.Helper()
+	require.NoError(t, os.Mkdir(filepath.Join(profiles, "p"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(profiles, "p", state.FileName), []byte(content), 0o640))
+}
