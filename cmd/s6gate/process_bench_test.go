@@ -110,7 +110,7 @@ type processBin struct {
 
 // processBenchBinaries builds this tree's cmd/s6gate as `make build` does (static, stripped)
 // and links the command names to it; with S6GATE_BENCH_BASELINE set, the baseline binary too.
-func processBenchBinaries(b *testing.B) []processBin {
+func processBenchBinaries(b testing.TB) []processBin {
 	b.Helper()
 	dir := b.TempDir()
 	s6gate := filepath.Join(dir, "s6gate")
@@ -130,7 +130,7 @@ func processBenchBinaries(b *testing.B) []processBin {
 	return bins
 }
 
-func linkCommands(b *testing.B, name, s6gate string) processBin {
+func linkCommands(b testing.TB, name, s6gate string) processBin {
 	b.Helper()
 	dir := b.TempDir()
 	p := processBin{name: name, gateway: filepath.Join(dir, "gateway"), reconcile: filepath.Join(dir, "gw-reconcile")}
@@ -143,7 +143,7 @@ func linkCommands(b *testing.B, name, s6gate string) processBin {
 }
 
 // shmDir is a fresh directory on /dev/shm, removed when the benchmark ends.
-func shmDir(b *testing.B) string {
+func shmDir(b testing.TB) string {
 	b.Helper()
 	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
 		b.Skip("no /dev/shm tmpfs")
@@ -163,7 +163,7 @@ type processRun struct {
 }
 
 // runProcess runs bin with args in env and fails the benchmark unless it exits 0.
-func runProcess(b *testing.B, bin string, env, args []string, stdout io.Writer) processRun {
+func runProcess(b testing.TB, bin string, env, args []string, stdout io.Writer) processRun {
 	b.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
@@ -233,7 +233,7 @@ func benchProfiles(n int) []string {
 }
 
 // benchHome makes (if needed) and opens a profile's home under root.
-func benchHome(b *testing.B, root, name string) *safedir.Dir {
+func benchHome(b testing.TB, root, name string) *safedir.Dir {
 	b.Helper()
 	rel := ""
 	if name != "default" {
@@ -248,7 +248,7 @@ func benchHome(b *testing.B, root, name string) *safedir.Dir {
 
 // processEnv is the environment of the commands: the fixture's data root and scan directory,
 // the host's s6 tools, and the caller as the service user (no privileges to drop).
-func processEnv(b *testing.B, root, scan string) []string {
+func processEnv(b testing.TB, root, scan string) []string {
 	b.Helper()
 	self := strconv.Itoa(os.Geteuid())
 	if os.Geteuid() == 0 {
@@ -261,7 +261,7 @@ func processEnv(b *testing.B, root, scan string) []string {
 // statusFixture lays out n+1 supervised, running gateways under dir (see
 // BenchmarkStatusProcess1000) and returns the commands' environment. The locks and the FIFO's
 // reader are held until the benchmark ends.
-func statusFixture(b *testing.B, dir string, n int) []string {
+func statusFixture(b testing.TB, dir string, n int) []string {
 	b.Helper()
 	root, scan := filepath.Join(dir, "data"), filepath.Join(dir, "scan")
 	for _, d := range []string{root, filepath.Join(scan, ".s6-svscan")} {
@@ -340,7 +340,7 @@ func s6Status211(at time.Time, pid int) []byte {
 // reconcileFixture lays out n+1 profiles under dir/data, each with the state file of a
 // running gateway, and returns the commands' environment (scan directory dir/scan) and a
 // function that puts back what a killed gateway leaves: gateway.pid and the lock file's PID.
-func reconcileFixture(b *testing.B, dir string, n int) (env []string, restore func()) {
+func reconcileFixture(b testing.TB, dir string, n int) (env []string, restore func()) {
 	b.Helper()
 	root := filepath.Join(dir, "data")
 	if err := os.Mkdir(root, 0o755); err != nil {
@@ -379,7 +379,7 @@ func reconcileFixture(b *testing.B, dir string, n int) (env []string, restore fu
 }
 
 // countSlots counts the slot directories in scan.
-func countSlots(b *testing.B, scan string) int {
+func countSlots(b testing.TB, scan string) int {
 	b.Helper()
 	entries, err := os.ReadDir(scan)
 	if err != nil {

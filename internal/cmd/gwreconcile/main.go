@@ -4,6 +4,7 @@
 package gwreconcile
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -81,14 +82,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 	}
+	// The log goes out through a buffer, flushed when full and at the end: a boot after a crash
+	// logs a line per profile (what was swept), which unbuffered was a write(2) each. The
+	// handler serialises its writes, so the buffer needs no lock of its own.
+	logs := bufio.NewWriterSize(stderr, 32<<10)
 	_, err = reconcile.Run(context.Background(), reconcile.Options{
-		Settings: s, DryRun: *dryRun, Out: stdout,
-		Log: slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "gw-reconcile"),
+		Settings: s, DryRun: *dryRun, Out: logsFirst{logs, stdout},
+		Log: slog.New(slog.NewTextHandler(logs, nil)).With("prog", "gw-reconcile"),
 	})
+	_ = logs.Flush()
 	if err != nil {
 		return fail(err)
 	}
 	return exitcode.OK
+}
+
+// logsFirst writes to out after flushing the buffered log, so that what was logged before
+// the profiles' lines still comes before them. Run writes its lines once all its workers are
+// done, so nothing logs meanwhile.
+type logsFirst struct {
+	logs *bufio.Writer
+	out  io.Writer
+}
+
+func (w logsFirst) Write(p []byte) (int, error) {
+	_ = w.logs.Flush()
+	return w.out.Write(p)
 }
 
 // checkHomeWritable turns "a container run as a uid that cannot write the data root" into
