@@ -35,10 +35,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -455,8 +457,9 @@ func plan(o Options, dirs *runDirs, name string) Entry {
 	} else {
 		live, _ = s6.Supervised(slot.Path(o.Settings.ScanDir, name))
 	}
+	var listing []fs.DirEntry // the home's entries, when the sweep listed them
 	if !o.DryRun && !live {
-		sweep(o, name, home)
+		listing = sweep(o, name, home)
 	}
 
 	st, err := state.Read(home)
@@ -472,9 +475,13 @@ func plan(o Options, dirs *runDirs, name string) Entry {
 		e.Action = Started
 	}
 
-	cfg, err := profile.ReadConfig(home)
-	if err != nil {
-		return skip(err)
+	// profile.json is optional: a home whose listing (taken under the profile's verb lock, which
+	// every writer of it takes too) does not show it has none, and is not asked again.
+	var cfg profile.Config
+	if listing == nil || slices.ContainsFunc(listing, func(e fs.DirEntry) bool { return e.Name() == profile.ConfigFile }) {
+		if cfg, err = profile.ReadConfig(home); err != nil {
+			return skip(err)
+		}
 	}
 	if live {
 		e.Action, e.Reason = Kept, "an s6-supervise runs on the slot; a live gateway is never disturbed"
@@ -497,7 +504,9 @@ var atomicFiles = []string{state.FileName, profile.ConfigFile, pidlock.PIDFile}
 // gateway's identity, temp files of interrupted atomic writes, planned-stop markers that can
 // no longer match. A home with a live gateway keeps its identity and temp files (a write may
 // be under way).
-func sweep(o Options, name string, home *safedir.Dir) {
+//
+// It returns the home's listing, or nil when it could not list it.
+func sweep(o Options, name string, home *safedir.Dir) []fs.DirEntry {
 	live, cleared, err := pidlock.SweepStale(home)
 	if err != nil {
 		o.Log.Warn("cannot sweep a stale gateway identity", "profile", name, "err", err)
@@ -522,13 +531,14 @@ func sweep(o Options, name string, home *safedir.Dir) {
 		o.Log.Info("swept leftovers of a dead gateway or an interrupted write", "profile", name, "files", strings.Join(cleared, ","))
 	}
 	if lerr != nil {
-		return
+		return nil
 	}
 	if removed, why, err := marker.SweepListed(home, entries, o.Now()); err != nil {
 		o.Log.Warn("cannot sweep the planned-stop marker", "profile", name, "err", err)
 	} else if removed {
 		o.Log.Info("swept a planned-stop marker", "profile", name, "why", why)
 	}
+	return entries
 }
 
 // writeLines prints the entries and appends them to the boot log (unless a dry run).
