@@ -122,6 +122,9 @@ test-stress: deps build ## the integration and E2E suites under CPU load (2 busy
 bench-smoke: build ## run every host benchmark once
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 $(PKGS)
 
+# BenchmarkStatusProcess1000 and BenchmarkReconcileProcess1000 (cmd/s6gate) time the whole
+# processes on the host; S6GATE_BENCH_BASELINE=/path/to/an/older/s6gate alternates it with this
+# tree's binary in the same run (base-ms-wall, base-ms-cpu).
 # BenchmarkScale (10, 100, 1,000 gateways in one container; S6GATE_SCALE_SIZES) takes about 5
 # minutes of the E2E part and prints its table; docs/PERFORMANCE.md records one run.
 bench: build ## benchmarks (speed and memory targets)

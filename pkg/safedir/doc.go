@@ -15,7 +15,13 @@
 //     fsync, rename, then fsync of the directory) and replaces a symlink instead of writing
 //     through it; IsTempName recognises the temp files a killed writer leaves behind.
 //   - Create, Mkdir and OpenFile work relative to the directory's descriptor, set exact modes
-//     (the umask never matters for Create and Mkdir), and OpenFile accepts only regular files.
+//     (the umask never matters for Create and Mkdir: they chmod unless the creation itself is
+//     known to give the exact mode), and OpenFile accepts only regular files.
+//   - ReadFileBeneath reads through several names in one openat2(2) that refuses a symlink
+//     anywhere (RESOLVE_NO_SYMLINKS) and anything outside the directory (RESOLVE_BENEATH).
+//   - OpenPath and LstatPath are the exception, named so: they follow symlinks in the
+//     directories of a relative path as a path read would (for s6's files of a slot, read as
+//     the service user), and save the walk from the root.
 //
 // The base path itself (for example /opt/data) is configuration and is trusted as given.
 // Linux only: it relies on openat(2), flock(2) and /proc/self/fd.
