@@ -54,8 +54,8 @@ func measureSupervision(b *testing.B, mode string) map[string]float64 {
 			b.Fatalf("register %s: %s", n, r.Stderr)
 		}
 	}
-	if r := e.Run("gateway", "start", "--all"); r.Code != 0 {
-		b.Fatalf("start --all: %s", r.Stderr)
+	if r := e.Run("gateway", "start", "--all", "--timeout", "60s"); r.Code != 0 {
+		b.Fatalf("%s: start --all: exit %d\n%s\n%s\n%s", mode, r.Code, r.Stdout, r.Stderr, scan.Output())
 	}
 	// Every gateway running and, under exec supervision, every watcher gone.
 	s6test.Eventually(b, 60*time.Second, "all gateways running, no watcher left", func() bool {

@@ -29,6 +29,11 @@ func execEnv(t *testing.T) *s6test.Env {
 	e := s6test.NewEnv(t, nil)
 	e.Extra = append(e.Extra, "GATEWAY_SUPERVISION=exec")
 	e.Start()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log("supervision tree output:\n" + e.Scan.Output())
+		}
+	})
 	return e
 }
 

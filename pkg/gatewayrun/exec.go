@@ -46,6 +46,7 @@ type watchSpec struct {
 	Ready        profile.Ready `json:"ready"`
 	NotifyFD     int           `json:"notify_fd,omitempty"` // s6's readiness descriptor in the watcher (3), 0: none
 	ReadyFD      int           `json:"ready_fd,omitempty"`  // read end of the command's ready.notify_fd pipe (4), 0: none
+	ExecFD       int           `json:"exec_fd,omitempty"`   // read end of a pipe whose write end the exec closes (5)
 	Failures     int           `json:"failures,omitempty"`  // consecutive failures before this start
 	StableAfter  time.Duration `json:"stable_after,omitempty"`
 }
@@ -54,6 +55,7 @@ type watchSpec struct {
 const (
 	watcherNotifyFD = 3
 	watcherReadyFD  = 4
+	watcherExecFD   = 5
 )
 
 // execCommand execs the command (argv, env) in place of this process. It returns only when
@@ -109,18 +111,27 @@ func (g *gateway) execCommand(argv, env []string, sigs chan os.Signal, lock *pid
 	g.write(func(s *state.State) {
 		s.CommandStartedAt, s.BackoffUntil = g.childStart.UTC().Format(state.TimeFormat), ""
 	})
-	watcher, err := g.startWatcher(s6fd, readyR)
+	// The exec closes this pipe's write end (close-on-exec): the watcher's sign that the
+	// command runs. Until then the process is `gateway run`, and during the exec /proc may
+	// not show it at all.
+	var execP [2]int
+	if err := unix.Pipe2(execP[:], unix.O_CLOEXEC); err != nil {
+		return g.startFailedOrFatal(fmt.Errorf("exec pipe: %w", err)), true
+	}
+	watcher, err := g.startWatcher(s6fd, readyR, execP[0])
+	unix.Close(execP[0])
 	if readyR >= 0 {
 		unix.Close(readyR)
 	}
 	if err != nil {
+		unix.Close(execP[1])
 		g.log.Warn("cannot start the watcher; supervising the command as a wrapper", "err", err)
 		if n := g.policy.Ready.NotifyFD; n != 0 {
 			unix.Close(n)
 		}
 		return 0, false
 	}
-	undo := func() { _ = syscall.Kill(watcher, syscall.SIGKILL) }
+	undo := func() { _ = syscall.Kill(watcher, syscall.SIGKILL); unix.Close(execP[1]) }
 
 	// From here a signal takes its default action: it ends this process as it would end the
 	// command, and the slot's finish classifies that. One caught before is handled here.
@@ -196,7 +207,7 @@ func (g *gateway) startFailedOrFatal(err error) int {
 // is its parent and reaps it), never as a child of the command, which would not reap it.
 // s6fd (s6's readiness descriptor) and readyR (the command's readiness pipe) are handed
 // over; -1 means none.
-func (g *gateway) startWatcher(s6fd, readyR int) (int, error) {
+func (g *gateway) startWatcher(s6fd, readyR, execR int) (int, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 0, err
@@ -206,7 +217,8 @@ func (g *gateway) startWatcher(s6fd, readyR int) (int, error) {
 		Settle: g.policy.SettleTime(), Ready: g.policy.Ready,
 		Failures: g.failures, StableAfter: g.policy.StableTime(),
 	}
-	files := []uintptr{0, 1, 2, ^uintptr(0), ^uintptr(0)}
+	files := []uintptr{0, 1, 2, ^uintptr(0), ^uintptr(0), uintptr(execR)}
+	spec.ExecFD = watcherExecFD
 	if s6fd >= 0 {
 		files[watcherNotifyFD], spec.NotifyFD = uintptr(s6fd), watcherNotifyFD
 	}
@@ -247,6 +259,16 @@ func Watch(settings config.Settings, arg string, logger *slog.Logger) int {
 		return 1
 	}
 	defer home.Close()
+	if w.ExecFD > 0 {
+		// Until the exec, the process is `gateway run`: wait for it to become the command.
+		buf := make([]byte, 1)
+		for {
+			if _, err := unix.Read(w.ExecFD, buf); !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+		unix.Close(w.ExecFD)
+	}
 	dead := watchPID(w.PID, w.StartTime)
 	g := &gateway{log: log, home: home, childStart: w.CommandStart, policy: profile.Policy{Ready: w.Ready}}
 	if w.ReadyFD > 0 {
@@ -264,6 +286,7 @@ func Watch(settings config.Settings, arg string, logger *slog.Logger) int {
 		case <-ready:
 			ready = nil
 		case <-dead:
+			log.Info("watch: the command ended before it was ready", "pid", w.PID)
 			return 0 // the slot's finish records how it ended
 		}
 	}
@@ -278,6 +301,7 @@ func Watch(settings config.Settings, arg string, logger *slog.Logger) int {
 		log.Error("cannot write state", "err", err)
 	}
 	if !wrote {
+		log.Info("watch: the state no longer names this command as starting; not recording running", "pid", w.PID)
 		return 0
 	}
 	if w.NotifyFD > 0 {
@@ -307,31 +331,32 @@ func Watch(settings config.Settings, arg string, logger *slog.Logger) int {
 func sameStart(a, b *uint64) bool { return a == nil || b == nil || *a == *b }
 
 // watchPID returns a channel closed once the process (pid, start) has ended: a pidfd tells at
-// once; without one (old kernels) /proc is polled.
+// once; without one (old kernels) /proc is polled. A pidfd opened before the exec can report
+// the exec itself (done by another thread than the leader, as Go's may be: the old leader
+// exits), so every report is checked against /proc, and the pidfd opened again.
 func watchPID(pid int, start *uint64) <-chan struct{} {
 	dead := make(chan struct{})
-	pfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil || !proc.Alive(pid, start) {
-		if err == nil {
+	go func() {
+		defer close(dead)
+		for proc.Alive(pid, start) {
+			pfd, err := unix.PidfdOpen(pid, 0)
+			if err != nil {
+				time.Sleep(watchPoll)
+				continue
+			}
+			fds := []unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}
+			for {
+				_, err := unix.Poll(fds, -1)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, unix.EINTR) {
+					time.Sleep(watchPoll)
+					break
+				}
+			}
 			unix.Close(pfd)
 		}
-		go func() {
-			for proc.Alive(pid, start) {
-				time.Sleep(watchPoll)
-			}
-			close(dead)
-		}()
-		return dead
-	}
-	go func() {
-		fds := []unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}
-		for {
-			if _, err := unix.Poll(fds, -1); err == nil || !errors.Is(err, unix.EINTR) {
-				break
-			}
-		}
-		unix.Close(pfd)
-		close(dead)
 	}()
 	return dead
 }
