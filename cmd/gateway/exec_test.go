@@ -123,9 +123,17 @@ func TestExecSupervisionStartKillRestartStop(t *testing.T) {
 	assert.Equal(t, strconv.Itoa(pid), strings.TrimSpace(string(lock)))
 	assert.Contains(t, locksHeldBy(t, pid), "FLOCK", "the command holds the profile lock")
 
+	// sleep never reaps a child it did not start: a watcher left as its child would stay
+	// there as a zombie.
+	plain := s6Status(t, e, "plain").PID
+	s6test.Eventually(t, 5*time.Second, "plain's watcher to exit", func() bool { return len(watchers("plain")) == 0 })
+	assert.Empty(t, children(plain), "no watcher, no zombie under the command")
+	_, ppid = procStat(t, plain)
+	pcomm, _ = procStat(t, ppid)
+	assert.Equal(t, "s6-supervise", pcomm)
+
 	// A bare SIGTERM (container stop, s6-svc -t) that kills the command: unplanned, no
 	// failure, back with a new pid.
-	plain := s6Status(t, e, "plain").PID
 	require.NoError(t, syscall.Kill(plain, syscall.SIGTERM))
 	s6test.Eventually(t, 15*time.Second, "s6 to restart the command, recorded running", func() bool {
 		st := s6Status(t, e, "plain")
@@ -158,6 +166,12 @@ func TestExecSupervisionStartKillRestartStop(t *testing.T) {
 	st = s6Status(t, e, "x")
 	assert.False(t, st.Up || st.WantUp, "s6 keeps it down")
 	assert.NoFileExists(t, filepath.Join(e.ProfileHome("x"), marker.FileName), "marker consumed")
+
+	// The same for a command that SIGTERM kills: the marker makes it a planned stop.
+	r = e.Run("gateway", "stop", "-p", "plain")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	assert.Equal(t, "stopped", stateFile(t, e, "plain")["gateway_state"])
+	assert.False(t, s6Status(t, e, "plain").WantUp)
 }
 
 func atoi(t *testing.T, s string) int {
