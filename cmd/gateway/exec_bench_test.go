@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/s6gate/s6gate/internal/s6test"
+	"github.com/s6gate/s6gate/pkg/s6"
 )
 
 // benchGateways is how many gateways BenchmarkSupervision runs in each mode.
@@ -20,9 +22,10 @@ const benchGateways = 50
 // BenchmarkSupervision compares the two supervision modes side by side in one run, with
 // benchGateways gateways each running `sleep` under real s6: the PSS of the supervision per
 // gateway (the two s6-supervise, s6-log and, under the wrapper, `gateway run`; the command
-// is not counted), and the CPU time the whole tree spends on a stop of all of them (the
-// supervision tree torn down as a `docker stop` does: s6-svscanctl -t), from a cpuacct cgroup
-// that holds every process of the tree (needs root and cgroup v1's cpuacct; else only the
+// is not counted), and the CPU time the whole tree spends on a stop of all of them: first
+// every slot brought down by s6 (s6-svc -d: the gateways' own stop, unplanned), then the
+// supervision tree torn down (s6-svscanctl -t: s6-supervise, s6-log, s6-svscan exit), from a
+// cpuacct cgroup that holds every process of the tree (needs root and cgroup v1's cpuacct; else only the
 // memory is reported). Run with -benchtime 1x (`make bench` runs every benchmark once).
 func BenchmarkSupervision(b *testing.B) {
 	results := map[string]map[string]float64{}
@@ -108,8 +111,27 @@ func measureSupervision(b *testing.B, mode string) map[string]float64 {
 		scan.Stop(b)
 		return r
 	}
+	// First the gateways alone, as s6 brings a slot down (s6-svc -d: SIGTERM, no marker, so
+	// an unplanned stop that persists running), then the rest of the tree (s6-supervise,
+	// s6-log, the s6-svscan): together what a `docker stop` costs.
+	for _, n := range names {
+		if out, err := exec.Command(filepath.Join(e.CommandDir, "s6-svc"), "-d", e.Slot(n)).CombinedOutput(); err != nil {
+			b.Fatalf("s6-svc -d %s: %v %s", n, err, out)
+		}
+	}
+	s6test.Eventually(b, 60*time.Second, "every gateway down and finished", func() bool {
+		for _, n := range names {
+			st, err := s6.Tools{Dir: e.CommandDir}.ReadStatus(b.Context(), e.Slot(n))
+			if err != nil || st.Up || st.Finishing {
+				return false
+			}
+		}
+		return true
+	})
+	down := cpuacctUsage(b, cg)
 	scan.Stop(b)
-	r["ms-CPU/stop-per-gateway"] = float64(cpuacctUsage(b, cg)) / 1e6 / n
+	r["ms-CPU/down-per-gateway"] = float64(down) / 1e6 / n
+	r["ms-CPU/teardown-per-gateway"] = float64(cpuacctUsage(b, cg)-down) / 1e6 / n
 	return r
 }
 
