@@ -208,8 +208,7 @@ func cpuacctGroup(b *testing.B, root int) (string, bool) {
 			_, parent[pid] = statOf(pid)
 		}
 	}
-	var in func(int) bool
-	in = func(pid int) bool {
+	in := func(pid int) bool {
 		for ; pid > 1; pid = parent[pid] {
 			if pid == root {
 				return true
