@@ -127,7 +127,12 @@ func (g *gateway) execCommand(argv, env []string, sigs chan os.Signal, lock *pid
 		unix.Close(execP[1])
 		g.log.Warn("cannot start the watcher; supervising the command as a wrapper", "err", err)
 		if n := g.policy.Ready.NotifyFD; n != 0 {
-			unix.Close(n)
+			if n == g.o.NotifyFD && s6fd != n {
+				_ = unix.Dup3(s6fd, n, unix.O_CLOEXEC) // s6's descriptor back where the wrapper writes to it
+				unix.Close(s6fd)
+			} else {
+				unix.Close(n)
+			}
 		}
 		return 0, false
 	}
