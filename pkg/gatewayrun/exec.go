@@ -81,7 +81,7 @@ func (g *gateway) execCommand(argv, env []string, sigs chan os.Signal, lock *pid
 		_, ferr := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0)
 		switch {
 		case ferr != nil: // free
-		case g.reserved&(1<<n) != 0: // reserved for this at the start: /dev/null, replaced below
+		case g.o.Reserved&(1<<n) != 0: // reserved for this at the start: /dev/null, replaced below
 		case n == s6fd: // s6's descriptor: the watcher gets a copy of it elsewhere
 			moved, err := unix.FcntlInt(uintptr(n), unix.F_DUPFD_CLOEXEC, 3)
 			if err != nil {
@@ -441,7 +441,7 @@ func Finish(o FinishOptions) int {
 	case matched:
 		g.finish(Unplanned, "command "+why+": restart requested: "+reason, exit)
 		return 0
-	case signaled && (sig == int(syscall.SIGTERM) || sig == int(syscall.SIGINT)), !wantUp:
+	case signaled && (sig == int(syscall.SIGTERM) || sig == int(syscall.SIGINT)) || !wantUp:
 		g.finish(Unplanned, "command "+why+": "+reason, exit)
 		return 0
 	}

@@ -69,7 +69,6 @@ type gateway struct {
 	readyR     *os.File // read end of the command's readiness pipe (ready.notify_fd)
 	failures   int      // consecutive failures recorded when this gateway started
 	stableRun  bool     // the failed command had run for stable_after: its failure starts a new count
-	reserved   uint64   // exec supervision: descriptors held free for ready.notify_fd (reserveFDs)
 }
 
 // Run runs the gateway until it is stopped and returns its exit code.
@@ -83,7 +82,7 @@ func Run(ctx context.Context, o Options) int {
 	if o.spawn == nil {
 		o.spawn = (*exec.Cmd).Start
 	}
-	g := &gateway{o: o, log: o.Logger.With("profile", o.Profile), pid: os.Getpid(), reserved: o.Reserved}
+	g := &gateway{o: o, log: o.Logger.With("profile", o.Profile), pid: os.Getpid()}
 	if err := profile.Validate(o.Profile); err != nil {
 		g.log.Error("cannot run", "err", err)
 		return exitcode.Usage
