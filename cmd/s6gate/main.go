@@ -16,6 +16,14 @@
 // with the single binaries cmd/<name>, which stay buildable. The packages keep package-level
 // initialisation trivial (GODEBUG=inittrace=1 shows it), because every process — each gateway
 // and each with-contenv in front of a service start — runs the initialisation of all of them.
+//
+// containermaxprocs=0: the Go runtime neither sizes GOMAXPROCS from the cgroup's CPU quota
+// nor keeps the cgroup's two files open for the process's whole life at its lowest free
+// descriptors (4 and 5 in a slot, where s6's notification descriptor is 3) — descriptors an
+// exec-supervised command asks for as its ready.notify_fd (pkg/gatewayrun, exec.go). Every
+// s6gate process is small; gateway run sets GOMAXPROCS to 1 itself.
+//
+//go:debug containermaxprocs=0
 package main
 
 import (

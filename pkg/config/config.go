@@ -9,6 +9,9 @@
 //	GATEWAY_DRAIN_TIMEOUT  grace a gateway's child gets on stop    2s
 //	GATEWAY_HEALTH_GRACE   how long a gateway meant to run may be   30s
 //	                       down before status --check fails
+//	GATEWAY_SUPERVISION    how a profile's command is supervised     wrapper
+//	                       when its profile.json does not say:
+//	                       wrapper (SPEC §7) or exec
 //	GATEWAY_MAX_SERVICES   slots the gateways' s6-svscan supervises  4096
 //	                       (its -c; every non-dot directory of the
 //	                       scan directory counts, a slot's log/ does not)
@@ -55,6 +58,9 @@ type Settings struct {
 	Bin          string
 	DrainTimeout time.Duration
 	HealthGrace  time.Duration
+	// Supervision is GATEWAY_SUPERVISION: "wrapper" (default) or "exec", the image-wide
+	// default of profile.json's "supervision".
+	Supervision string
 	// MaxServices is the gateways' s6-svscan -c: how many service directories (slots) it
 	// supervises; one more is never picked up (s6-svscan logs "too many services").
 	MaxServices int
@@ -98,6 +104,10 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 	s.DrainTimeout = d
 	if s.HealthGrace, err = ParseDuration(get("GATEWAY_HEALTH_GRACE", ""), DefaultHealthGrace); err != nil {
 		return Settings{}, exitcode.Usagef("GATEWAY_HEALTH_GRACE: %v", err)
+	}
+	s.Supervision = get("GATEWAY_SUPERVISION", "wrapper")
+	if s.Supervision != "wrapper" && s.Supervision != "exec" {
+		return Settings{}, exitcode.Usagef("GATEWAY_SUPERVISION=%q: must be wrapper or exec", s.Supervision)
 	}
 	s.MaxServices = DefaultMaxServices
 	if v := getenv("GATEWAY_MAX_SERVICES"); v != "" {

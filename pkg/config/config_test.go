@@ -21,7 +21,7 @@ func TestFromEnvDefaults(t *testing.T) {
 	assert.Equal(t, config.Settings{
 		Home: "/opt/data", ScanDir: "/run/service", CommandDir: "/command",
 		User: "gateway", Bin: "/usr/local/bin/gateway", DrainTimeout: 2 * time.Second,
-		HealthGrace: 30 * time.Second, MaxServices: 4096,
+		HealthGrace: 30 * time.Second, MaxServices: 4096, Supervision: "wrapper",
 	}, s)
 }
 
@@ -29,9 +29,10 @@ func TestFromEnvOverridesAndErrors(t *testing.T) {
 	s, err := config.FromEnv(env(map[string]string{
 		"GATEWAY_HOME": "/data/", "GATEWAY_SCANDIR": "/tmp/scan", "S6_COMMAND_DIR": "/usr/bin",
 		"GATEWAY_USER": "nobody", "GATEWAY_BIN": "/x/gateway", "GATEWAY_DRAIN_TIMEOUT": "1500ms",
-		"GATEWAY_HEALTH_GRACE": "5", "GATEWAY_MAX_SERVICES": "2500",
+		"GATEWAY_HEALTH_GRACE": "5", "GATEWAY_MAX_SERVICES": "2500", "GATEWAY_SUPERVISION": "exec",
 	}))
 	require.NoError(t, err)
+	assert.Equal(t, "exec", s.Supervision)
 	assert.Equal(t, "/data", s.Home)
 	assert.Equal(t, 1500*time.Millisecond, s.DrainTimeout)
 	assert.Equal(t, 5*time.Second, s.HealthGrace)
@@ -49,6 +50,7 @@ func TestFromEnvOverridesAndErrors(t *testing.T) {
 		{"GATEWAY_MAX_SERVICES": "1"},
 		{"GATEWAY_MAX_SERVICES": "90001"},
 		{"GATEWAY_MAX_SERVICES": "lots"},
+		{"GATEWAY_SUPERVISION": "fork"},
 	}
 	for _, m := range bad {
 		_, err := config.FromEnv(env(m))

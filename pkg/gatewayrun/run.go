@@ -39,6 +39,11 @@ type Options struct {
 	NotifyFD  int      // s6 readiness descriptor; <= 0 means none
 	Heartbeat time.Duration
 	Logger    *slog.Logger
+	// Exec: exec supervision (GATEWAY_SUPERVISION=exec, set by the slot): a command is exec'd
+	// in place of the gateway (exec.go) instead of run as its child.
+	Exec bool
+	// Reserved: descriptors ReserveFDs held free for an exec'd command's ready.notify_fd.
+	Reserved uint64
 
 	spawn func(*exec.Cmd) error // starts the command; (*exec.Cmd).Start, or a fault in tests
 }
@@ -63,6 +68,7 @@ type gateway struct {
 	childStart time.Time
 	readyR     *os.File // read end of the command's readiness pipe (ready.notify_fd)
 	failures   int      // consecutive failures recorded when this gateway started
+	stableRun  bool     // the failed command had run for stable_after: its failure starts a new count
 }
 
 // Run runs the gateway until it is stopped and returns its exit code.
@@ -85,7 +91,12 @@ func Run(ctx context.Context, o Options) int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, signalsHandled...)
 	defer signal.Stop(sigs)
-	signal.Ignore(syscall.SIGPIPE)
+	if o.Exec {
+		// Caught, not ignored: an exec'd command inherits an ignored SIGPIPE, not a caught one.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	} else {
+		signal.Ignore(syscall.SIGPIPE)
+	}
 
 	notify := notifier(o.NotifyFD)
 
@@ -117,6 +128,11 @@ func Run(ctx context.Context, o Options) int {
 	}
 	if !until.IsZero() {
 		if code, stopped := g.backoff(ctx, sigs, until); stopped {
+			return code
+		}
+	}
+	if len(argv) > 0 && o.Exec {
+		if code, done := g.execCommand(argv, env, sigs, lock); done {
 			return code
 		}
 	}
@@ -457,6 +473,9 @@ func (g *gateway) failure(exit *state.Exit, why string, code int) int {
 	limit := g.policy.FailureLimit()
 	var n int
 	g.write(func(s *state.State) {
+		if g.stableRun {
+			s.ConsecutiveFailures = 0
+		}
 		s.ConsecutiveFailures++
 		n = s.ConsecutiveFailures
 		s.LastExit, s.CommandStartedAt, s.PID, s.StartTime = exit, "", 0, nil

@@ -48,6 +48,10 @@ type Marker struct {
 	TargetStartTime *uint64 `json:"target_start_time"`
 	StopperPID      int     `json:"stopper_pid"`
 	WrittenAt       string  `json:"written_at"`
+	// Restart: the operator restarts the gateway (gateway restart): not a stop to persist,
+	// and, under exec supervision, not a failure of the command either. A wrapper treats a
+	// matching restart marker as it treats no marker (unplanned: it comes back).
+	Restart bool `json:"restart,omitempty"`
 }
 
 // For builds the marker for target, looking up its start time (nil when it cannot be read,
@@ -127,24 +131,35 @@ func (m Marker) stale(now time.Time) (bool, string) {
 // never both see one marker. The marker is removed whatever the verdict (single use); a
 // removal failure is returned as err alongside the verdict.
 func Consume(home *safedir.Dir, pid int, startTime *uint64, now time.Time) (planned bool, reason string, err error) {
+	m, matched, reason, err := Claim(home, pid, startTime, now)
+	if matched && m.Restart {
+		return false, "restart requested: " + reason, err
+	}
+	return matched, reason, err
+}
+
+// Claim is Consume that also returns the marker it evaluated (the zero Marker when there was
+// none or it was unusable) and whether it matched (pid, startTime): a matching marker with
+// Restart set is an operator's restart, not a planned stop.
+func Claim(home *safedir.Dir, pid int, startTime *uint64, now time.Time) (m Marker, matched bool, reason string, err error) {
 	claimed := fmt.Sprintf("%s%d-%d", claimPrefix, os.Getpid(), now.UnixNano())
 	if err := home.Rename(FileName, claimed, false); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return false, "no planned-stop marker", nil
+			return Marker{}, false, "no planned-stop marker", nil
 		}
-		return false, "marker cannot be claimed: " + err.Error(), err
+		return Marker{}, false, "marker cannot be claimed: " + err.Error(), err
 	}
 	b, rerr := home.ReadFile(claimed, 4096)
 	err = home.Remove(claimed)
 	if rerr != nil {
-		return false, "unreadable marker: " + rerr.Error(), err
+		return Marker{}, false, "unreadable marker: " + rerr.Error(), err
 	}
 	m, perr := Parse(b)
 	if perr != nil {
-		return false, perr.Error(), err
+		return Marker{}, false, perr.Error(), err
 	}
-	planned, reason = m.Match(pid, startTime, now)
-	return planned, reason, err
+	matched, reason = m.Match(pid, startTime, now)
+	return m, matched, reason, err
 }
 
 // Sweep removes the marker in home unless it could still match a live process: a malformed

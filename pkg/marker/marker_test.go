@@ -150,3 +150,23 @@ func TestSweep(t *testing.T) {
 		})
 	}
 }
+
+// A restart marker (gateway restart) matches its target but is no planned stop: Consume (the
+// wrapper) reports it unplanned, Claim (exec supervision's finish) reports the restart.
+func TestRestartMarkerIsNoPlannedStop(t *testing.T) {
+	d, dir := home(t)
+	m := marker.For(os.Getpid(), t0)
+	m.Restart = true
+	require.NoError(t, marker.Write(d, m))
+	planned, reason, err := marker.Consume(d, os.Getpid(), m.TargetStartTime, t0.Add(time.Second))
+	require.NoError(t, err)
+	assert.False(t, planned, reason)
+	assert.Contains(t, reason, "restart requested")
+	assert.NoFileExists(t, filepath.Join(dir, marker.FileName), "consumed")
+
+	require.NoError(t, marker.Write(d, m))
+	got, matched, _, err := marker.Claim(d, os.Getpid(), m.TargetStartTime, t0.Add(time.Second))
+	require.NoError(t, err)
+	assert.True(t, matched)
+	assert.True(t, got.Restart)
+}

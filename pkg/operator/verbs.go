@@ -227,7 +227,10 @@ func (o *Operator) up(ctx context.Context, name, action string, restart bool) (R
 	})
 	args := []string{"-u", dir}
 	if restart && before.Up {
-		// An unmarked SIGTERM, then "want up" in case it was on its way down.
+		// A SIGTERM that the restart marker says is a restart (under exec supervision the
+		// slot's finish must not take the command's exit for a failure; a wrapper treats it
+		// as unmarked), then "want up" in case it was on its way down.
+		o.mark(name, before.PID, true)
 		args = []string{"-t", "-u", dir}
 	}
 	// A gateway waiting out a crash-loop back-off needs no signal: it sees the failure count
@@ -269,7 +272,7 @@ func (o *Operator) stop(ctx context.Context, name string) (Result, error) {
 	o.ensureSupervised(ctx, dir) // a slot registered a moment ago, or never scanned
 	st, err := o.Tools.ReadStatus(ctx, dir)
 	if err == nil && st.Up {
-		o.markPlanned(name, st.PID)
+		o.mark(name, st.PID, false)
 	}
 	if err := o.Tools.Run(ctx, slot.Name(name), "stop", "s6-svc", "-d", dir); err != nil {
 		return Result{Profile: name}, err
@@ -283,16 +286,19 @@ func (o *Operator) stop(ctx context.Context, name string) (Result, error) {
 	return Result{Profile: name, PID: st.PID, Note: "stopped"}, nil
 }
 
-// markPlanned writes the planned-stop marker for pid. Failure is logged, never returned: the
-// gateway then treats the stop as unplanned, which is the safe side.
-func (o *Operator) markPlanned(name string, pid int) {
+// mark writes the planned-stop marker for pid (a restart marker when restart is set). Failure
+// is logged, never returned: the gateway then treats the stop as unplanned, which is the safe
+// side (under exec supervision a restart's exit may then count as a failure of the command).
+func (o *Operator) mark(name string, pid int, restart bool) {
 	home, err := o.openHome(name)
 	if err == nil {
-		err = marker.Write(home, marker.For(pid, time.Now()))
+		m := marker.For(pid, time.Now())
+		m.Restart = restart
+		err = marker.Write(home, m)
 		home.Close()
 	}
 	if err != nil {
-		o.Log.Warn("planned-stop marker not written; the gateway will treat this stop as unplanned", "profile", name, "pid", pid, "err", err)
+		o.Log.Warn("planned-stop marker not written; the gateway will treat this stop as unplanned", "profile", name, "pid", pid, "restart", restart, "err", err)
 	}
 }
 

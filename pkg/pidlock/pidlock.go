@@ -196,3 +196,14 @@ func SweepStale(home *safedir.Dir) (live bool, cleared []string, err error) {
 	}
 	return false, cleared, nil
 }
+
+// KeepAcrossExec makes the lock survive an exec of this process (exec supervision: the
+// command that `gateway run` execs goes on holding it, under the same PID): its descriptor
+// loses close-on-exec. It returns the descriptor, which the command inherits.
+func (l *Lock) KeepAcrossExec() (int, error) {
+	fd := int(l.f.Fd())
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+		return -1, &os.PathError{Op: "fcntl", Path: l.f.Name(), Err: err}
+	}
+	return fd, nil
+}

@@ -39,8 +39,21 @@ type Ready struct {
 	NotifyFD int `json:"notify_fd,omitempty"`
 }
 
+// Supervision modes (profile.json "supervision", GATEWAY_SUPERVISION): how a profile's command
+// is supervised. SupervisionWrapper, the default, keeps `gateway run` resident as the
+// command's parent (SPEC §7); SupervisionExec has `gateway run` exec the command, so the
+// command is s6-supervise's own child and the slot's finish classifies its end
+// (docs/operations.md, "Exec supervision").
+const (
+	SupervisionWrapper = "wrapper"
+	SupervisionExec    = "exec"
+)
+
+// ValidSupervision reports whether v names a supervision mode.
+func ValidSupervision(v string) bool { return v == SupervisionWrapper || v == SupervisionExec }
+
 // Policy is a profile's start and restart policy (profile.json keys "settle", "ready",
-// "max_failures", "backoff_max", "stable_after"). Zero fields mean the defaults.
+// "max_failures", "backoff_max", "stable_after", "supervision"). Zero fields mean the defaults.
 type Policy struct {
 	Settle      time.Duration // how long the command must stay up to count as started
 	SettleSet   bool          // Settle was given (so "0s" means no settle time, not the default)
@@ -48,10 +61,11 @@ type Policy struct {
 	MaxFailures int           // consecutive failures before the gateway is marked failed
 	BackoffMax  time.Duration // cap of the exponential restart delay
 	StableAfter time.Duration // uptime after which the failure count is cleared
+	Supervision string        // SupervisionWrapper or SupervisionExec; "" = the image default (GATEWAY_SUPERVISION)
 }
 
 // policyKeys are the profile.json keys Policy owns.
-var policyKeys = []string{"settle", "ready", "max_failures", "backoff_max", "stable_after"}
+var policyKeys = []string{"settle", "ready", "max_failures", "backoff_max", "stable_after", "supervision"}
 
 // SettleTime is the settle time, the default when unset.
 func (p Policy) SettleTime() time.Duration {
@@ -123,6 +137,11 @@ func (p *Policy) parse(raw map[string]json.RawMessage) error {
 			return exitcode.Usagef("\"max_failures\" must be a whole number from 1 to 1000")
 		}
 	}
+	if v, ok := raw["supervision"]; ok {
+		if err := json.Unmarshal(v, &p.Supervision); err != nil || !ValidSupervision(p.Supervision) {
+			return exitcode.Usagef("\"supervision\" must be %q or %q", SupervisionWrapper, SupervisionExec)
+		}
+	}
 	if v, ok := raw["ready"]; ok {
 		dec := json.NewDecoder(bytes.NewReader(v))
 		dec.DisallowUnknownFields()
@@ -183,6 +202,9 @@ func (p Policy) marshal(out map[string]any) {
 	}
 	if p.Ready != (Ready{}) {
 		out["ready"] = p.Ready
+	}
+	if p.Supervision != "" {
+		out["supervision"] = p.Supervision
 	}
 }
 

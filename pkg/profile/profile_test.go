@@ -149,3 +149,20 @@ func TestDiscover(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"Bad", "default", "file", "linked"}, entries)
 }
+
+// "supervision" is "wrapper" or "exec"; anything else is a usage error naming the key, and
+// it survives a round trip.
+func TestSupervisionPolicy(t *testing.T) {
+	c, err := profile.ParseConfig([]byte(`{"command": ["x"], "supervision": "exec"}`))
+	require.NoError(t, err)
+	assert.Equal(t, profile.SupervisionExec, c.Policy.Supervision)
+	b, err := c.Marshal()
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"supervision": "exec"`)
+	for _, bad := range []string{`"fork"`, `1`, `""`} {
+		_, err := profile.ParseConfig([]byte(`{"supervision": ` + bad + `}`))
+		require.Error(t, err, bad)
+		assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+		assert.Contains(t, err.Error(), `"supervision"`)
+	}
+}

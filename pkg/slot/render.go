@@ -1,15 +1,18 @@
 package slot
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
@@ -51,15 +54,28 @@ type Spec struct {
 	CommandDir string            // where with-contenv and the s6 tools are
 	User       string            // service user for s6-setuidgid
 	Bin        string            // the gateway binary
+	// Supervision is how the command is supervised (profile.SupervisionWrapper or
+	// profile.SupervisionExec), "" for the built-in idle gateway (no command).
+	Supervision  string
+	DrainTimeout time.Duration // exec supervision: s6's timeout-kill
 }
 
 // NewSpec is the spec of a profile's slot under settings s, from its profile.json.
+// The supervision mode is profile.json's "supervision", else GATEWAY_SUPERVISION, for a
+// profile with a command; the idle gateway is always its own process.
 func NewSpec(s config.Settings, name string, cfg profile.Config, down bool) Spec {
-	return Spec{
+	spec := Spec{
 		Profile: name, Env: cfg.Env, Command: cfg.Command, Down: down,
-		Home: s.Home, CommandDir: s.CommandDir, User: s.User, Bin: s.Bin,
+		Home: s.Home, CommandDir: s.CommandDir, User: s.User, Bin: s.Bin, DrainTimeout: s.DrainTimeout,
 	}
+	if len(cfg.Command) > 0 {
+		spec.Supervision = cmp.Or(cfg.Policy.Supervision, s.Supervision, profile.SupervisionWrapper)
+	}
+	return spec
 }
+
+// Exec reports whether the slot runs its command under exec supervision.
+func (s Spec) Exec() bool { return s.Supervision == profile.SupervisionExec }
 
 // Validate checks the names in spec; errors are usage errors.
 func (s Spec) Validate() error {
@@ -132,7 +148,12 @@ func environment(s Spec) []string {
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		env = append(env, k+"="+s.Env[k])
 	}
-	return append(env, "GATEWAY_HOME="+s.Home, fmt.Sprintf("GATEWAY_NOTIFY_FD=%d", notifyFD))
+	env = append(env, "GATEWAY_HOME="+s.Home, fmt.Sprintf("GATEWAY_NOTIFY_FD=%d", notifyFD))
+	if s.Supervision != "" {
+		// The slot's mode, which its finish was rendered for: it overrides the image default.
+		env = append(env, "GATEWAY_SUPERVISION="+s.Supervision)
+	}
+	return env
 }
 
 // logRunScript is the slot's ./log/run. The log directory is computed from $GATEWAY_HOME when
@@ -155,9 +176,35 @@ func logRunScript(s Spec) string {
 // finishScript is the slot's ./finish: the gateway's exit code 78 (exitcode.FatalConfig) and
 // 125 (exitcode.GaveUp, a crash loop marked failed) become 125, which tells s6-supervise not
 // to restart it until an operator starts it again.
+//
+// Under exec supervision the process that ended was (usually) the command itself, so finish
+// classifies its end as `gateway run` would have: a death by SIGTERM or SIGINT with no
+// planned-stop marker in the home is a container or supervisor stop, and the state stays
+// running — decided by the shell alone, so a `docker stop` of many gateways starts no Go
+// process per gateway. Everything else (a marker to evaluate, an exit on its own, a crash)
+// goes to `gateway finish`, which persists the decision and exits 125 when s6 must keep the
+// slot down.
 func finishScript(s Spec) string {
+	if s.Exec() {
+		var b strings.Builder
+		fmt.Fprintf(&b, "#!/bin/sh\n# %s (exec supervision): how the command ended, as s6-supervise reports it (exit code or 256, signal).\n", Name(s.Profile))
+		fmt.Fprintf(&b, "case \"$1:$2\" in\n256:15|256:2) [ -e %s ] || exit 0 ;;\nesac\n",
+			quote(filepath.Join(s.Home, profile.HomeRel(s.Profile), marker.FileName)))
+		fmt.Fprintf(&b, "GATEWAY_HOME=%s\nexport GATEWAY_HOME\nexec %s finish -p %s -- \"$@\"\n", quote(s.Home), quote(s.Bin), quote(s.Profile))
+		return b.String()
+	}
 	return fmt.Sprintf("#!/bin/sh\n# %s: a gateway that exits %d (fatal configuration) or %d (failed: crash loop) stays down.\n"+
 		"case \"$1\" in %d|%d) exit 125 ;; esac\nexit 0\n", Name(s.Profile), exitcode.FatalConfig, exitcode.GaveUp, exitcode.FatalConfig, exitcode.GaveUp)
+}
+
+// killTimeout is the slot's timeout-kill in ms: under exec supervision s6 itself bounds the
+// command's drain (GATEWAY_DRAIN_TIMEOUT, at least 1 ms: 0 would mean never), otherwise the
+// gateway does and killTimeoutMS only meets a wedged one.
+func killTimeout(s Spec) int64 {
+	if s.Exec() {
+		return max(1, s.DrainTimeout.Milliseconds())
+	}
+	return killTimeoutMS
 }
 
 // Render writes the slot for spec into dir, which must exist and be empty (normally a fresh
@@ -183,7 +230,7 @@ func render(d *safedir.Dir, s Spec) error {
 	}{
 		{"type", "longrun\n", 0o644},
 		{"notification-fd", fmt.Sprintf("%d\n", notifyFD), 0o644},
-		{"timeout-kill", fmt.Sprintf("%d\n", killTimeoutMS), 0o644},
+		{"timeout-kill", fmt.Sprintf("%d\n", killTimeout(s)), 0o644},
 		{"run", runScript(s), runMode},
 		{"finish", finishScript(s), 0o755},
 	}

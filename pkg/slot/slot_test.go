@@ -8,12 +8,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	"github.com/s6gate/s6gate/internal/s6test"
+	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/profile"
 )
@@ -292,4 +294,56 @@ func TestRenderRefusesASymlinkedDirectory(t *testing.T) {
 	entries, err := os.ReadDir(victim)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "nothing written through the symlink")
+}
+
+// Exec supervision: the mode comes from profile.json, else the image default, only for a
+// profile with a command; the slot tells its gateway the mode, bounds the drain by s6's
+// timeout-kill, and its finish decides an unmarked SIGTERM or SIGINT death in the shell alone.
+func TestExecSupervisionSlot(t *testing.T) {
+	s := config.Settings{Home: "/opt/data", CommandDir: "/command", User: "gateway", Bin: "/usr/local/bin/gateway", DrainTimeout: 1500 * time.Millisecond, Supervision: "exec"}
+	assert.Equal(t, "", NewSpec(s, "idle", profile.Config{}, false).Supervision, "the idle gateway is its own process")
+	cmd := profile.Config{Command: []string{"sleep", "1"}}
+	assert.Equal(t, "exec", NewSpec(s, "x", cmd, false).Supervision, "image default")
+	cmd.Policy.Supervision = "wrapper"
+	assert.Equal(t, "wrapper", NewSpec(s, "x", cmd, false).Supervision, "the profile wins")
+	assert.Contains(t, runScript(NewSpec(s, "x", cmd, false)), "'GATEWAY_SUPERVISION=wrapper'", "the slot overrides the image default")
+	assert.Equal(t, int64(killTimeoutMS), killTimeout(NewSpec(s, "x", cmd, false)))
+
+	cmd.Policy.Supervision = "exec"
+	spec := NewSpec(s, "x", cmd, false)
+	assert.Equal(t, int64(1500), killTimeout(spec))
+	assert.Contains(t, runScript(spec), "'GATEWAY_SUPERVISION=exec'")
+
+	// The finish script: an unmarked SIGTERM or SIGINT death exits 0 without starting the
+	// gateway binary; anything else runs `gateway finish` with s6-supervise's arguments.
+	dir := t.TempDir()
+	spec.Home = dir
+	spec.Bin = filepath.Join(dir, "fake-gateway")
+	require.NoError(t, os.WriteFile(spec.Bin, []byte("#!/bin/sh\necho \"$GATEWAY_HOME $*\" > \"$GATEWAY_HOME/called\"\nexit 7\n"), 0o755))
+	finish := filepath.Join(dir, "finish")
+	require.NoError(t, os.WriteFile(finish, []byte(finishScript(spec)), 0o755))
+	home := filepath.Join(dir, "profiles", "x")
+	require.NoError(t, os.MkdirAll(home, 0o755))
+	runFinish := func(args ...string) int {
+		_ = os.Remove(filepath.Join(dir, "called"))
+		err := exec.Command(finish, args...).Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		require.NoError(t, err)
+		return 0
+	}
+	for _, args := range [][]string{{"256", "15", "gateway-x"}, {"256", "2", "gateway-x"}} {
+		assert.Equal(t, 0, runFinish(args...), args)
+		assert.NoFileExists(t, filepath.Join(dir, "called"), "no Go process for an unmarked stop: %v", args)
+	}
+	for _, args := range [][]string{{"0", "0", "gateway-x"}, {"256", "9", "gateway-x"}, {"143", "0", "gateway-x"}} {
+		assert.Equal(t, 7, runFinish(args...), args)
+		b, err := os.ReadFile(filepath.Join(dir, "called"))
+		require.NoError(t, err, args)
+		assert.Equal(t, dir+" finish -p x -- "+strings.Join(args, " ")+"\n", string(b))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(home, ".gateway-planned-stop.json"), []byte("{}"), 0o644))
+	assert.Equal(t, 7, runFinish("256", "15", "gateway-x"), "a marker is evaluated by gateway finish")
+	assert.FileExists(t, filepath.Join(dir, "called"))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/gatewayrun"
 	"github.com/s6gate/s6gate/pkg/operator"
+	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/svchealth"
 	"github.com/s6gate/s6gate/pkg/svcuser"
 )
@@ -51,6 +52,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitcode.OK
 	}
 	verb := args[0]
+	if code, ok := hidden(verb, args[1:], stderr); ok {
+		return code
+	}
 	fail := func(err error) int {
 		if verb == "run" { // to s6 (and its finish script) any setup failure is fatal configuration
 			fmt.Fprintln(stderr, exitcode.Line("gateway", "run", fmt.Errorf("fatal configuration: %w", err)))
@@ -65,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	settings, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		return fail(err)
+	}
+	var reserved uint64
+	if verb == "run" && settings.Supervision == profile.SupervisionExec {
+		reserved = gatewayrun.ReserveFDs() // before any file is opened (pkg/gatewayrun, exec.go)
 	}
 	// The container's own services are the root tree's, readable only by root: the health
 	// check looks at them first (reading s6's status files, nothing else), then becomes the
@@ -97,6 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return gatewayrun.Run(ctx, gatewayrun.Options{
 			Settings: settings, Profile: c.profile, Replace: c.replace, Command: c.command,
 			NotifyFD: notify, Heartbeat: beat, Logger: slog.New(slog.NewTextHandler(stderr, nil)),
+			Exec: settings.Supervision == profile.SupervisionExec, Reserved: reserved,
 		})
 	}
 	op := operator.New(settings, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))

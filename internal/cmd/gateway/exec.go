@@ -1,0 +1,51 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+
+	"github.com/s6gate/s6gate/internal/cli"
+	"github.com/s6gate/s6gate/pkg/config"
+	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/gatewayrun"
+	"github.com/s6gate/s6gate/pkg/svcuser"
+)
+
+// The hidden verbs of exec supervision (docs/gateway.md, "Exec supervision"), for the slot's
+// own use, not operators':
+//
+//	gateway watch SPEC                      the transient watcher `gateway run` starts
+//	gateway finish -p NAME -- CODE SIGNAL…  the slot's finish, with s6-supervise's arguments
+//
+// hidden runs one of them and reports whether verb was one.
+func hidden(verb string, args []string, stderr io.Writer) (int, bool) {
+	if verb != gatewayrun.WatchVerb && verb != "finish" {
+		return 0, false
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	settings, err := config.FromEnv(os.Getenv)
+	if err != nil {
+		return cli.Fail(stderr, "gateway", verb, err), true
+	}
+	runtime.GOMAXPROCS(1)
+	if verb == gatewayrun.WatchVerb {
+		if len(args) != 1 {
+			return cli.Fail(stderr, "gateway", verb, exitcode.Usagef("want one argument")), true
+		}
+		return gatewayrun.Watch(settings, args[0], log), true
+	}
+	if len(args) < 3 || args[0] != "-p" || (len(args) > 2 && args[2] != "--") {
+		fmt.Fprintln(stderr, "usage: gateway finish -p NAME -- CODE SIGNAL [SERVICE]")
+		return exitcode.Usage, true
+	}
+	if _, err := svcuser.Become(settings.User); err != nil {
+		return cli.Fail(stderr, "gateway", verb, err), true
+	}
+	dir, _ := os.Getwd()
+	return gatewayrun.Finish(gatewayrun.FinishOptions{
+		Settings: settings, Profile: args[1], Args: args[3:], Dir: dir, Logger: log,
+	}), true
+}
