@@ -51,9 +51,33 @@ import (
 // directory and every s6-supervise's files live, as docs/PERFORMANCE.md recommends for many
 // gateways; S6GATE_SCALE_RUN_TMPFS=0 keeps the image's /run (on the storage driver).
 //
-// It prints one table (make bench; docs/PERFORMANCE.md records one run). A size of 1,000
-// takes a few minutes on a 2-core machine.
+// It runs once per supervision mode (S6GATE_SCALE_MODES, default "wrapper,exec"), each in a
+// container of its own with GATEWAY_SUPERVISION set, and prints one table per mode (make bench;
+// docs/PERFORMANCE.md records one run). A size of 1,000 takes a few minutes on a 2-core machine.
 func BenchmarkScale(b *testing.B) {
+	for _, mode := range scaleModes(b) {
+		b.Run(mode, func(b *testing.B) { benchmarkScale(b, mode) })
+	}
+}
+
+// scaleModes are the supervision modes BenchmarkScale measures, each in a container of its own
+// (GATEWAY_SUPERVISION): the resident `gateway run` wrapper (the default) and exec supervision.
+// S6GATE_SCALE_MODES (comma-separated) picks some.
+func scaleModes(b *testing.B) []string {
+	spec := os.Getenv("S6GATE_SCALE_MODES")
+	if spec == "" {
+		spec = "wrapper,exec"
+	}
+	var out []string
+	for _, f := range strings.Split(spec, ",") {
+		f = strings.TrimSpace(f)
+		require.Contains(b, []string{"wrapper", "exec"}, f, "S6GATE_SCALE_MODES=%q", spec)
+		out = append(out, f)
+	}
+	return out
+}
+
+func benchmarkScale(b *testing.B, mode string) {
 	sizes := scaleSizes(b)
 	var opts []testcontainers.ContainerCustomizer
 	runOn := "the image's /run"
@@ -63,20 +87,14 @@ func BenchmarkScale(b *testing.B) {
 		}))
 		runOn = "--tmpfs /run:exec"
 	}
-	// S6GATE_SCALE_SUPERVISION=exec measures exec supervision (docs/operations.md).
-	var env map[string]string
-	if v := os.Getenv("S6GATE_SCALE_SUPERVISION"); v != "" {
-		env = map[string]string{"GATEWAY_SUPERVISION": v}
-		runOn += ", GATEWAY_SUPERVISION=" + v
-	}
-	bx := start(b, env, opts...)
+	bx := start(b, map[string]string{"GATEWAY_SUPERVISION": mode}, opts...)
 	var rows []scaleRow
 	have := 0
 	for b.Loop() {
 		for _, n := range sizes {
-			rows = append(rows, bx.scaleTo(have, n))
+			rows = append(rows, bx.scaleTo(have, n, mode))
 			have = n
-			printScaleTable(rows, runOn) // so far: a failure at a larger size keeps these
+			printScaleTable(rows, runOn, mode) // so far: a failure at a larger size keeps these
 		}
 	}
 	last := rows[len(rows)-1]
@@ -122,8 +140,9 @@ type scaleRow struct {
 	statusBytes    int // its output
 }
 
-// scaleTo registers gateways have+1..n and measures the container at n gateways.
-func (bx *box) scaleTo(have, n int) scaleRow {
+// scaleTo registers gateways have+1..n and measures the container at n gateways (mode: its
+// GATEWAY_SUPERVISION).
+func (bx *box) scaleTo(have, n int, mode string) scaleRow {
 	b := bx.t
 	b.Helper()
 	r := scaleRow{n: n}
@@ -147,7 +166,7 @@ echo "seq_ns=$((t1 - t0))"`
 	r.registerEach = time.Duration(scriptNS(b, out, "seq_ns") / int64(seq))
 
 	bx.waitAllRunning(n, 120*time.Second)
-	r.mem = bx.scaleMemory(n)
+	r.mem = bx.scaleMemory(n, mode)
 	r.status, r.statusBytes = bx.timeInside(5, "gateway", "gateway status --json")
 	r.reconcile, _ = bx.timeInside(3, "", `d=/run/s6gate-bench-scan; GATEWAY_SCANDIR=$d gw-reconcile --boot >/dev/null 2>&1; rc=$?; rm -rf $d; exit $rc`)
 
@@ -289,7 +308,7 @@ func (m scaleMem) perGateway() float64 {
 // (the descendants of its PID 1) and sums PSS by kind: the `gateway run` wrappers, the
 // s6-supervise of the gateways' tree, the s6-log loggers, the users' commands (sleep), and the
 // rest (init, the root tree, the gateways' s6-svscan), shared by all gateways.
-func (bx *box) scaleMemory(n int) scaleMem {
+func (bx *box) scaleMemory(n int, mode string) scaleMem {
 	b := bx.t
 	b.Helper()
 	insp, err := bx.cli.ContainerInspect(bx.ctx, bx.id(), client.ContainerInspectOptions{})
@@ -355,10 +374,13 @@ func (bx *box) scaleMemory(n int) scaleMem {
 		m.count[kind]++
 	}
 	wrappers := n
-	if os.Getenv("S6GATE_SCALE_SUPERVISION") == "exec" {
-		wrappers = 0 // the commands are s6's supervised processes: no wrapper stays
+	if mode == "exec" {
+		// Exec supervision: the command is s6-supervise's child; the watcher that settled it
+		// has exited by the time every gateway is recorded running.
+		wrappers = 0
 	}
-	require.Equal(b, wrappers, m.count["gateway run"], "gateway run wrappers in %v", m.count)
+	require.Equal(b, wrappers, m.count["gateway run"], "gateway run wrappers (%s supervision) in %v", mode, m.count)
+	require.Equal(b, n, m.count["sleep"], "users' commands in %v", m.count)
 	return m
 }
 
@@ -376,9 +398,9 @@ func pssOf(pid int) int64 {
 	return 0
 }
 
-func printScaleTable(rows []scaleRow, runOn string) {
+func printScaleTable(rows []scaleRow, runOn, mode string) {
 	var w strings.Builder
-	fmt.Fprintf(&w, "\nBenchmarkScale: one container (%s), gateways running `sleep 100000`\n", runOn)
+	fmt.Fprintf(&w, "\nBenchmarkScale/%s: one container (%s, GATEWAY_SUPERVISION=%s), gateways running `sleep 100000`\n", mode, runOn, mode)
 	line := func(label string, f func(r scaleRow) string) {
 		fmt.Fprintf(&w, "| %-58s |", label)
 		for _, r := range rows {
