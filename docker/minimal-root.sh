@@ -12,10 +12,13 @@
 #     themselves by absolute path: s6-svscan starts /usr/bin/s6-supervise, s6-setuidgid
 #     runs /usr/bin/s6-envuidgid and /usr/bin/s6-applyuidgid, s6-svc -w runs
 #     /usr/bin/s6-svlisten1, and libs6's event subscriptions (s6-svwait) /usr/bin/s6-ftrigrd;
-#   - /bin/sh (dash): every run script is `#!/command/with-contenv /bin/sh`, finish is #!/bin/sh;
-#   - the external commands of the scripts: `id` (slot run and log run, the gateways' tree),
-#     `/usr/bin/env` (slot run), `mkdir` (log run); and `cat`, `test`, `sleep` for
-#     `docker exec` checks and gateway commands like `sh -c '...; sleep 1'`;
+#   - /bin/sh (dash): the services' run scripts are `#!/command/with-contenv /bin/sh`, a
+#     slot's scripts and finish are #!/bin/sh;
+#   - the external commands of the scripts: `id` (the gateways' tree; a slot's run and log run
+#     only when started as root), `mkdir` (log run, a missing log directory); `/usr/bin/env`
+#     (slot run scripts used it before `gateway run --setenv`; kept for gateway commands like
+#     `env K=V prog`), and `cat`, `test`, `sleep` for `docker exec` checks and gateway commands
+#     like `sh -c '...; sleep 1'`;
 #   - every shared library they load (ldd: libc, the loader, skalibs, libs6, libselinux and
 #     libpcre2 for id and mkdir) and the Debian copyright file of each package copied;
 #   - /etc/passwd and /etc/group with root and the service user only, nsswitch.conf (files);

@@ -54,6 +54,10 @@ func TestBadUsageExits2WithOneLineAndChangesNothing(t *testing.T) {
 		{[]string{"status", "extra"}, `unexpected argument "extra"`},
 		{[]string{"start", "-p", "coder", "--", "cmd"}, "takes no command"},
 		{[]string{"run"}, "-p NAME is required"},
+		{[]string{"run", "-p", "coder", "--setenv", "OK=1", "--setenv", "BAD-NAME=1"}, `"BAD-NAME"`},
+		{[]string{"run", "-p", "coder", "--setenv", "=1"}, `""`},
+		{[]string{"run", "-p", "coder", "--setenv", "NOCARRIER"}, "S6GATE_SETENV_NOCARRIER is not set"},
+		{[]string{"start", "--setenv", "A=1"}, "flag provided but not defined: -setenv"},
 		{[]string{"start", "--timeout", "soon"}, "invalid value"},
 	}
 	for _, tt := range tests {

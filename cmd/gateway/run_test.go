@@ -328,6 +328,40 @@ func TestProfileJSONCommandAndEnv(t *testing.T) {
 	g.wait()
 }
 
+// --setenv is applied before the gateway reads its environment: its settings (here the data
+// root) and its command see the values, in order (the last of a name wins); a carried value
+// (--setenv NAME) comes from S6GATE_SETENV_NAME, which the command does not see, and is never
+// on the gateway's command line.
+func TestSetenvReachesTheSettingsAndTheCommand(t *testing.T) {
+	root := newRoot(t, "coder")
+	home := filepath.Join(root, "profiles", "coder")
+	g := startGateway(t, root, "coder", []string{
+		"--setenv", "GATEWAY_HOME=" + root, "--setenv", "HOME=/first", "--setenv", "SECRET", "--setenv", "HOME=/second",
+		"--setenv", "EMPTY=", "--",
+		"/bin/sh", "-c", `env > "$GATEWAY_HOME/profiles/coder/seen.new" && mv "$GATEWAY_HOME/profiles/coder/seen.new" "$GATEWAY_HOME/profiles/coder/seen"; exec sleep 300`,
+	}, []string{"GATEWAY_HOME=" + filepath.Join(root, "missing"), "S6GATE_SETENV_SECRET=s3cr'et"})
+	g.waitState("running") // in root: the data root came from --setenv
+	s6test.Eventually(t, 5*time.Second, "the command's environment", func() bool {
+		_, err := os.Stat(filepath.Join(home, "seen"))
+		return err == nil
+	})
+	b, err := os.ReadFile(filepath.Join(home, "seen"))
+	require.NoError(t, err)
+	env := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	assert.Contains(t, env, "SECRET=s3cr'et")
+	assert.Contains(t, env, "HOME=/second")
+	assert.Contains(t, env, "EMPTY=")
+	assert.Contains(t, env, "GATEWAY_HOME="+root)
+	for _, kv := range env {
+		assert.False(t, strings.HasPrefix(kv, "S6GATE_SETENV_"), "carrier %s reached the command", kv)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", g.cmd.Process.Pid))
+	require.NoError(t, err)
+	assert.NotContains(t, string(cmdline), "s3cr", "a carried value is not an argument")
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
+
 func TestProfileLockAndReplace(t *testing.T) {
 	root := newRoot(t, "coder")
 	first := startGateway(t, root, "coder", nil, nil)

@@ -38,6 +38,11 @@ type Env struct {
 	Bin         map[string]string
 	Scan        *Scan
 	Extra       []string // more KEY=VALUE for every command and for s6-svscan
+	// ContainerEnv, when not nil, is the container environment the supervision tree sees:
+	// Start and StartScanOn run s6-svscan (as root) in a private mount namespace whose
+	// /run/s6/container_environment holds these variables, one file each, as /init dumps
+	// them, so the real with-contenv loads them. The host's /run is left alone.
+	ContainerEnv map[string]string
 }
 
 // NewEnv lays out an Env in the image's layout (see Env). extraTools go into the command
@@ -126,7 +131,7 @@ func (e *Env) Environ() []string {
 func (e *Env) Start() *Scan {
 	e.t.Helper()
 	if !e.UserTree {
-		e.Scan = startScan(e.t, e.ScanDir, e.Environ())
+		e.Scan = startScanIn(e.t, e.ScanDir, e.Environ(), e.containerEnvDir())
 		return e.Scan
 	}
 	svc := filepath.Join(e.RootScanDir, "usertree")
@@ -140,7 +145,7 @@ func (e *Env) Start() *Scan {
 			e.t.Fatal(err)
 		}
 	}
-	e.Scan = startScan(e.t, e.RootScanDir, e.Environ())
+	e.Scan = startScanIn(e.t, e.RootScanDir, e.Environ(), e.containerEnvDir())
 	waitFor(e.t, 10*time.Second, "the user tree's s6-svscan on "+e.ScanDir, func() bool {
 		return exec.Command(filepath.Join(ToolsDir, "s6-svscanctl"), "-a", e.ScanDir).Run() == nil
 	})
@@ -151,7 +156,30 @@ func (e *Env) Start() *Scan {
 // the Env's environment: for slots that must run under a root supervisor.
 func (e *Env) StartScanOn(dir string) *Scan {
 	e.t.Helper()
-	return startScan(e.t, dir, e.Environ())
+	return startScanIn(e.t, dir, e.Environ(), e.containerEnvDir())
+}
+
+// containerEnvDir writes ContainerEnv into a directory of its own and returns it ("" when
+// ContainerEnv is nil).
+func (e *Env) containerEnvDir() string {
+	e.t.Helper()
+	if e.ContainerEnv == nil {
+		return ""
+	}
+	RequireRoot(e.t)
+	dir, err := os.MkdirTemp(e.Base, "container_environment-")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	for k, v := range e.ContainerEnv {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // Result is a finished command.

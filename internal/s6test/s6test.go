@@ -117,15 +117,31 @@ func StartScan(t testing.TB, dir string) *Scan {
 
 func startScan(t testing.TB, dir string, env []string) *Scan {
 	t.Helper()
+	return startScanIn(t, dir, env, "")
+}
+
+// startScanIn is startScan; with a contenvDir, s6-svscan runs in a private mount namespace
+// (root only) where contenvDir is mounted at /run/s6/container_environment, on a tmpfs /run.
+func startScanIn(t testing.TB, dir string, env []string, contenvDir string) *Scan {
+	t.Helper()
 	Require(t)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	out := &Buffer{}
 	cmd := exec.Command(filepath.Join(ToolsDir, "s6-svscan"), dir)
+	attr := &syscall.SysProcAttr{Setpgid: true}
+	if contenvDir != "" {
+		// Go makes the new namespace's mounts private before the shell runs.
+		cmd = exec.Command("/bin/sh", "-ec", `mount -t tmpfs -o mode=0755 s6test /run
+mkdir -p /run/s6/container_environment
+mount --bind "$1" /run/s6/container_environment
+exec "$2" "$3"`, "sh", contenvDir, filepath.Join(ToolsDir, "s6-svscan"), dir)
+		attr.Unshareflags = syscall.CLONE_NEWNS
+	}
+	cmd.SysProcAttr = attr
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

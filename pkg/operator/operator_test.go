@@ -355,12 +355,17 @@ func TestProfileEnvironmentNeverReachesRoot(t *testing.T) {
 	require.NoError(t, os.Chown(e.ProfileHome("evil"), e.UID, e.GID))
 	require.NoError(t, os.Chown(filepath.Dir(e.ProfileHome("evil")), e.UID, e.GID))
 
+	// The gateway's command shows what the gateway gave it; a static one (the multi-call
+	// binary's s6-sleep), since ld.so would complain about the LD_PRELOAD, as the service
+	// user, in the same output.
+	sleeper := filepath.Join(e.Base, "s6-sleep")
+	require.NoError(t, os.Symlink(e.Bin["s6gate"], sleeper))
 	rootScan := filepath.Join(e.Base, "rootscan")
 	require.NoError(t, os.Mkdir(rootScan, 0o755))
 	settings := config.Settings{Home: e.Home, ScanDir: rootScan, CommandDir: e.CommandDir, User: e.ServiceUser, Bin: e.Bin["gateway"]}
 	spec := slot.NewSpec(settings, "evil", profile.Config{Env: map[string]string{
 		"PATH": evil + ":/usr/bin:/bin", "LD_PRELOAD": "/nonexistent/preload.so",
-	}}, false)
+	}, Command: []string{sleeper, "100000"}}, false)
 	dir, err := slot.Publish(rootScan, spec)
 	require.NoError(t, err)
 	// The slot is the service user's, as gw-render (which becomes the service user) makes it.
@@ -384,14 +389,30 @@ func TestProfileEnvironmentNeverReachesRoot(t *testing.T) {
 	b, _ := os.ReadFile(evidence)
 	assert.NotContains(t, string(b), "uid=0", "root ran the profile's id")
 	assert.NotContains(t, scan.Output(), "preload.so", "root's s6-setuidgid saw the profile's LD_PRELOAD")
-	// And the gateway itself did get its environment, as the service user.
+	// And the gateway itself did get its environment, as the service user: its command was
+	// started with the profile's variables (the gateway sets them in its own environment, so
+	// its /proc/PID/environ, the one it was started with, does not show them).
 	pid := strconv.Itoa(st.PID)
-	environ, err := os.ReadFile("/proc/" + pid + "/environ")
+	tasks, err := filepath.Glob("/proc/" + pid + "/task/*/children") // the thread that forked it
 	require.NoError(t, err)
-	assert.Contains(t, string(environ), "PATH="+evil+":/usr/bin:/bin")
-	procStat, err := os.Stat("/proc/" + pid)
+	var child []string
+	for _, p := range tasks {
+		b, _ := os.ReadFile(p)
+		child = append(child, strings.Fields(string(b))...)
+	}
+	require.Len(t, child, 1, "the gateway's command")
+	environ, err := os.ReadFile("/proc/" + child[0] + "/environ")
 	require.NoError(t, err)
-	assert.Equal(t, uint32(e.UID), procStat.Sys().(*syscall.Stat_t).Uid, "the gateway runs as the service user")
+	assert.Contains(t, strings.Split(string(environ), "\x00"), "PATH="+evil+":/usr/bin:/bin")
+	assert.Contains(t, strings.Split(string(environ), "\x00"), "LD_PRELOAD=/nonexistent/preload.so")
+	cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
+	require.NoError(t, err)
+	assert.NotContains(t, string(cmdline), "preload.so", "a profile value on the gateway's command line, readable by every user")
+	for _, p := range []string{pid, child[0]} {
+		procStat, err := os.Stat("/proc/" + p)
+		require.NoError(t, err)
+		assert.Equal(t, uint32(e.UID), procStat.Sys().(*syscall.Stat_t).Uid, "the gateway and its command run as the service user")
+	}
 }
 
 // A registration killed between publishing the slot and asking s6-svscan to scan leaves a slot

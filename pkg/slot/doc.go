@@ -8,9 +8,11 @@
 // creation, so the umask never matters.
 //
 // Every value that enters a script is shell-quoted and environment names are validated; the
-// profile's variables reach `gateway run` as arguments of env(1), never as shell assignments.
-// A run script that finds itself running as root re-executes itself as the service user
-// before it uses anything from the profile.
+// profile's variables reach `gateway run` in SetenvPrefix carriers, named by --setenv and
+// applied by ApplySetenv, never as shell assignments of their own names nor as arguments. A
+// run script that finds itself running as root re-executes itself as the service user before
+// it uses anything from the profile. The scripts are #!/bin/sh: they go through with-contenv
+// only when their supervision tree has not exported ContenvMarker.
 //
 // Publishing is atomic: a slot is rendered into a private staging directory of the scan
 // directory (a dot entry, which s6-svscan ignores, of a fixed length whatever the profile's

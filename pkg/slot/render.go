@@ -109,27 +109,55 @@ const euidSnippet = "euid=\n" +
 	"fi\n" +
 	"[ -n \"$euid\" ] || euid=$(id -u)\n"
 
+// ContenvMarker is the variable by which a supervision tree tells the slots under it that its
+// environment is already the container's: the service that starts the gateways' s6-svscan
+// exports it as "1" after with-contenv, and a slot's scripts that see it skip their own
+// with-contenv (a Go process start per script). Without it, a script loads the container
+// environment itself, once: it re-executes itself through with-contenv with the argument
+// contenvDone, which keeps the second pass from doing it again (with-contenv with no
+// container environment directory keeps the environment it was given, so the marker could not
+// come from it). The run script removes the marker before it starts the gateway.
+const ContenvMarker = "S6GATE_CONTENV"
+
+// contenvDone is the argument a slot script passes to itself once the container environment
+// is loaded (s6-supervise starts run and log/run without arguments).
+const contenvDone = "contenv"
+
+// contenvLine makes a script load the container environment unless its tree already did.
+func contenvLine(s Spec) string {
+	return fmt.Sprintf("[ \"$%s\" = 1 ] || [ \"$1\" = %s ] || exec %s \"$0\" %s\n",
+		ContenvMarker, contenvDone, quote(filepath.Join(s.CommandDir, "with-contenv")), contenvDone)
+}
+
 // runScript is the slot's ./run. In the image it runs as the service user already (the
-// gateways' s6-svscan is the service user's). Started by root (a slot placed in a root-run
+// gateways' s6-svscan is the service user's) and in the container environment (that
+// s6-svscan's service loaded it: ContenvMarker). Started by root (a slot placed in a root-run
 // scan directory), it first re-executes itself as the service user, so nothing that comes from
 // the profile (its environment: PATH, LD_PRELOAD, …) ever reaches a process running as root.
-// Then it execs `gateway run` through env(1) with HOME, the profile's environment and the
-// gateway's own variables: each variable is one quoted argument, never a shell assignment,
-// so no name the validator accepts (OPTIND, IFS, …) can change how the script runs.
+// Then it execs `gateway run`, which sets HOME, the profile's environment and the gateway's own
+// variables (--setenv, in env(1)'s order) in its own environment before anything else: the
+// script exports only the carriers SetenvPrefix+NAME, so no name the validator accepts
+// (OPTIND, IFS, PATH, …) can change how the script runs, and no value is on a command line.
 func runScript(s Spec) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "#!%s /bin/sh\n", filepath.Join(s.CommandDir, "with-contenv"))
+	b.WriteString("#!/bin/sh\n")
 	fmt.Fprintf(&b, "# %s: rendered by s6gate for profile %s and rebuilt at every boot.\n", Name(s.Profile), quote(s.Profile))
 	b.WriteString("# Change profile.json (or use `gateway register`), not this file.\n")
 	b.WriteString("exec 2>&1\n")
+	b.WriteString(contenvLine(s))
 	b.WriteString(euidSnippet)
 	b.WriteString("# Drop to the service user before anything from the profile is used.\n")
-	fmt.Fprintf(&b, "if [ \"$euid\" = 0 ] && [ \"$(id -u %s)\" != 0 ]; then\n  exec %s %s \"$0\"\nfi\n", quote(s.User), quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User))
-	b.WriteString("exec /usr/bin/env \\\n")
-	for _, kv := range environment(s) {
-		fmt.Fprintf(&b, "  %s \\\n", quote(kv))
+	fmt.Fprintf(&b, "if [ \"$euid\" = 0 ] && [ \"$(id -u %s)\" != 0 ]; then\n  exec %s %s \"$0\" %s\nfi\n",
+		quote(s.User), quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User), contenvDone)
+	fmt.Fprintf(&b, "unset %s\n", ContenvMarker)
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		fmt.Fprintf(&b, "export %s%s=%s\n", SetenvPrefix, k, quote(s.Env[k]))
 	}
-	fmt.Fprintf(&b, "  %s run -p %s --replace", quote(s.Bin), quote(s.Profile))
+	fmt.Fprintf(&b, "exec %s run \\\n", quote(s.Bin))
+	for _, a := range setenvArgs(s) {
+		fmt.Fprintf(&b, "  --setenv %s \\\n", quote(a))
+	}
+	fmt.Fprintf(&b, "  -p %s --replace", quote(s.Profile))
 	if len(s.Command) > 0 {
 		b.WriteString(" --")
 		for _, a := range s.Command {
@@ -140,28 +168,28 @@ func runScript(s Spec) string {
 	return b.String()
 }
 
-// environment is what the run script adds to the container environment for the gateway, as
-// NAME=VALUE in order: HOME, the profile's variables (sorted; they may override HOME), then
-// GATEWAY_HOME and GATEWAY_NOTIFY_FD, which the gateway needs and the profile cannot change.
-func environment(s Spec) []string {
-	env := []string{"HOME=" + s.Home}
-	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		env = append(env, k+"="+s.Env[k])
-	}
-	env = append(env, "GATEWAY_HOME="+s.Home, fmt.Sprintf("GATEWAY_NOTIFY_FD=%d", notifyFD))
+// setenvArgs are run's --setenv arguments, in env(1)'s order: HOME, the profile's variables
+// (sorted, by name only: their values travel in SetenvPrefix variables; they may override
+// HOME), then GATEWAY_HOME and GATEWAY_NOTIFY_FD, which the gateway needs and the profile
+// cannot change (the last --setenv of a name wins), and the slot's supervision mode.
+func setenvArgs(s Spec) []string {
+	args := []string{"HOME=" + s.Home}
+	args = append(args, slices.Sorted(maps.Keys(s.Env))...)
+	args = append(args, "GATEWAY_HOME="+s.Home, fmt.Sprintf("GATEWAY_NOTIFY_FD=%d", notifyFD))
 	if s.Supervision != "" {
 		// The slot's mode, which its finish was rendered for: it overrides the image default.
-		env = append(env, "GATEWAY_SUPERVISION="+s.Supervision)
+		args = append(args, "GATEWAY_SUPERVISION="+s.Supervision)
 	}
-	return env
+	return args
 }
 
 // logRunScript is the slot's ./log/run. The log directory is computed from $GATEWAY_HOME when
 // it runs, never baked in, so a data root mounted elsewhere still gets its logs.
 func logRunScript(s Spec) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "#!%s /bin/sh\n", filepath.Join(s.CommandDir, "with-contenv"))
+	b.WriteString("#!/bin/sh\n")
 	fmt.Fprintf(&b, "# Logger of %s, rendered by s6gate. `1` copies every line to stdout (docker logs).\n", Name(s.Profile))
+	b.WriteString(contenvLine(s))
 	b.WriteString(": \"${GATEWAY_HOME:=/opt/data}\"\n")
 	// A validated profile name holds no character a double-quoted string would expand.
 	fmt.Fprintf(&b, "dir=\"$GATEWAY_HOME/%s\"\n", profile.LogRel(s.Profile))

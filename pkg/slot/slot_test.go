@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,17 +21,53 @@ import (
 	"github.com/s6gate/s6gate/pkg/profile"
 )
 
-// TestMain doubles as a fake gateway binary: with SLOT_TEST_RECORD set it writes its
-// environment and arguments (NUL-separated, with \x01 between them) to that file and exits.
+// TestMain doubles as a fake gateway binary: with SLOT_TEST_RECORD set it applies its
+// --setenv arguments as `gateway run` does (ApplySetenv), then writes its environment to that
+// file and its arguments to that file + ".args" (each NUL-terminated) and exits (2 if
+// ApplySetenv refused, after writing its error to the first file).
 func TestMain(m *testing.M) {
 	if out := os.Getenv("SLOT_TEST_RECORD"); out != "" {
-		rec := strings.Join(os.Environ(), "\x00") + "\x00\x01\x00" + strings.Join(os.Args[1:], "\x00") + "\x00"
-		if err := os.WriteFile(out, []byte(rec), 0o600); err != nil {
+		var setenv []string
+		for i, a := range os.Args[1:] {
+			if a == "--" {
+				break
+			}
+			if a == "--setenv" && i+2 < len(os.Args) {
+				setenv = append(setenv, os.Args[i+2])
+			}
+		}
+		if err := ApplySetenv(setenv); err != nil {
+			_ = os.WriteFile(out, []byte(err.Error()), 0o600)
+			os.Exit(exitcode.Of(err))
+		}
+		if os.WriteFile(out, []byte(strings.Join(os.Environ(), "\x00")+"\x00"), 0o600) != nil ||
+			os.WriteFile(out+".args", []byte(strings.Join(os.Args[1:], "\x00")+"\x00"), 0o600) != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
 	s6test.Main(m)
+}
+
+// record is what the fake gateway (TestMain) wrote: its environment, in order, and arguments.
+func record(t *testing.T, out string) (environ, args []string) {
+	t.Helper()
+	envPart, err := os.ReadFile(out)
+	require.NoError(t, err)
+	argPart, err := os.ReadFile(out + ".args")
+	require.NoError(t, err)
+	return strings.Split(strings.TrimSuffix(string(envPart), "\x00"), "\x00"), strings.Split(strings.TrimSuffix(string(argPart), "\x00"), "\x00")
+}
+
+func envMap(environ []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, dup := m[k]; !dup {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 func spec(p string) Spec {
@@ -46,21 +83,31 @@ func mode(t *testing.T, p string) os.FileMode {
 
 func TestRunScript(t *testing.T) {
 	run := runScript(spec("coder"))
-	assert.True(t, strings.HasPrefix(run, "#!/command/with-contenv /bin/sh\n"))
-	assert.Contains(t, run, "if [ \"$euid\" = 0 ] && [ \"$(id -u 'gateway')\" != 0 ]; then\n  exec '/command/s6-setuidgid' 'gateway' \"$0\"")
+	assert.True(t, strings.HasPrefix(run, "#!/bin/sh\n"), "no with-contenv in the #! line: the tree's environment is the container's")
+	contenv := "[ \"$S6GATE_CONTENV\" = 1 ] || [ \"$1\" = contenv ] || exec '/command/with-contenv' \"$0\" contenv\n"
+	assert.Contains(t, run, contenv)
+	assert.Contains(t, run, "if [ \"$euid\" = 0 ] && [ \"$(id -u 'gateway')\" != 0 ]; then\n  exec '/command/s6-setuidgid' 'gateway' \"$0\" contenv\n")
+	assert.Less(t, strings.Index(run, contenv), strings.Index(run, "euid="), "the container environment is loaded first, as the #! line did")
 	assert.Less(t, strings.Index(run, "done < /proc/self/status"), strings.Index(run, "if [ \"$euid\" = 0 ]"), "$euid is read before it is used")
-	assert.Contains(t, run, "exec /usr/bin/env \\\n  'HOME=/opt/data' \\\n")
-	assert.Contains(t, run, "  'GATEWAY_NOTIFY_FD=3' \\\n  '/usr/local/bin/gateway' run -p 'coder' --replace\n")
-	assert.Less(t, strings.Index(run, "s6-setuidgid"), strings.Index(run, "HOME="), "privileges are dropped before anything from the profile is used")
+	assert.Contains(t, run, "unset S6GATE_CONTENV\nexec '/usr/local/bin/gateway' run \\\n  --setenv 'HOME=/opt/data' \\\n")
+	assert.Contains(t, run, "  --setenv 'GATEWAY_HOME=/opt/data' \\\n  --setenv 'GATEWAY_NOTIFY_FD=3' \\\n  -p 'coder' --replace\n")
+	assert.NotContains(t, run, "/usr/bin/env", "no env(1) exec")
 
 	s := spec("coder")
 	s.Command = []string{"sh", "-c", "echo 'hi'; exit 3"}
-	assert.Contains(t, runScript(s), `--replace -- 'sh' '-c' 'echo '"'"'hi'"'"'; exit 3'`)
+	s.Env = map[string]string{"TOKEN": "s3cret", "A": "1"}
+	run = runScript(s)
+	assert.Contains(t, run, `--replace -- 'sh' '-c' 'echo '"'"'hi'"'"'; exit 3'`)
+	assert.Contains(t, run, "export S6GATE_SETENV_A='1'\nexport S6GATE_SETENV_TOKEN='s3cret'\n")
+	assert.Contains(t, run, "--setenv 'HOME=/opt/data' \\\n  --setenv 'A' \\\n  --setenv 'TOKEN' \\\n  --setenv 'GATEWAY_HOME=/opt/data'")
+	assert.Equal(t, 1, strings.Count(run, "s3cret"), "a profile value is never on the gateway's command line")
+	assert.Less(t, strings.Index(run, "s6-setuidgid"), strings.Index(run, "s3cret"), "privileges are dropped before anything from the profile is used")
 }
 
 // The rendered ./run, run by a real /bin/sh, hands the gateway exactly the profile's
 // environment and command: nothing is expanded or executed, and names the shell gives a
 // meaning of its own (OPTIND must be a number in dash, IFS splits words) change nothing.
+// The profile may override HOME, not the gateway's own variables; no value is an argument.
 func TestRunScriptHandsTheEnvironmentOver(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
@@ -73,6 +120,8 @@ func TestRunScriptHandsTheEnvironmentOver(t *testing.T) {
 		Env: map[string]string{
 			"FOO": "bar baz", "QUOTED": "a'b\"c", "INJECT": "$(touch " + dir + "/pwned)`id`;rm -rf /",
 			"NL": "a\nb", "OPTIND": "not a number", "IFS": "x", "EMPTY": "", "HOME": "/elsewhere",
+			"PATH": dir + "/nothing", "GATEWAY_HOME": "/not/ours", "GATEWAY_NOTIFY_FD": "9",
+			"S6GATE_SETENV_FOO": "a carrier's name", "S6GATE_CONTENV": "1",
 		},
 		Command: []string{"sh", "-c", "echo 'hi'; exit $1", "--", "-n", ""},
 	}
@@ -83,23 +132,112 @@ func TestRunScriptHandsTheEnvironmentOver(t *testing.T) {
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(b))
 
-	got, err := os.ReadFile(out)
-	require.NoError(t, err)
-	envPart, argPart, ok := strings.Cut(string(got), "\x01\x00")
-	require.True(t, ok)
-	env := map[string]string{}
-	for _, kv := range strings.Split(strings.TrimSuffix(envPart, "\x00"), "\x00") {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	environ, args := record(t, out)
+	env := envMap(environ)
 	for k, v := range s.Env {
-		assert.Equal(t, v, env[k], k)
+		if k != "GATEWAY_HOME" && k != "GATEWAY_NOTIFY_FD" {
+			assert.Equal(t, v, env[k], k)
+		}
 	}
-	assert.Equal(t, "/opt/data", env["GATEWAY_HOME"])
+	assert.Equal(t, "/opt/data", env["GATEWAY_HOME"], "the profile cannot move the data root")
 	assert.Equal(t, "3", env["GATEWAY_NOTIFY_FD"])
-	args := strings.Split(strings.TrimSuffix(argPart, "\x00"), "\x00")
-	assert.Equal(t, append([]string{"run", "-p", "p", "--replace", "--"}, s.Command...), args)
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		assert.False(t, strings.HasPrefix(k, SetenvPrefix) && k != "S6GATE_SETENV_FOO", "carrier %s left behind", k)
+	}
+	n := 0
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--setenv" {
+			n++
+		}
+		for k, v := range s.Env {
+			if len(v) > 2 {
+				assert.NotContains(t, a, v, "the value of %s is an argument", k)
+			}
+		}
+	}
+	assert.Equal(t, 3+len(s.Env), n, "one --setenv per variable: %q", args)
+	dd := slices.Index(args, "--")
+	require.Positive(t, dd, "%q", args)
+	assert.Equal(t, []string{"-p", "p", "--replace"}, args[dd-3:dd])
+	assert.Equal(t, s.Command, args[dd+1:])
+	assert.Equal(t, "run", args[0])
 	assert.NoFileExists(t, filepath.Join(dir, "pwned"), "nothing from a value was executed")
+}
+
+// --setenv gives the gateway exactly the environment `env NAME=VALUE... gateway` gave it: same
+// variables, values and order (a variable already set keeps its place, a new one is appended,
+// the last of a name wins), carried values included; the carriers are gone.
+func TestApplySetenvIsEnv1(t *testing.T) {
+	bin := os.Args[0]
+	dir := t.TempDir()
+	base := []string{"PATH=/usr/bin:/bin", "HOME=/root", "KEEP=k", "TOKEN=old"}
+	type setting struct{ name, value string }
+	// What the run script hands over: HOME, the profile's (TOKEN carried, EMPTY carried,
+	// HOME overridden by the profile), then the gateway's own.
+	settings := []setting{{"HOME", "/opt/data"}, {"EMPTY", ""}, {"HOME", "/elsewhere"}, {"NEW", "a=b\nc"},
+		{"TOKEN", "s3cret"}, {"GATEWAY_HOME", "/opt/data"}, {"GATEWAY_NOTIFY_FD", "3"}}
+	carried := map[string]bool{"TOKEN": true, "EMPTY": true}
+
+	refOut, gotOut := filepath.Join(dir, "ref"), filepath.Join(dir, "got")
+	envArgs := []string{}
+	for _, s := range settings {
+		envArgs = append(envArgs, s.name+"="+s.value)
+	}
+	ref := exec.Command("/usr/bin/env", append(envArgs, bin, "run", "-p", "p")...)
+	ref.Env = append(base, "SLOT_TEST_RECORD="+refOut)
+	out, err := ref.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	gwArgs := []string{"run"}
+	carriers := []string{}
+	for _, s := range settings {
+		if carried[s.name] {
+			gwArgs = append(gwArgs, "--setenv", s.name)
+			carriers = append(carriers, SetenvPrefix+s.name+"="+s.value)
+		} else {
+			gwArgs = append(gwArgs, "--setenv", s.name+"="+s.value)
+		}
+	}
+	got := exec.Command(bin, append(gwArgs, "-p", "p")...)
+	got.Env = append(append(slices.Clone(base), carriers...), "SLOT_TEST_RECORD="+gotOut)
+	out, err = got.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	refEnv, _ := record(t, refOut)
+	gotEnv, _ := record(t, gotOut)
+	for _, env := range [][]string{refEnv, gotEnv} {
+		i := slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "SLOT_TEST_RECORD=") })
+		require.GreaterOrEqual(t, i, 0)
+		env[i] = "SLOT_TEST_RECORD=…" // the one difference: where each wrote its record
+	}
+	assert.Equal(t, refEnv, gotEnv)
+	assert.Equal(t, "/elsewhere", envMap(gotEnv)["HOME"])
+	assert.Equal(t, "s3cret", envMap(gotEnv)["TOKEN"])
+}
+
+// A bad --setenv is a usage error with a one-line message, and nothing is applied.
+func TestApplySetenvRefusesBadNamesAndMissingCarriers(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"OK=1", "BAD-NAME=x"}, `"BAD-NAME"`},
+		{[]string{"=x"}, `""`},
+		{[]string{"1A=x"}, `"1A"`},
+		{[]string{"OK=1", "MISSING"}, "S6GATE_SETENV_MISSING is not set"},
+	} {
+		err := ApplySetenv(tc.args)
+		require.Error(t, err, "%q", tc.args)
+		assert.Equal(t, exitcode.Usage, exitcode.Of(err), "%q", tc.args)
+		assert.Contains(t, err.Error(), tc.msg)
+		assert.NotContains(t, err.Error(), "\n")
+		_, set := os.LookupEnv("OK")
+		assert.False(t, set, "nothing applied before the refusal: %q", tc.args)
+	}
 }
 
 func TestQuoteRoundTrip(t *testing.T) {
@@ -117,6 +255,9 @@ func TestLogRunScript(t *testing.T) {
 	assert.NotContains(t, log, "/opt/data/logs/gateways/coder", "no baked absolute log path")
 	assert.Contains(t, log, "'/command/s6-log' 1 n10 s1000000 T \"$dir\"", "`1` forwards lines to stdout before the file copy")
 	assert.Contains(t, log, "'/command/s6-setuidgid' 'gateway'")
+	assert.True(t, strings.HasPrefix(log, "#!/bin/sh\n"))
+	assert.Contains(t, log, "[ \"$S6GATE_CONTENV\" = 1 ] || [ \"$1\" = contenv ] || exec '/command/with-contenv' \"$0\" contenv\n")
+	assert.Less(t, strings.Index(log, "exec '/command/with-contenv'"), strings.Index(log, "GATEWAY_HOME"), "$GATEWAY_HOME comes from the container environment")
 }
 
 func TestFinishScriptMaps78To125(t *testing.T) {

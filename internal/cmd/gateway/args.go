@@ -7,6 +7,7 @@ import (
 	"github.com/s6gate/s6gate/internal/cli"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/svchealth"
 )
 
@@ -16,6 +17,7 @@ type cmdline struct {
 	all, json, check, start, replace bool
 	timeout, settle                  time.Duration
 	env                              cli.Repeated
+	setenv                           cli.Repeated        // run --setenv NAME=VALUE or NAME, in order (slot.ApplySetenv)
 	command                          []string            // after "--"; nil when there was no "--"
 	services                         []svchealth.Problem // status --check: the container's own services that are not up
 	logs                             logsArgs            // -n and -f (logs.go)
@@ -23,7 +25,7 @@ type cmdline struct {
 
 // flagsOf are the flags each verb accepts.
 var flagsOf = map[string][]string{
-	"run":        {"p", "replace"},
+	"run":        {"p", "replace", "setenv"},
 	"register":   {"env", "start", "settle", "timeout"},
 	"unregister": {"timeout"},
 	"start":      {"p", "all", "settle", "timeout"},
@@ -48,6 +50,8 @@ func parse(verb string, args []string) (*cmdline, error) {
 			fs.StringVar(&c.profile, "p", "", "profile name")
 		case "replace":
 			fs.BoolVar(&c.replace, "replace", false, "end a stray gateway holding the profile lock")
+		case "setenv":
+			fs.Var(&c.setenv, "setenv", "NAME=VALUE (or NAME: the value of $"+slot.SetenvPrefix+"NAME) set in the gateway's own environment first (repeatable; the last one wins)")
 		case "env":
 			fs.Var(&c.env, "env", "K=V exported to the gateway (repeatable)")
 		case "start":

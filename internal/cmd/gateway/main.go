@@ -20,12 +20,13 @@ import (
 	"github.com/s6gate/s6gate/pkg/gatewayrun"
 	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/svchealth"
 	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 
 const usage = `usage:
-  gateway run -p NAME [--replace] [-- CMD...]
+  gateway run -p NAME [--replace] [--setenv NAME[=VALUE]]... [-- CMD...]
   gateway register NAME [--env K=V]... [--start] [--settle D] [--timeout D] [-- CMD...]
   gateway unregister NAME [--timeout D]
   gateway start [-p NAME | --all] [--settle D] [--timeout D]
@@ -63,6 +64,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cli.Fail(stderr, "gateway", verb, err)
 	}
 	c, err := parse(verb, args[1:])
+	if err == nil {
+		// First thing, before anything reads the environment (the settings included).
+		err = slot.ApplySetenv(c.setenv)
+	}
 	if err != nil {
 		return cli.Fail(stderr, "gateway", verb, err)
 	}
