@@ -215,10 +215,11 @@ func (o *Operator) up(ctx context.Context, name, action string, restart bool) (R
 	}
 	dir := o.slotDir(name)
 	o.ensureSupervised(ctx, dir)
-	// The status before the command is what "s6 gave up" is told from; a supervisor that has
-	// only just started may not have written it yet. A ./finish still running may yet tell s6
-	// not to restart (exit 125, a gateway just marked failed) and would undo our -u: wait for
-	// it to end first.
+	// The status before the command is what "s6 gave up" is told from, so it must be
+	// s6-supervise's own: a supervisor that has only just started has not written it yet
+	// (s6.ErrNoStatus), and we wait for its first write. A ./finish still running may yet
+	// tell s6 not to restart (exit 125, a gateway just marked failed) and would undo our -u:
+	// wait for it to end first.
 	var before s6.Status
 	poll(ctx, func() bool {
 		st, err := o.Tools.ReadStatus(ctx, dir)
@@ -270,7 +271,15 @@ func (o *Operator) stop(ctx context.Context, name string) (Result, error) {
 	}
 	dir := o.slotDir(name)
 	o.ensureSupervised(ctx, dir) // a slot registered a moment ago, or never scanned
-	st, err := o.Tools.ReadStatus(ctx, dir)
+	// Which PID to mark is read from s6-supervise's status; one that has only just started
+	// has not written it yet, and may still start the gateway (it read ./down before we
+	// made it): wait for its first write.
+	var st s6.Status
+	var err error
+	poll(ctx, func() bool {
+		st, err = o.Tools.ReadStatus(ctx, dir)
+		return !errors.Is(err, s6.ErrNoStatus)
+	})
 	if err == nil && st.Up {
 		o.mark(name, st.PID, false)
 	}
@@ -307,8 +316,10 @@ func (o *Operator) mark(name string, pid int, restart bool) {
 // Ready means settled: the gateway reports ready only once its command has stayed up for the
 // profile's settle time and passed its readiness check. It fails fast when the command ends
 // first (the crash-loop count, which the verb cleared, is no longer zero) and when s6 has
-// given up on it (finish exited 125): down, not wanted up, and a state change since before —
-// the last part tells "gave up" from "has not processed our command yet".
+// given up on it (finish exited 125): down, not wanted up, and s6 has acted since before —
+// the last part tells "gave up" from "has not processed our command yet" (see actedSince).
+// before is the reading taken before the command was sent; its zero value means there was
+// none (a slot published without ./down: whatever s6-supervise writes comes after).
 func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, newProcess bool) (s6.Status, error) {
 	dir := o.slotDir(name)
 	sent := time.Now() // the s6 command was just sent: log lines about its outcome come later
@@ -317,7 +328,7 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, ne
 	needReady := nerr == nil
 	var last s6.Status
 	var rec state.State
-	var gaveUp, died bool
+	var gaveUp, died, sawWantUp bool
 	ok := poll(ctx, func() bool {
 		st, err := o.Tools.ReadStatus(ctx, dir)
 		if err != nil {
@@ -328,7 +339,8 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, ne
 			died = true
 			return true
 		}
-		if !st.WantUp && !st.Up && !st.Since.Equal(before.Since) {
+		sawWantUp = sawWantUp || st.WantUp
+		if !st.WantUp && !st.Up && (sawWantUp || actedSince(before, st)) {
 			gaveUp = true
 			return true
 		}
@@ -354,6 +366,20 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, ne
 		return last, &TimeoutError{Profile: name, Wanted: "up and ready", After: o.Timeout, Detail: orDefault(o.stateOf(name).ExitReason, "")}
 	}
 	return last, nil
+}
+
+// actedSince reports whether s6-supervise has changed the state since the reading before: its
+// own stamp moved. Only stamps read from its status file tell that (s6.Status.Stamped); an
+// s6-svstat reading is whole seconds back from the clock, so it moves by itself, and two of
+// them, or one and a stamp, tell nothing. A zero before is "no reading": any stamp is later.
+func actedSince(before, st s6.Status) bool {
+	if !st.Stamped || st.Since.IsZero() {
+		return false
+	}
+	if before == (s6.Status{}) {
+		return true
+	}
+	return before.Stamped && !st.Since.Equal(before.Since)
 }
 
 // startFailureLogLines is how many log lines a failed start shows.

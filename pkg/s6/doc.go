@@ -8,6 +8,9 @@
 // spawns. Unknown layouts fall back
 // to `s6-svstat -o`, whose field names exist in both generations, and then to the human
 // `s6-svstat` line (2.11 prints "up (pid N) S seconds", newer s6 "up (pid N pgid N) …").
+// A missing status file does not: s6-supervise takes its lock and opens its control FIFO a
+// moment before its first write, and a reading then is ErrNoStatus — s6-svstat reads the
+// same file, and its whole seconds are no stamp to compare with (Status.Stamped).
 //
 // Whether s6-supervise is running on a service is the same test s6-svok makes: someone holds
 // the lock on supervise/lock.

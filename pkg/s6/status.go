@@ -25,9 +25,13 @@ type Status struct {
 	Up         bool      // the service process is running
 	PID        int       // its PID when Up
 	Since      time.Time // when it last went up or down (zero if unknown)
-	Ready      bool      // it notified readiness (or has no notification-fd)
-	WantUp     bool      // s6-supervise will (re)start it
-	NormallyUp bool      // no ./down file
+	// Stamped: Since is s6-supervise's own timestamp, read from its status file, so two
+	// readings with equal Since saw no change. s6-svstat prints whole seconds only, and Since
+	// is then worked out from the clock at the time of reading: it moves between readings.
+	Stamped    bool
+	Ready      bool // it notified readiness (or has no notification-fd)
+	WantUp     bool // s6-supervise will (re)start it
+	NormallyUp bool // no ./down file
 	Paused     bool
 	Finishing  bool // ./finish is running
 	ExitCode   int  // of the last run when down and it exited; -1 otherwise
@@ -37,6 +41,11 @@ type Status struct {
 // ErrNotSupervised means no s6-supervise runs on the service directory (it was never scanned,
 // s6-svscan is not running, or the slot is being removed).
 var ErrNotSupervised = errors.New("s6-supervise not running")
+
+// ErrNoStatus means an s6-supervise runs on the service directory but has not written its
+// status file yet: it has only just started (it takes its lock and opens its control FIFO
+// before its first write), and has acted on no command. A reading comes a moment later.
+var ErrNoStatus = errors.New("s6-supervise has not written its status yet")
 
 // Status file layouts: 35 bytes in s6 2.11 (Debian bookworm) and again in 2.15 (the pgid was
 // dropped), 43 bytes in the releases between that stored a pgid after the pid.
@@ -78,6 +87,7 @@ func ParseStatusFile(b []byte) (Status, error) {
 		Paused:    flags&flagPaused != 0,
 		Finishing: flags&flagFinishing != 0,
 		ExitCode:  -1,
+		Stamped:   true,
 	}
 	s.Up = s.PID != 0 && !s.Finishing
 	if !s.Up {
@@ -173,8 +183,9 @@ func supervised(f serviceFiles) (bool, error) {
 }
 
 // ReadStatus returns the state of the service directory dir, reading supervise/status
-// directly. It returns ErrNotSupervised when no s6-supervise runs there. tools is used only
-// when the status file has a layout this package does not know.
+// directly. It returns ErrNotSupervised when no s6-supervise runs there, and ErrNoStatus when
+// one does but has not written its status file yet. tools is used only when the status file
+// has a layout this package does not know.
 func (t Tools) ReadStatus(ctx context.Context, dir string) (Status, error) {
 	return t.readStatus(ctx, pathFiles(dir))
 }
@@ -196,6 +207,12 @@ func (t Tools) readStatus(ctx context.Context, f serviceFiles) (Status, error) {
 		return Status{}, fmt.Errorf("%s: %w", f.dir(), ErrNotSupervised)
 	}
 	b, err := readSmall(f, "supervise/status")
+	if errors.Is(err, fs.ErrNotExist) {
+		// s6-svstat reads the same file: it could only fail too, or — when the file appears
+		// while it starts — return a reading whose Since is a guess from the clock, which
+		// a caller comparing it with the file's exact stamp a moment later takes for a change.
+		return Status{}, fmt.Errorf("%s: %w", f.dir(), ErrNoStatus)
+	}
 	var s Status
 	if err == nil {
 		s, err = ParseStatusFile(b)
@@ -204,6 +221,7 @@ func (t Tools) readStatus(ctx context.Context, f serviceFiles) (Status, error) {
 		if errors.Is(err, fs.ErrPermission) {
 			return Status{}, err
 		}
+		// A layout this package does not know (another s6 release): s6-svstat knows it.
 		if s, err = t.svstat(ctx, f.dir()); err != nil {
 			return Status{}, err
 		}

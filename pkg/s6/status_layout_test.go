@@ -87,47 +87,47 @@ func TestParseStatusFileLayouts(t *testing.T) {
 		{
 			name: "down, exited 3, want up",
 			raw:  rawStatus{stamp: stamp, readyStamp: ready, pgid: lastPgid, wstat: exited(3), flags: stWantUp},
-			want: s6.Status{Since: stamp, WantUp: true, ExitCode: 3},
+			want: s6.Status{Since: stamp, Stamped: true, WantUp: true, ExitCode: 3},
 		},
 		{
 			name: "down, exited 255, ready",
 			raw:  rawStatus{stamp: stamp, readyStamp: ready, pgid: lastPgid, wstat: exited(255), flags: stReady},
-			want: s6.Status{Since: stamp, Ready: true, ExitCode: 255},
+			want: s6.Status{Since: stamp, Stamped: true, Ready: true, ExitCode: 255},
 		},
 		{
 			name: "down, exited 0",
 			raw:  rawStatus{stamp: stamp, readyStamp: ready, pgid: lastPgid, wstat: exited(0)},
-			want: s6.Status{Since: stamp, ExitCode: 0},
+			want: s6.Status{Since: stamp, Stamped: true, ExitCode: 0},
 		},
 		{
 			name: "down, killed by SIGKILL, want up",
 			raw:  rawStatus{stamp: stamp, readyStamp: ready, pgid: lastPgid, wstat: killed(unix.SIGKILL), flags: stWantUp},
-			want: s6.Status{Since: stamp, WantUp: true, ExitCode: -1, Signal: int(unix.SIGKILL)},
+			want: s6.Status{Since: stamp, Stamped: true, WantUp: true, ExitCode: -1, Signal: int(unix.SIGKILL)},
 		},
 		{
 			name: "down, killed by SIGTERM with a core flag",
 			raw:  rawStatus{stamp: stamp, readyStamp: ready, pgid: lastPgid, wstat: killed(unix.SIGTERM) | 0x80, flags: stReady},
-			want: s6.Status{Since: stamp, Ready: true, ExitCode: -1, Signal: int(unix.SIGTERM)},
+			want: s6.Status{Since: stamp, Stamped: true, Ready: true, ExitCode: -1, Signal: int(unix.SIGTERM)},
 		},
 		{
 			name: "up, ready, previous run exited 3",
 			raw:  rawStatus{stamp: stamp, readyStamp: ready, pid: 4242, pgid: 4242, wstat: exited(3), flags: stWantUp | stReady},
-			want: s6.Status{Since: stamp, Up: true, PID: 4242, WantUp: true, Ready: true, ExitCode: -1},
+			want: s6.Status{Since: stamp, Stamped: true, Up: true, PID: 4242, WantUp: true, Ready: true, ExitCode: -1},
 		},
 		{
 			name: "up, paused, want down, previous run killed",
 			raw:  rawStatus{stamp: stamp, readyStamp: ready, pid: 0x7fffffff, pgid: 0x7fffffff, wstat: killed(unix.SIGKILL), flags: stPaused},
-			want: s6.Status{Since: stamp, Up: true, PID: 0x7fffffff, Paused: true, ExitCode: -1},
+			want: s6.Status{Since: stamp, Stamped: true, Up: true, PID: 0x7fffffff, Paused: true, ExitCode: -1},
 		},
 		{
 			name: "finish script running after SIGKILL",
 			raw:  rawStatus{stamp: stamp, readyStamp: ready, pid: 4243, pgid: 4243, wstat: killed(unix.SIGKILL), flags: stFinishing | stWantUp},
-			want: s6.Status{Since: stamp, Finishing: true, WantUp: true, ExitCode: -1, Signal: int(unix.SIGKILL)},
+			want: s6.Status{Since: stamp, Stamped: true, Finishing: true, WantUp: true, ExitCode: -1, Signal: int(unix.SIGKILL)},
 		},
 		{
 			name: "finish script running after exit 3",
 			raw:  rawStatus{stamp: stamp, readyStamp: ready, pid: 4243, pgid: 4243, wstat: exited(3), flags: stFinishing},
-			want: s6.Status{Since: stamp, Finishing: true, ExitCode: 3},
+			want: s6.Status{Since: stamp, Stamped: true, Finishing: true, ExitCode: 3},
 		},
 	}
 	for _, l := range statusLayouts {
