@@ -217,6 +217,26 @@ func TestExecSupervisionFailingStarts(t *testing.T) {
 	assert.Equal(t, "startup_failed", stateFile(t, e, "missing")["gateway_state"])
 }
 
+// A command that exits 78 (fatal configuration) under exec supervision is startup_failed and
+// stays down: the slot's finish exits 125, as the wrapper's does for a 78, so s6 does not run
+// it again.
+func TestExecSupervisionFatalConfigStaysDown(t *testing.T) {
+	e := execEnv(t)
+	home := e.ProfileHome("fatal")
+	registerWith(t, e, "fatal", `{"command": ["/bin/sh", "-c", "echo x >> '`+home+`/starts'; exit 78"], "settle": "200ms"}`)
+	r := e.Run("gateway", "start", "-p", "fatal")
+	assert.Equal(t, 1, r.Code, r.Stdout)
+	s6test.Eventually(t, 10*time.Second, "fatal recorded startup_failed and s6 told not to restart it", func() bool {
+		return !s6Status(t, e, "fatal").WantUp && stateFile(t, e, "fatal")["gateway_state"] == "startup_failed"
+	})
+	// With s6's want-up cleared nothing restarts it; a finish exiting anything but 125 would
+	// have left it wanted up, and s6 would have run it again.
+	b, err := os.ReadFile(filepath.Join(home, "starts"))
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(b), "x"), "one start")
+	assert.Equal(t, "startup_failed", stateFile(t, e, "fatal")["gateway_state"])
+}
+
 // The crash loop under exec supervision: the slot's finish counts the failures, the next
 // gateway backs off 1, 2 s, the third failure marks it failed and s6 keeps it down; start
 // clears it.

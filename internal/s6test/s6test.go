@@ -137,7 +137,7 @@ func startScanIn(t testing.TB, dir string, env []string, contenvDir string) *Sca
 mkdir -p /run/s6/container_environment
 mount --bind "$1" /run/s6/container_environment
 exec "$2" "$3"`, "sh", contenvDir, filepath.Join(ToolsDir, "s6-svscan"), dir)
-		attr.Unshareflags = syscall.CLONE_NEWNS
+		privateMountNamespace(attr)
 	}
 	cmd.SysProcAttr = attr
 	cmd.Stdout, cmd.Stderr = out, out

@@ -447,7 +447,10 @@ func Finish(o FinishOptions) int {
 	}
 	exit.Failure = true
 	if code == exitcode.FatalConfig && !signaled {
-		return g.finish(FatalConfig, "command reported a fatal configuration ("+why+")", exit)
+		// The decision's own exit code is the wrapper's (78), which its finish maps to 125;
+		// here this is the finish, so it answers s6 directly: keep the slot down.
+		g.finish(FatalConfig, "command reported a fatal configuration ("+why+")", exit)
+		return exitcode.GaveUp
 	}
 	// A long run clears the count before this failure, as the wrapper's timer would have (the
 	// watcher does it too, unless it was killed).

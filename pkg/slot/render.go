@@ -176,10 +176,10 @@ func setenvArgs(s Spec) []string {
 	args := []string{"HOME=" + s.Home}
 	args = append(args, slices.Sorted(maps.Keys(s.Env))...)
 	args = append(args, "GATEWAY_HOME="+s.Home, fmt.Sprintf("GATEWAY_NOTIFY_FD=%d", notifyFD))
-	if s.Supervision != "" {
-		// The slot's mode, which its finish was rendered for: it overrides the image default.
-		args = append(args, "GATEWAY_SUPERVISION="+s.Supervision)
-	}
+	// The slot's mode, which its finish and timeout-kill were rendered for; it overrides the
+	// image default, also for the idle gateway's slot (wrapper), so a command added to
+	// profile.json later runs under the finish this slot has until the slot is rendered again.
+	args = append(args, "GATEWAY_SUPERVISION="+cmp.Or(s.Supervision, profile.SupervisionWrapper))
 	return args
 }
 
@@ -225,12 +225,17 @@ func finishScript(s Spec) string {
 		"case \"$1\" in %d|%d) exit 125 ;; esac\nexit 0\n", Name(s.Profile), exitcode.FatalConfig, exitcode.GaveUp, exitcode.FatalConfig, exitcode.GaveUp)
 }
 
+// execKillMarginMS is what an exec slot's timeout-kill adds to GATEWAY_DRAIN_TIMEOUT: a start
+// that falls back to the wrapper (its watcher could not start) drains for GATEWAY_DRAIN_TIMEOUT
+// itself and then records its decision, which s6's SIGKILL must not cut short.
+const execKillMarginMS = 1000
+
 // killTimeout is the slot's timeout-kill in ms: under exec supervision s6 itself bounds the
-// command's drain (GATEWAY_DRAIN_TIMEOUT, at least 1 ms: 0 would mean never), otherwise the
-// gateway does and killTimeoutMS only meets a wedged one.
+// command's drain (GATEWAY_DRAIN_TIMEOUT plus execKillMarginMS), otherwise the gateway does
+// and killTimeoutMS only meets a wedged one.
 func killTimeout(s Spec) int64 {
 	if s.Exec() {
-		return max(1, s.DrainTimeout.Milliseconds())
+		return s.DrainTimeout.Milliseconds() + execKillMarginMS
 	}
 	return killTimeoutMS
 }

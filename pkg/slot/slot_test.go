@@ -90,7 +90,8 @@ func TestRunScript(t *testing.T) {
 	assert.Less(t, strings.Index(run, contenv), strings.Index(run, "euid="), "the container environment is loaded first, as the #! line did")
 	assert.Less(t, strings.Index(run, "done < /proc/self/status"), strings.Index(run, "if [ \"$euid\" = 0 ]"), "$euid is read before it is used")
 	assert.Contains(t, run, "unset S6GATE_CONTENV\nexec '/usr/local/bin/gateway' run \\\n  --setenv 'HOME=/opt/data' \\\n")
-	assert.Contains(t, run, "  --setenv 'GATEWAY_HOME=/opt/data' \\\n  --setenv 'GATEWAY_NOTIFY_FD=3' \\\n  -p 'coder' --replace\n")
+	assert.Contains(t, run, "  --setenv 'GATEWAY_HOME=/opt/data' \\\n  --setenv 'GATEWAY_NOTIFY_FD=3' \\\n  --setenv 'GATEWAY_SUPERVISION=wrapper' \\\n  -p 'coder' --replace\n",
+		"the idle gateway's slot says wrapper too: gateway run never takes the image default for a slot whose finish is the wrapper's")
 	assert.NotContains(t, run, "/usr/bin/env", "no env(1) exec")
 
 	s := spec("coder")
@@ -159,7 +160,7 @@ func TestRunScriptHandsTheEnvironmentOver(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, 3+len(s.Env), n, "one --setenv per variable: %q", args)
+	assert.Equal(t, 4+len(s.Env), n, "one --setenv per variable, and the mode: %q", args)
 	dd := slices.Index(args, "--")
 	require.Positive(t, dd, "%q", args)
 	assert.Equal(t, []string{"-p", "p", "--replace"}, args[dd-3:dd])
@@ -443,6 +444,8 @@ func TestRenderRefusesASymlinkedDirectory(t *testing.T) {
 func TestExecSupervisionSlot(t *testing.T) {
 	s := config.Settings{Home: "/opt/data", CommandDir: "/command", User: "gateway", Bin: "/usr/local/bin/gateway", DrainTimeout: 1500 * time.Millisecond, Supervision: "exec"}
 	assert.Equal(t, "", NewSpec(s, "idle", profile.Config{}, false).Supervision, "the idle gateway is its own process")
+	assert.Contains(t, runScript(NewSpec(s, "idle", profile.Config{}, false)), "'GATEWAY_SUPERVISION=wrapper'",
+		"a command added to the idle gateway's profile.json later must not be exec'd under the wrapper's finish")
 	cmd := profile.Config{Command: []string{"sleep", "1"}}
 	assert.Equal(t, "exec", NewSpec(s, "x", cmd, false).Supervision, "image default")
 	cmd.Policy.Supervision = "wrapper"
@@ -452,7 +455,7 @@ func TestExecSupervisionSlot(t *testing.T) {
 
 	cmd.Policy.Supervision = "exec"
 	spec := NewSpec(s, "x", cmd, false)
-	assert.Equal(t, int64(1500), killTimeout(spec))
+	assert.Equal(t, int64(2500), killTimeout(spec), "the drain, and a second for a start that fell back to the wrapper to record its decision")
 	assert.Contains(t, runScript(spec), "'GATEWAY_SUPERVISION=exec'")
 
 	// The finish script: an unmarked SIGTERM or SIGINT death exits 0 without starting the
