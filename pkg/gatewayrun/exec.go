@@ -118,7 +118,7 @@ func (g *gateway) execCommand(argv, env []string, sigs chan os.Signal, lock *pid
 	if err := unix.Pipe2(execP[:], unix.O_CLOEXEC); err != nil {
 		return g.startFailedOrFatal(fmt.Errorf("exec pipe: %w", err)), true
 	}
-	watcher, err := g.startWatcher(s6fd, readyR, execP[0])
+	watcher, err := g.startSettle(s6fd, readyR, execP[0])
 	unix.Close(execP[0])
 	if readyR >= 0 {
 		unix.Close(readyR)
@@ -213,32 +213,50 @@ func (g *gateway) startFailedOrFatal(err error) int {
 // s6fd (s6's readiness descriptor) and readyR (the command's readiness pipe) are handed
 // over; -1 means none.
 func (g *gateway) startWatcher(s6fd, readyR, execR int) (int, error) {
-	self, err := os.Executable()
+	files := []uintptr{0, 1, 2, ^uintptr(0), ^uintptr(0), uintptr(execR)}
+	if s6fd >= 0 {
+		files[watcherNotifyFD] = uintptr(s6fd)
+	}
+	if readyR >= 0 {
+		files[watcherReadyFD] = uintptr(readyR)
+	}
+	self, argv, err := g.watcherArgv(s6fd >= 0, readyR >= 0, true)
 	if err != nil {
 		return 0, err
+	}
+	return syscall.ForkExec(self, argv, &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_PARENT},
+	})
+}
+
+// watcherArgv is the watcher's program and argv: s6's descriptor at watcherNotifyFD, the
+// readiness pipe at watcherReadyFD and the exec pipe at watcherExecFD when they are handed over.
+func (g *gateway) watcherArgv(notify, ready, execPipe bool) (string, []string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
 	}
 	spec := watchSpec{
 		Profile: g.o.Profile, PID: g.pid, StartTime: g.start, CommandStart: g.childStart,
 		Settle: g.policy.SettleTime(), Ready: g.policy.Ready,
 		Failures: g.failures, StableAfter: g.policy.StableTime(),
 	}
-	files := []uintptr{0, 1, 2, ^uintptr(0), ^uintptr(0), uintptr(execR)}
-	spec.ExecFD = watcherExecFD
-	if s6fd >= 0 {
-		files[watcherNotifyFD], spec.NotifyFD = uintptr(s6fd), watcherNotifyFD
+	if notify {
+		spec.NotifyFD = watcherNotifyFD
 	}
-	if readyR >= 0 {
-		files[watcherReadyFD], spec.ReadyFD = uintptr(readyR), watcherReadyFD
+	if ready {
+		spec.ReadyFD = watcherReadyFD
+	}
+	if execPipe {
+		spec.ExecFD = watcherExecFD
 	}
 	b, err := json.Marshal(spec)
 	if err != nil {
-		return 0, err
+		return "", nil, err
 	}
-	return syscall.ForkExec(self, []string{"gateway", WatchVerb, string(b)}, &syscall.ProcAttr{
-		Env:   os.Environ(),
-		Files: files,
-		Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_PARENT},
-	})
+	return self, []string{"gateway", WatchVerb, string(b)}, nil
 }
 
 // watchPoll is how often the watcher looks whether the command is alive where no pidfd can
@@ -313,8 +331,7 @@ func Watch(settings config.Settings, arg string, logger *slog.Logger) int {
 		_, _ = unix.Write(w.NotifyFD, []byte("\n"))
 		_ = unix.Close(w.NotifyFD)
 	}
-	log.Info("gateway started", "pid", w.PID, "supervision", profile.SupervisionExec,
-		"settled", w.Settle, "ready", w.Ready.String())
+	log.Info("gateway started", startedAttrs(w.PID, w.Settle, w.Ready)...)
 	if w.Failures == 0 {
 		return 0
 	}
@@ -331,6 +348,11 @@ func Watch(settings config.Settings, arg string, logger *slog.Logger) int {
 		log.Info("command is stable; failure count cleared", "uptime", time.Since(w.CommandStart).Round(time.Second))
 	}
 	return 0
+}
+
+// startedAttrs are the attributes of the watcher's "gateway started" line.
+func startedAttrs(pid int, settle time.Duration, ready profile.Ready) []any {
+	return []any{"pid", pid, "supervision", profile.SupervisionExec, "settled", settle, "ready", ready.String()}
 }
 
 func sameStart(a, b *uint64) bool { return a == nil || b == nil || *a == *b }

@@ -44,6 +44,9 @@ type Options struct {
 	Exec bool
 	// Reserved: descriptors ReserveFDs held free for an exec'd command's ready.notify_fd.
 	Reserved uint64
+	// WatcherProgram: under exec supervision, always settle the command with the watcher
+	// program (`gateway watch`), never with a fork of this process (settle.go).
+	WatcherProgram bool
 
 	spawn func(*exec.Cmd) error // starts the command; (*exec.Cmd).Start, or a fault in tests
 }

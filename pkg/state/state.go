@@ -480,6 +480,30 @@ func Update(home *safedir.Dir, now time.Time, change func(*State)) (warning erro
 	}
 	defer unlock()
 	s, raw, warning := read(home, true)
+	out, err := encode(s, raw, now, change)
+	if err != nil {
+		return warning, err
+	}
+	if err := home.WriteFile(FileName, out, Mode); err != nil {
+		return warning, fmt.Errorf("update state: %w", err)
+	}
+	return warning, nil
+}
+
+// Apply returns what Update would write at now over a state file holding b, without writing
+// it: a caller that must write it later without Go (the exec-supervised gateway's settle
+// child) prepares the bytes with it. A file that does not parse is an error.
+func Apply(b []byte, now time.Time, change func(*State)) ([]byte, error) {
+	s, raw, err := parse(b, true)
+	if err != nil {
+		return nil, err
+	}
+	return encode(s, raw, now, change)
+}
+
+// encode applies change to s, stamps updated_at and returns the document: raw's members with
+// the ones State owns replaced, as indented JSON with a final newline.
+func encode(s State, raw map[string]json.RawMessage, now time.Time, change func(*State)) ([]byte, error) {
 	if raw == nil {
 		raw = map[string]json.RawMessage{}
 	}
@@ -490,21 +514,18 @@ func Update(home *safedir.Dir, now time.Time, change func(*State)) (warning erro
 	}
 	mine, err := json.Marshal(s)
 	if err != nil {
-		return warning, err
+		return nil, err
 	}
 	var mineMap map[string]json.RawMessage
 	if err := json.Unmarshal(mine, &mineMap); err != nil {
-		return warning, err
+		return nil, err
 	}
 	for k, v := range mineMap {
 		raw[k] = v
 	}
 	out, err := json.MarshalIndent(raw, "", "  ")
 	if err != nil {
-		return warning, err
+		return nil, err
 	}
-	if err := home.WriteFile(FileName, append(out, '\n'), Mode); err != nil {
-		return warning, fmt.Errorf("update state: %w", err)
-	}
-	return warning, nil
+	return append(out, '\n'), nil
 }

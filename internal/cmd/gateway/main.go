@@ -100,8 +100,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if verb == "run" {
 		// One P: the gateway is a small resident wrapper, one per profile, so every byte of
 		// per-P runtime state is paid a thousand times (docs/PERFORMANCE.md); it never needs
-		// parallelism. Its child is not affected (GOMAXPROCS is not exported).
-		runtime.GOMAXPROCS(1)
+		// parallelism. Its child is not affected (GOMAXPROCS is not exported). Under exec
+		// supervision it is gone within milliseconds: the change (it stops the world) would
+		// cost more than it saves.
+		exec := settings.Supervision == profile.SupervisionExec
+		if !exec {
+			runtime.GOMAXPROCS(1)
+		}
 		notify, _ := strconv.Atoi(os.Getenv("GATEWAY_NOTIFY_FD"))
 		beat, err := config.ParseDuration(os.Getenv("GATEWAY_HEARTBEAT"), gatewayrun.DefaultHeartbeat)
 		if err != nil {
@@ -110,7 +115,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return gatewayrun.Run(ctx, gatewayrun.Options{
 			Settings: settings, Profile: c.profile, Replace: c.replace, Command: c.command,
 			NotifyFD: notify, Heartbeat: beat, Logger: slog.New(slog.NewTextHandler(stderr, nil)),
-			Exec: settings.Supervision == profile.SupervisionExec, Reserved: reserved,
+			Exec: exec, Reserved: reserved,
+			// The escape hatch from the settle fork (docs/operations.md, "Exec supervision").
+			WatcherProgram: os.Getenv("S6GATE_SETTLE_FORK") == "0",
 		})
 	}
 	op := operator.New(settings, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
