@@ -107,8 +107,8 @@ func Start(p *Plan) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// As package syscall forks: under ForkLock, no thread lock (runtimeBeforeFork keeps this
+	// goroutine on its thread until the fork is done).
 	syscall.ForkLock.Lock()
 	pid, errno := forkChild(c)
 	syscall.ForkLock.Unlock()

@@ -107,10 +107,12 @@ func (g *gateway) execCommand(argv, env []string, sigs chan os.Signal, lock *pid
 		}
 		readyR = p[0]
 	}
-	g.childStart = time.Now()
-	g.write(func(s *state.State) {
-		s.CommandStartedAt, s.BackoffUntil = g.childStart.UTC().Format(state.TimeFormat), ""
-	})
+	if g.childStart.IsZero() { // a back-off came between: recordStart did not record it
+		g.childStart = time.Now()
+		g.write(func(s *state.State) {
+			s.CommandStartedAt, s.BackoffUntil = g.childStart.UTC().Format(state.TimeFormat), ""
+		})
+	}
 	// The exec closes this pipe's write end (close-on-exec): the watcher's sign that the
 	// command runs. Until then the process is `gateway run`, and during the exec /proc may
 	// not show it at all.

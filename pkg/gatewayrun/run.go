@@ -125,7 +125,7 @@ func Run(ctx context.Context, o Options) int {
 	}
 
 	argv, env, cfgErr := g.command()
-	until := g.recordStart(time.Now())
+	until := g.recordStart(time.Now(), o.Exec && cfgErr == nil && len(argv) > 0)
 	if cfgErr != nil {
 		return g.finish(FatalConfig, cfgErr.Error(), nil)
 	}
@@ -165,8 +165,10 @@ func Run(ctx context.Context, o Options) int {
 // recordStart writes gateway_state=starting with this process's identity and the crash-loop
 // record for this start: a record from another boot is started afresh; in this boot the start
 // counts as a restart. It returns when the back-off after consecutive failures ends (zero:
-// start now).
-func (g *gateway) recordStart(now time.Time) (until time.Time) {
+// start now). execNext: the command is exec'd next (exec supervision); without a back-off its
+// start is recorded in the same write (command_started_at), so the exec follows one durable
+// write, not two.
+func (g *gateway) recordStart(now time.Time, execNext bool) (until time.Time) {
 	boot := state.CurrentBoot(g.o.Settings.ScanDir)
 	g.write(func(s *state.State) {
 		s.GatewayState, s.PID, s.StartTime, s.ExitReason = state.Starting, g.pid, g.start, ""
@@ -184,6 +186,10 @@ func (g *gateway) recordStart(now time.Time) (until time.Time) {
 				until = t
 				s.BackoffUntil = t.UTC().Format(state.TimeFormat)
 			}
+		}
+		if execNext && until.IsZero() {
+			g.childStart = now
+			s.CommandStartedAt = now.UTC().Format(state.TimeFormat)
 		}
 	})
 	return until

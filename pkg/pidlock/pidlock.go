@@ -156,7 +156,9 @@ func (l *Lock) Record(pid int, start *uint64) error {
 		return err
 	}
 	b, _ := json.Marshal(pidRecord{PID: pid, StartTime: start})
-	return l.home.WriteFile(PIDFile, append(b, '\n'), 0o640)
+	// Atomic, not durable: after a crash of the machine the process it names is gone anyway,
+	// and the boot sweep removes it.
+	return l.home.WriteFileAtomic(PIDFile, append(b, '\n'), 0o640)
 }
 
 // Release removes gateway.pid, empties the lock file and drops the lock.

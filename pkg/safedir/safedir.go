@@ -3,6 +3,8 @@
 package safedir
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/google/renameio/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -299,43 +300,84 @@ func readOpen(fd int, p string, limit int64) ([]byte, error) {
 	return buf, nil
 }
 
-// WriteFile atomically replaces name with data. The new file gets mode perm (exactly) and is
-// the caller's; a caller running as root keeps the owner of the regular file it replaces.
-// A symlink at name is replaced, never written through.
+// WriteFile atomically and durably replaces name with data: a temp file in d (named as
+// IsTempName recognises) gets mode perm (exactly) and data, is fsynced and renamed over name,
+// and the directory is fsynced. The new file is the caller's; a caller running as root keeps
+// the owner of the regular file it replaces. A symlink at name is replaced, never written
+// through. On failure name is unchanged and the temp file removed.
 func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode) error {
+	return d.writeFile(name, data, perm, true)
+}
+
+// WriteFileAtomic is WriteFile without the fsyncs: readers never see a partial file, but after
+// a crash of the machine the file may be missing or empty. For records that mean nothing once
+// the machine crashed (a live process's identity), where a thousand starts would otherwise
+// wait on the disk for nothing.
+func (d *Dir) WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
+	return d.writeFile(name, data, perm, false)
+}
+
+func (d *Dir) writeFile(name string, data []byte, perm os.FileMode, durable bool) (err error) {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	root, err := os.OpenRoot("/proc/self/fd/" + strconv.Itoa(d.Fd()))
-	if err != nil {
-		return fmt.Errorf("write %s: %w", d.Join(name), err)
+	fail := func(op string, err error) error {
+		return fmt.Errorf("write %s: %w", d.Join(name), &os.PathError{Op: op, Path: d.Join(name), Err: err})
 	}
-	defer root.Close()
-	pf, err := renameio.NewPendingFile(name, renameio.WithRoot(root), renameio.WithStaticPermissions(perm))
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := "." + name + strconv.FormatUint(binary.LittleEndian.Uint64(rnd[:])>>1, 10)
+	fd, err := unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", d.Join(name), err)
+		return fail("create", err)
 	}
-	defer pf.Cleanup()
+	defer func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		if err != nil {
+			_ = unix.Unlinkat(d.fd, tmp, 0)
+		}
+	}()
 	if os.Geteuid() == 0 {
 		if st, err := d.Lstat(name); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && (st.Uid != 0 || st.Gid != 0) {
-			if err := unix.Fchown(int(pf.Fd()), int(st.Uid), int(st.Gid)); err != nil {
-				return fmt.Errorf("write %s: %w", d.Join(name), err)
-			}
-			// chown may clear mode bits; set the exact mode again.
-			if err := pf.Chmod(perm); err != nil {
-				return fmt.Errorf("write %s: %w", d.Join(name), err)
+			if err := unix.Fchown(fd, int(st.Uid), int(st.Gid)); err != nil {
+				return fail("chown", err)
 			}
 		}
 	}
-	if _, err := pf.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", d.Join(name), err)
+	// Exact: neither the umask nor a chown (which may clear mode bits) decides it.
+	if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
+		return fail("chmod", err)
 	}
-	if err := pf.CloseAtomicallyReplace(); err != nil {
-		return fmt.Errorf("write %s: %w", d.Join(name), err)
+	for b := data; len(b) > 0; {
+		n, err := unix.Write(fd, b)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fail("write", err)
+		}
+		b = b[n:]
 	}
-	// The rename is durable only once the directory is on disk too.
-	if err := fsync(d.fd); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("write %s: fsync directory: %w", d.Join(name), &os.PathError{Op: "sync", Path: d.path, Err: err})
+	if durable {
+		if err := fsync(fd); err != nil {
+			return fail("sync", err)
+		}
+	}
+	err = unix.Close(fd)
+	fd = -1
+	if err != nil {
+		return fail("close", err)
+	}
+	if err := unix.Renameat(d.fd, tmp, d.fd, name); err != nil {
+		return fail("rename", err)
+	}
+	if durable {
+		// The rename is durable only once the directory is on disk too.
+		if err := fsync(d.fd); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("write %s: fsync directory: %w", d.Join(name), &os.PathError{Op: "sync", Path: d.path, Err: err})
+		}
 	}
 	return nil
 }
