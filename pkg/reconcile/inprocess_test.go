@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -48,6 +49,8 @@ func TestRunInProcess(t *testing.T) {
 	run1 := e.ProfileHome("run1")
 	leftovers := []string{".gateway_state.json4242", ".profile.json1", ".gateway.pid77",
 		"..gateway-planned-stop.json9", ".gateway-planned-stop.json.claimed-999999999-1"}
+	// A gateway the container's stop killed: its identity is still there.
+	s6test.WriteFile(t, filepath.Join(run1, "gateway.pid"), `{"pid":999999}`)
 	for _, f := range leftovers {
 		s6test.WriteFile(t, filepath.Join(run1, f), "half")
 	}
@@ -68,13 +71,16 @@ func TestRunInProcess(t *testing.T) {
 	assert.Contains(t, got["badcfg"].Reason, "profile.json")
 	assert.Equal(t, "default", entries[0].Profile)
 	assert.Contains(t, out, "2026-11-30T12:00:00Z profile=run1 prior_state=running action=started\n")
+	assert.NoFileExists(t, filepath.Join(run1, "gateway.pid"), "a dead gateway's identity is swept")
 	for _, f := range leftovers {
 		assert.NoFileExists(t, filepath.Join(run1, f), "swept")
 	}
 	for _, f := range []string{".keep", ".gateway_state.json", ".gateway_state.jsonX1", live} {
 		assert.FileExists(t, filepath.Join(run1, f), "%s is not a leftover (or its consumer is alive)", f)
 	}
-	assert.Contains(t, logs, "swept leftovers")
+	assert.Contains(t, logs, "swept leftovers of an interrupted write")
+	assert.Contains(t, logs, "swept the identity of dead gateways", "one line for them all")
+	assert.Equal(t, 1, strings.Count(logs, "swept the identity"))
 	assert.NoDirExists(t, e.Slot("gone"), "the slot of a deleted profile is removed")
 	assert.FileExists(t, filepath.Join(e.Home, "logs", "container-boot.log"))
 

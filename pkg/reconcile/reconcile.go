@@ -86,6 +86,9 @@ type Options struct {
 	Log      *slog.Logger
 	Now      func() time.Time
 	Workers  int // profiles reconciled in parallel; 0 = 2 × GOMAXPROCS
+	// Boot: the run follows PrepareBoot, before the gateways' s6-svscan starts; the
+	// profiles' verb locks are not taken (no verb can run until that s6-svscan answers).
+	Boot bool
 }
 
 // Entry is the outcome for one profile.
@@ -282,6 +285,9 @@ func Run(ctx context.Context, o Options) ([]Entry, error) {
 		}()
 	}
 	wg.Wait()
+	if n := dirs.identities.Load(); n > 0 {
+		o.Log.Info("swept the identity of dead gateways (gateway.pid, the lock file's content)", "profiles", n)
+	}
 
 	if !o.DryRun {
 		tools := s6.Tools{Dir: s.CommandDir}
@@ -373,6 +379,10 @@ type runDirs struct {
 	home     string          // the data root, for the default profile's home
 	profiles *safedir.Dir    // <root>/profiles, nil when missing or unusable
 	perr     error           // why profiles is nil
+
+	identities atomic.Int64 // homes whose dead gateway's identity was swept
+
+	template *slot.Template // the files every slot has alike, linked (nil: each writes its own)
 }
 
 func openDirs(s config.Settings, dryRun bool) (*runDirs, error) {
@@ -386,12 +396,17 @@ func openDirs(s config.Settings, dryRun bool) (*runDirs, error) {
 			d.close()
 			return nil, &ScanDirError{Path: s.ScanDir, Err: err}
 		}
+		// Without a template each slot writes its own copies: slower, not wrong.
+		d.template, _ = slot.NewTemplate(d.scan)
 	}
 	d.profiles, d.perr = safedir.Open(s.Home, "profiles")
 	return d, nil
 }
 
 func (d *runDirs) close() {
+	if d.template != nil {
+		_ = d.template.Close()
+	}
 	if d.scan != nil {
 		d.scan.Close()
 	}
@@ -417,6 +432,11 @@ func (d *runDirs) openHome(name string) (*safedir.Dir, error) {
 
 func reconcileOne(ctx context.Context, o Options, dirs *runDirs, name string) Entry {
 	if o.DryRun {
+		return plan(o, dirs, name)
+	}
+	if o.Boot {
+		// A boot's scan directory is new and no s6-svscan listens on it (PrepareBoot checked),
+		// and every verb waits for one: nothing can hold or take a profile's lock now.
 		return plan(o, dirs, name)
 	}
 	var e Entry
@@ -459,7 +479,7 @@ func plan(o Options, dirs *runDirs, name string) Entry {
 	}
 	var listing []fs.DirEntry // the home's entries, when the sweep listed them
 	if !o.DryRun && !live {
-		listing = sweep(o, name, home)
+		listing = sweep(o, dirs, name, home)
 	}
 
 	st, err := state.Read(home)
@@ -490,7 +510,7 @@ func plan(o Options, dirs *runDirs, name string) Entry {
 	if o.DryRun {
 		return e
 	}
-	if err := slot.ReplaceIn(dirs.scan, slot.NewSpec(o.Settings, name, cfg, !autostart)); err != nil {
+	if err := slot.ReplaceIn(dirs.scan, slot.NewSpec(o.Settings, name, cfg, !autostart), dirs.template); err != nil {
 		return skip(err)
 	}
 	return e
@@ -506,11 +526,17 @@ var atomicFiles = []string{state.FileName, profile.ConfigFile, pidlock.PIDFile}
 // be under way).
 //
 // It returns the home's listing, or nil when it could not list it.
-func sweep(o Options, name string, home *safedir.Dir) []fs.DirEntry {
-	live, cleared, err := pidlock.SweepStale(home)
+func sweep(o Options, dirs *runDirs, name string, home *safedir.Dir) []fs.DirEntry {
+	live, identity, err := pidlock.SweepStale(home)
 	if err != nil {
 		o.Log.Warn("cannot sweep a stale gateway identity", "profile", name, "err", err)
 	}
+	// The identity of a gateway the container's stop killed is there at every boot: counted
+	// for one line at the end, not a line per profile.
+	if len(identity) > 0 {
+		dirs.identities.Add(1)
+	}
+	var cleared []string
 	// One listing serves both sweeps (they look for different names).
 	entries, lerr := home.ReadDir()
 	if lerr != nil {
@@ -528,7 +554,7 @@ func sweep(o Options, name string, home *safedir.Dir) []fs.DirEntry {
 		}
 	}
 	if len(cleared) > 0 {
-		o.Log.Info("swept leftovers of a dead gateway or an interrupted write", "profile", name, "files", strings.Join(cleared, ","))
+		o.Log.Info("swept leftovers of an interrupted write", "profile", name, "files", strings.Join(cleared, ","))
 	}
 	if lerr != nil {
 		return nil

@@ -382,6 +382,21 @@ func (d *Dir) writeFile(name string, data []byte, perm os.FileMode, durable bool
 	return nil
 }
 
+// Link makes name in d a hard link to the file srcName in src (linkat(2) without following
+// a symlink: a symlink at srcName is linked as the symlink). It never replaces an existing name.
+func (d *Dir) Link(src *Dir, srcName, name string) error {
+	if err := checkName(srcName); err != nil {
+		return err
+	}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := unix.Linkat(src.fd, srcName, d.fd, name, 0); err != nil {
+		return &os.LinkError{Op: "link", Old: src.Join(srcName), New: d.Join(name), Err: err}
+	}
+	return nil
+}
+
 // IsTempName reports whether entry is a temporary file that WriteFile leaves behind when it
 // is killed between creating its temp file and the rename: "." + name + decimal digits, for
 // one of the given names. The boot reconciler sweeps them.

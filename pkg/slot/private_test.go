@@ -27,7 +27,7 @@ func TestPrivateDirectoriesAreInvisibleToS6Svscan(t *testing.T) {
 	defer scan.Close()
 
 	probe := Spec{Profile: "probe", Home: t.TempDir(), CommandDir: "/usr/bin", User: "nobody", Bin: "/bin/true", Down: true}
-	staged, err := stage(scan, Spec{Profile: "half", Home: probe.Home, CommandDir: "/usr/bin", User: "nobody", Bin: "/bin/true"})
+	staged, err := stage(scan, Spec{Profile: "half", Home: probe.Home, CommandDir: "/usr/bin", User: "nobody", Bin: "/bin/true"}, nil)
 	require.NoError(t, err)
 	_, err = Publish(scanDir, Spec{Profile: "leaving", Home: probe.Home, CommandDir: "/usr/bin", User: "nobody", Bin: "/bin/true", Down: true})
 	require.NoError(t, err)

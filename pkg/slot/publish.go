@@ -131,7 +131,7 @@ func privateName(prefix string) string {
 // stage renders spec into a fresh private directory of scan and returns its name. s6-svscan
 // ignores it until commit renames it. It is created 0700 so nobody can look inside while it is
 // rendered, and opened to 0755 once complete.
-func stage(scan *safedir.Dir, s Spec) (string, error) {
+func stage(scan *safedir.Dir, s Spec, t *Template) (string, error) {
 	if err := s.Validate(); err != nil {
 		return "", err
 	}
@@ -140,7 +140,7 @@ func stage(scan *safedir.Dir, s Spec) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("stage slot %s: %w", Name(s.Profile), err)
 	}
-	err = render(d, s)
+	err = render(d, s, t)
 	if err == nil {
 		err = d.Chmod(0o755)
 	}
@@ -203,7 +203,7 @@ func Publish(scandir string, s Spec) (string, error) {
 		return "", err
 	}
 	defer scan.Close()
-	staged, err := stage(scan, s)
+	staged, err := stage(scan, s, nil)
 	if err != nil {
 		return "", err
 	}
@@ -219,13 +219,14 @@ func Replace(scandir string, s Spec) error {
 		return err
 	}
 	defer scan.Close()
-	return ReplaceIn(scan, s)
+	return ReplaceIn(scan, s, nil)
 }
 
 // ReplaceIn is Replace in the open scan directory scan, for a caller that replaces many slots
-// (the boot reconciler). It may be called from several goroutines at once.
-func ReplaceIn(scan *safedir.Dir, s Spec) error {
-	staged, err := stage(scan, s)
+// (the boot reconciler). It may be called from several goroutines at once. With a template
+// (NewTemplate), the files every slot has alike are links to the template's.
+func ReplaceIn(scan *safedir.Dir, s Spec, t *Template) error {
+	staged, err := stage(scan, s, t)
 	if err != nil {
 		return err
 	}

@@ -253,28 +253,38 @@ func Render(dir string, s Spec) error {
 		return err
 	}
 	defer d.Close()
-	return render(d, s)
+	return render(d, s, nil)
 }
 
-func render(d *safedir.Dir, s Spec) error {
+// render writes the slot into d; with a template, the files every slot of a run has alike
+// (type, notification-fd, timeout-kill, down) are links to its copies.
+func render(d *safedir.Dir, s Spec, t *Template) error {
 	files := []struct {
 		name, content string
 		mode          os.FileMode
+		shared        bool // the same in every slot with this setting: a link when t is set
 	}{
-		{"type", "longrun\n", 0o644},
-		{"notification-fd", fmt.Sprintf("%d\n", notifyFD), 0o644},
-		{"timeout-kill", fmt.Sprintf("%d\n", killTimeout(s)), 0o644},
-		{"run", runScript(s), runMode},
-		{"finish", finishScript(s), 0o755},
+		{"type", "longrun\n", 0o644, true},
+		{"notification-fd", fmt.Sprintf("%d\n", notifyFD), 0o644, true},
+		{"timeout-kill", fmt.Sprintf("%d\n", killTimeout(s)), 0o644, true},
+		{"run", runScript(s), runMode, false},
+		{"finish", finishScript(s), 0o755, false},
 	}
 	if s.Down {
 		files = append(files, struct {
 			name, content string
 			mode          os.FileMode
-		}{"down", "", 0o644})
+			shared        bool
+		}{"down", "", 0o644, true})
 	}
 	for _, f := range files {
-		if err := d.Create(f.name, []byte(f.content), f.mode); err != nil {
+		var err error
+		if f.shared && t != nil {
+			err = t.link(d, f.name, f.content, f.mode)
+		} else {
+			err = d.Create(f.name, []byte(f.content), f.mode)
+		}
+		if err != nil {
 			return err
 		}
 	}

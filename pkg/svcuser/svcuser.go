@@ -88,6 +88,17 @@ func Become(name string) (User, error) {
 	return u, nil
 }
 
+// Drop is Become for a caller that does not need to know who it is afterwards: run as root it
+// becomes the service user; otherwise it does nothing and reads no user database (every
+// gateway start comes through here).
+func Drop(name string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	_, err := Become(name)
+	return err
+}
+
 // Self returns the user the process runs as (effective ids): the service user called name
 // when that is who it is, else the account of its uid, named after /etc/passwd when it is
 // listed there and after the number otherwise.

@@ -41,7 +41,7 @@ func hidden(verb string, args []string, stderr io.Writer) (int, bool) {
 		fmt.Fprintln(stderr, "usage: gateway finish -p NAME -- CODE SIGNAL [SERVICE]")
 		return exitcode.Usage, true
 	}
-	if _, err := svcuser.Become(settings.User); err != nil {
+	if err := svcuser.Drop(settings.User); err != nil {
 		return cli.Fail(stderr, "gateway", verb, err), true
 	}
 	dir, _ := os.Getwd()

@@ -93,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	// Everything from here on acts as the service user: started as root, become it before
 	// touching anything (SPEC §11).
-	if _, err := svcuser.Become(settings.User); err != nil {
+	if err := svcuser.Drop(settings.User); err != nil {
 		return fail(err)
 	}
 	ctx := context.Background()

@@ -99,7 +99,7 @@ func do(verb string, args []string, stdout io.Writer) error {
 		return err
 	}
 	// Everything from here on acts as the service user (SPEC §11).
-	if _, err := svcuser.Become(s.User); err != nil {
+	if err := svcuser.Drop(s.User); err != nil {
 		return err
 	}
 	if verb == "write" && pid == 0 {

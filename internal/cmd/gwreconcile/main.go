@@ -87,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// handler serialises its writes, so the buffer needs no lock of its own.
 	logs := bufio.NewWriterSize(stderr, 32<<10)
 	_, err = reconcile.Run(context.Background(), reconcile.Options{
-		Settings: s, DryRun: *dryRun, Out: logsFirst{logs, stdout},
+		Settings: s, DryRun: *dryRun, Boot: *boot, Out: logsFirst{logs, stdout},
 		Log: slog.New(slog.NewTextHandler(logs, nil)).With("prog", "gw-reconcile"),
 	})
 	_ = logs.Flush()
