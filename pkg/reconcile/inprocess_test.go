@@ -82,6 +82,11 @@ func TestRunInProcess(t *testing.T) {
 	assert.Contains(t, logs, "swept the identity of dead gateways", "one line for them all")
 	assert.Equal(t, 1, strings.Count(logs, "swept the identity"))
 	assert.NoDirExists(t, e.Slot("gone"), "the slot of a deleted profile is removed")
+	scanEntries, err := os.ReadDir(e.ScanDir)
+	require.NoError(t, err)
+	for _, ent := range scanEntries {
+		assert.False(t, strings.HasPrefix(ent.Name(), ".s6gate-template"), "the slot template is removed: %s", ent.Name())
+	}
 	assert.FileExists(t, filepath.Join(e.Home, "logs", "container-boot.log"))
 
 	// Again, with the gateways running: every live slot is kept, nothing is swept.

@@ -19,6 +19,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
 // TestMain doubles as a fake gateway binary: with SLOT_TEST_RECORD set it applies its
@@ -490,4 +491,56 @@ func TestExecSupervisionSlot(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(home, ".gateway-planned-stop.json"), []byte("{}"), 0o644))
 	assert.Equal(t, 7, runFinish("256", "15", "gateway-x"), "a marker is evaluated by gateway finish")
 	assert.FileExists(t, filepath.Join(dir, "called"))
+}
+
+// With a template, the files every slot has alike are one inode with exact modes and the
+// same content as a slot rendered on its own; the rest is each slot's own. Closing the
+// template leaves the slots whole and nothing of it in the scan directory.
+func TestReplaceInLinksTheSharedFilesOfATemplate(t *testing.T) {
+	scanDir := t.TempDir()
+	scan, err := safedir.Open(scanDir, "")
+	require.NoError(t, err)
+	defer scan.Close()
+	tmpl, err := NewTemplate(scan)
+	require.NoError(t, err)
+	a, b := spec("a"), spec("b")
+	a.Down, b.Down = true, true
+	require.NoError(t, ReplaceIn(scan, a, tmpl))
+	require.NoError(t, ReplaceIn(scan, b, tmpl))
+	require.NoError(t, tmpl.Close())
+	plain := t.TempDir()
+	_, err = Publish(plain, spec("c"))
+	require.NoError(t, err)
+
+	ino := func(p string) (uint64, uint64) {
+		var st unix.Stat_t
+		require.NoError(t, unix.Lstat(p, &st))
+		return st.Ino, st.Nlink
+	}
+	for _, f := range []string{"type", "notification-fd", "timeout-kill", "down"} {
+		ia, na := ino(filepath.Join(scanDir, "gateway-a", f))
+		ib, _ := ino(filepath.Join(scanDir, "gateway-b", f))
+		assert.Equal(t, ia, ib, "%s: one inode", f)
+		assert.EqualValues(t, 2, na, "%s: two links, the template's gone", f)
+		assert.Equal(t, os.FileMode(0o644), mode(t, filepath.Join(scanDir, "gateway-a", f)).Perm(), f)
+		if f != "down" {
+			want, err := os.ReadFile(filepath.Join(plain, "gateway-c", f))
+			require.NoError(t, err)
+			got, err := os.ReadFile(filepath.Join(scanDir, "gateway-a", f))
+			require.NoError(t, err)
+			assert.Equal(t, string(want), string(got), f)
+		}
+	}
+	for _, f := range []string{"run", "finish", "log/run"} {
+		ia, _ := ino(filepath.Join(scanDir, "gateway-a", f))
+		ib, _ := ino(filepath.Join(scanDir, "gateway-b", f))
+		assert.NotEqual(t, ia, ib, "%s is each slot's own", f)
+	}
+	entries, err := os.ReadDir(scanDir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.ElementsMatch(t, []string{"gateway-a", "gateway-b"}, names, "no template or staging directory left")
 }
