@@ -258,3 +258,35 @@ func TestExecSupervisionSettleForkCommandStoppedFirst(t *testing.T) {
 	assert.Equal(t, float64(first), sf["pid"])
 	wait(t)
 }
+
+// sigIgnored reports whether pid ignores sig (the SigIgn mask of /proc/PID/status).
+func sigIgnored(t *testing.T, pid int, sig syscall.Signal) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			require.NoError(t, err)
+			return mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	t.Fatal("no SigIgn")
+	return false
+}
+
+// The command gets SIGPIPE's default action in both modes, as s6 would give it: a command
+// writing to a closed pipe ends as programs expect, instead of looping on EPIPE.
+func TestCommandGetsDefaultSIGPIPE(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	e.MustRun("gateway", "register", "w", "--start", "--", "/bin/sleep", "1000")
+	registerWith(t, e, "x", `{"command": ["/bin/sleep", "1000"], "supervision": "exec"}`)
+	e.MustRun("gateway", "start", "-p", "x")
+
+	wrapper := s6Status(t, e, "w").PID
+	kids := children(wrapper)
+	require.Len(t, kids, 1, "the wrapper's command")
+	assert.False(t, sigIgnored(t, atoi(t, kids[0]), syscall.SIGPIPE), "wrapper: the command's SIGPIPE")
+	assert.False(t, sigIgnored(t, s6Status(t, e, "x").PID, syscall.SIGPIPE), "exec: the command's SIGPIPE")
+}

@@ -94,12 +94,10 @@ func Run(ctx context.Context, o Options) int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, signalsHandled...)
 	defer signal.Stop(sigs)
-	if o.Exec {
-		// Caught, not ignored: an exec'd command inherits an ignored SIGPIPE, not a caught one.
-		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	} else {
-		signal.Ignore(syscall.SIGPIPE)
-	}
+	// SIGPIPE is caught, not ignored: a write to a closed log pipe then fails with EPIPE
+	// instead of ending the gateway, and the command (started or exec'd) gets SIGPIPE's
+	// default action back, as it would get from s6 itself; an ignored one it would inherit.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
 	notify := notifier(o.NotifyFD)
 
