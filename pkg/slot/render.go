@@ -150,6 +150,8 @@ func runScript(s Spec) string {
 	fmt.Fprintf(&b, "if [ \"$euid\" = 0 ] && [ \"$(id -u %s)\" != 0 ]; then\n  exec %s %s \"$0\" %s\nfi\n",
 		quote(s.User), quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User), contenvDone)
 	fmt.Fprintf(&b, "unset %s\n", ContenvMarker)
+	b.WriteString("# gateway run itself runs on one P; it gives the command back the GOMAXPROCS this had.\n")
+	fmt.Fprintf(&b, "%s=${GOMAXPROCS--}\nGOMAXPROCS=1\nexport %[1]s GOMAXPROCS\n", GOMAXPROCSCarrier)
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		fmt.Fprintf(&b, "export %s%s=%s\n", SetenvPrefix, k, quote(s.Env[k]))
 	}

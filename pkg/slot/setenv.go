@@ -21,7 +21,11 @@ const SetenvPrefix = "S6GATE_SETENV_"
 // An argument is NAME=VALUE, or NAME alone for the value of SetenvPrefix+NAME, which is then
 // removed. Every argument is checked, and every carried value read, before anything changes;
 // a name profile.ValidateEnvName refuses, or a missing carrier, is a usage error.
+//
+// First it undoes the slot's GOMAXPROCS (GOMAXPROCSCarrier), so that the profile's own
+// GOMAXPROCS, if any, is applied over the environment's.
 func ApplySetenv(args []string) error {
+	restoreGOMAXPROCS()
 	type kv struct{ name, value string }
 	vars := make([]kv, 0, len(args))
 	for _, a := range args {
@@ -48,4 +52,25 @@ func ApplySetenv(args []string) error {
 		}
 	}
 	return nil
+}
+
+// GOMAXPROCSCarrier holds, for `gateway run`, the GOMAXPROCS its environment had ("-": none).
+// A slot's run script starts `gateway run` with GOMAXPROCS=1: one P from its first
+// instruction, where a runtime.GOMAXPROCS(1) call would stop the world and wake threads, and
+// an idle second P would spin and wake threads through futexes — at a thousand starts at once
+// that was a tenth of what a start cost. ApplySetenv puts the value back first thing, so the
+// command never sees the 1.
+const GOMAXPROCSCarrier = "S6GATE_GOMAXPROCS"
+
+func restoreGOMAXPROCS() {
+	was, ok := os.LookupEnv(GOMAXPROCSCarrier)
+	if !ok {
+		return
+	}
+	os.Unsetenv(GOMAXPROCSCarrier)
+	if was == "-" {
+		os.Unsetenv("GOMAXPROCS")
+	} else {
+		os.Setenv("GOMAXPROCS", was)
+	}
 }

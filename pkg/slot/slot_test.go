@@ -90,7 +90,9 @@ func TestRunScript(t *testing.T) {
 	assert.Contains(t, run, "if [ \"$euid\" = 0 ] && [ \"$(id -u 'gateway')\" != 0 ]; then\n  exec '/command/s6-setuidgid' 'gateway' \"$0\" contenv\n")
 	assert.Less(t, strings.Index(run, contenv), strings.Index(run, "euid="), "the container environment is loaded first, as the #! line did")
 	assert.Less(t, strings.Index(run, "done < /proc/self/status"), strings.Index(run, "if [ \"$euid\" = 0 ]"), "$euid is read before it is used")
-	assert.Contains(t, run, "unset S6GATE_CONTENV\nexec '/usr/local/bin/gateway' run \\\n  --setenv 'HOME=/opt/data' \\\n")
+	assert.Contains(t, run, "unset S6GATE_CONTENV\n")
+	assert.Contains(t, run, "S6GATE_GOMAXPROCS=${GOMAXPROCS--}\nGOMAXPROCS=1\nexport S6GATE_GOMAXPROCS GOMAXPROCS\nexec '/usr/local/bin/gateway' run \\\n  --setenv 'HOME=/opt/data' \\\n",
+		"gateway run starts on one P and gets the environment's GOMAXPROCS to give back")
 	assert.Contains(t, run, "  --setenv 'GATEWAY_HOME=/opt/data' \\\n  --setenv 'GATEWAY_NOTIFY_FD=3' \\\n  --setenv 'GATEWAY_SUPERVISION=wrapper' \\\n  -p 'coder' --replace\n",
 		"the idle gateway's slot says wrapper too: gateway run never takes the image default for a slot whose finish is the wrapper's")
 	assert.NotContains(t, run, "/usr/bin/env", "no env(1) exec")
