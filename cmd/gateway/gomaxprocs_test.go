@@ -45,4 +45,11 @@ func TestGatewayRunStartsOnOnePAndTheCommandDoesNot(t *testing.T) {
 	kids = children(s6Status(t, e, "p").PID)
 	require.Len(t, kids, 1)
 	assert.Equal(t, "3", environOf(t, atoi(t, kids[0]))["GOMAXPROCS"], "the profile's own")
+
+	// Under exec supervision the command is the process gateway run became.
+	registerWith(t, e, "x", `{"command": ["/bin/sleep", "1000"], "supervision": "exec"}`)
+	e.MustRun("gateway", "start", "-p", "x")
+	env = environOf(t, s6Status(t, e, "x").PID)
+	assert.NotContains(t, env, "GOMAXPROCS", "exec: the command's")
+	assert.NotContains(t, env, "S6GATE_GOMAXPROCS")
 }

@@ -186,6 +186,7 @@ func TestExecSupervisionSettleForkHandsOverAChangedRecord(t *testing.T) {
 		l := logOf(t, e, "x")
 		return strings.Contains(l, "the watcher program takes over") && strings.Contains(l, `msg="gateway started" profile=x`)
 	})
+	assert.NotContains(t, logOf(t, e, "x"), "2006-01-02", "the hand-over line has the time it was written at")
 }
 
 // A command that dies while it settles is not recorded running by the fork; s6 starts it

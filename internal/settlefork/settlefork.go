@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && (amd64 || arm64) && !s6gate_nosettlefork
 
 // Package settlefork records an exec-supervised command as settled without starting a second
 // program: a fork of `gateway run` (no exec) that runs a fixed sequence of raw system calls.
@@ -19,7 +19,10 @@
 // whose argv Plan also carries, by an exec: the merge of a changed record is Go code.
 //
 // The child's code is go:nosplit throughout and allocates nothing, as the syscall package's
-// child of a fork is; the linker checks that its stack fits.
+// child of a fork is; the linker checks that its stack fits. It is built for linux/amd64 and
+// linux/arm64 (where clone's arguments are in the order used here); elsewhere, and with the
+// build tag s6gate_nosettlefork (a debugger's -gcflags=all=-N -l makes the child's frames too
+// big for go:nosplit), Start fails and the caller starts the watcher program.
 package settlefork
 
 import (
@@ -74,6 +77,7 @@ type Plan struct {
 	LogLine     []byte // the log line, written once the record is durable
 	LogTimeAt   int    // offset of a LogTimeLayout timestamp in LogLine to fill in
 	HandOffLine []byte // the log line before handing over to the full watcher
+	HandOffAt   int    // offset of a LogTimeLayout timestamp in HandOffLine to fill in
 
 	// The full watcher: path, argv and environment for the hand-over exec. NotifyFD is moved
 	// to descriptor 3 for it.
@@ -92,7 +96,7 @@ type prepared struct {
 	stateFile, tempFile, procStat, dot *byte
 	mode                               uint32
 	expect, next, logLine, handOff     []byte
-	nextTimeAt, logTimeAt              int
+	nextTimeAt, logTimeAt, handOffAt   int
 	readBuf, statBuf                   []byte
 	keep                               []int // descriptors kept open, sorted
 	path                               *byte
@@ -125,7 +129,8 @@ func prepare(p *Plan) (*prepared, error) {
 		return nil, errors.New("settlefork: plan without a home, a log or a PID")
 	case p.NextTimeAt < 0 || p.NextTimeAt+len(TimeLayout) > len(p.Next):
 		return nil, errors.New("settlefork: the record's timestamp lies outside it")
-	case p.LogTimeAt < 0 || p.LogTimeAt+len(LogTimeLayout) > len(p.LogLine):
+	case p.LogTimeAt < 0 || p.LogTimeAt+len(LogTimeLayout) > len(p.LogLine),
+		p.HandOffAt < 0 || p.HandOffAt+len(LogTimeLayout) > len(p.HandOffLine):
 		return nil, errors.New("settlefork: the log line's timestamp lies outside it")
 	case len(p.Expect) == 0 || len(p.Next) == 0 || len(p.Argv) == 0:
 		return nil, errors.New("settlefork: empty plan")
@@ -133,8 +138,8 @@ func prepare(p *Plan) (*prepared, error) {
 	c := &prepared{
 		homeFD: p.HomeFD, execFD: p.ExecFD, notifyFD: p.NotifyFD, logFD: p.LogFD,
 		pid: p.PID, startTime: p.StartTime, deadline: p.Deadline, mode: p.Mode,
-		expect: p.Expect, next: slices.Clone(p.Next), logLine: slices.Clone(p.LogLine), handOff: p.HandOffLine,
-		nextTimeAt: p.NextTimeAt, logTimeAt: p.LogTimeAt,
+		expect: p.Expect, next: slices.Clone(p.Next), logLine: slices.Clone(p.LogLine), handOff: slices.Clone(p.HandOffLine),
+		nextTimeAt: p.NextTimeAt, logTimeAt: p.LogTimeAt, handOffAt: p.HandOffAt,
 		readBuf: make([]byte, len(p.Expect)+1), statBuf: make([]byte, 1024),
 	}
 	var err error
@@ -238,6 +243,11 @@ func child(c *prepared) {
 			}
 			break
 		}
+	}
+	// Again under the lock, as the watcher program checks: the wait for it may have been long.
+	if !alive(c) {
+		closeFD(lock)
+		return
 	}
 	if !unchanged(c) {
 		handOff(c, lock)
@@ -395,6 +405,8 @@ func handOff(c *prepared, lock int) {
 	if lock >= 0 {
 		closeFD(lock)
 	}
+	now := realtime(c)
+	putTime(c.handOff, c.handOffAt, now/1e9, (now%1e9)/1e6)
 	writeAll(c.logFD, c.handOff)
 	if c.notifyFD >= 0 && c.notifyFD != 3 {
 		_, _, _ = syscall.RawSyscall(unix.SYS_DUP3, uintptr(c.notifyFD), 3, 0)

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && (amd64 || arm64) && !s6gate_nosettlefork
 
 package settlefork
 

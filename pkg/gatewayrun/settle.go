@@ -71,16 +71,18 @@ func (g *gateway) settlePlan(s6fd, execR int) (*settlefork.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	nextAt := bytes.Index(next, []byte(`"updated_at": "`+placeholder.Format(settlefork.TimeLayout)+`"`))
+	// The top-level member (indented by two spaces), not a nested one of a foreign key.
+	key := "\n  \"updated_at\": \""
+	nextAt := bytes.Index(next, []byte(key+placeholder.Format(settlefork.TimeLayout)+`"`))
 	if nextAt < 0 {
 		return nil, errors.New("no updated_at in the record")
 	}
-	nextAt += len(`"updated_at": "`)
+	nextAt += len(key)
 	started, startedAt, err := logLine("gateway started", g.o.Profile, startedAttrs(g.pid, g.policy.SettleTime(), g.policy.Ready)...)
 	if err != nil {
 		return nil, err
 	}
-	handOff, _, err := logLine("settle: the state file changed while the command settled; the watcher program takes over", g.o.Profile, "pid", g.pid)
+	handOff, handOffAt, err := logLine("settle: the state file changed while the command settled; the watcher program takes over", g.o.Profile, "pid", g.pid)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +106,7 @@ func (g *gateway) settlePlan(s6fd, execR int) (*settlefork.Plan, error) {
 		TempFile:  "." + state.FileName + strconv.FormatUint(binary.LittleEndian.Uint64(rnd[:]), 10),
 		Mode:      uint32(state.Mode.Perm()),
 		Expect:    b, Next: next, NextTimeAt: nextAt,
-		LogLine: started, LogTimeAt: startedAt, HandOffLine: handOff,
+		LogLine: started, LogTimeAt: startedAt, HandOffLine: handOff, HandOffAt: handOffAt,
 		Path: self, Argv: argv, Env: os.Environ(),
 	}, nil
 }
