@@ -45,20 +45,20 @@ func TestAlive(t *testing.T) {
 	start, err := strconv.ParseUint(strings.Fields(s[strings.LastIndexByte(s, ')')+2:])[19], 10, 64)
 	require.NoError(t, err)
 	c, err := prepare(&Plan{HomeFD: 0, LogFD: 2, PID: os.Getpid(), StartTime: start, Expect: []byte("x"),
-		Next: []byte(TimeLayout), LogLine: []byte(LogTimeLayout), Argv: []string{"x"}})
+		Next: []byte(TimeLayout), LogLine: []byte(LogTimeLayout), HandOffLine: []byte(LogTimeLayout), Argv: []string{"x"}})
 	require.NoError(t, err)
 	assert.True(t, alive(c))
 	c.startTime++
 	assert.False(t, alive(c), "another start time")
 	c, err = prepare(&Plan{HomeFD: 0, LogFD: 2, PID: 1 << 30, Expect: []byte("x"),
-		Next: []byte(TimeLayout), LogLine: []byte(LogTimeLayout), Argv: []string{"x"}})
+		Next: []byte(TimeLayout), LogLine: []byte(LogTimeLayout), HandOffLine: []byte(LogTimeLayout), Argv: []string{"x"}})
 	require.NoError(t, err)
 	assert.False(t, alive(c), "no such process")
 }
 
 // A plan whose timestamps do not fit is refused before anything is forked.
 func TestPrepareRefusesTimestampsOutside(t *testing.T) {
-	_, err := prepare(&Plan{LogFD: 2, PID: 1, Expect: []byte("x"), Next: []byte("short"), LogLine: []byte(LogTimeLayout), Argv: []string{"x"}})
+	_, err := prepare(&Plan{LogFD: 2, PID: 1, Expect: []byte("x"), Next: []byte("short"), LogLine: []byte(LogTimeLayout), HandOffLine: []byte(LogTimeLayout), Argv: []string{"x"}})
 	assert.ErrorContains(t, err, "record's timestamp")
 	_, err = prepare(&Plan{LogFD: 2, PID: 1, Expect: []byte("x"), Next: []byte(TimeLayout), LogLine: []byte("t"), LogTimeAt: 0, Argv: []string{"x"}})
 	assert.ErrorContains(t, err, "log line's timestamp")
