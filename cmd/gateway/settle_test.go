@@ -17,6 +17,7 @@ import (
 
 	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/gatewayrun"
+	"github.com/s6gate/s6gate/pkg/slot"
 )
 
 // Under exec supervision a command without a readiness check is settled by a fork of `gateway
@@ -189,6 +190,25 @@ func TestExecSupervisionSettleForkHandsOverAChangedRecord(t *testing.T) {
 	assert.NotContains(t, logOf(t, e, "x"), "2006-01-02", "the hand-over line has the time it was written at")
 }
 
+// awaitSettling waits until name's command (a sleep) has been exec'd and its settle child
+// waits, and returns both PIDs.
+func awaitSettling(t *testing.T, e *s6test.Env, name string) (command, settle int) {
+	t.Helper()
+	s6test.Eventually(t, 10*time.Second, "the command exec'd, its settle child waiting", func() bool {
+		st := s6Status(t, e, name)
+		if st.PID <= 0 {
+			return false
+		}
+		comm, _ := procStat(t, st.PID)
+		s := settlers(supervisorsOf(slot.Name(name)))
+		if comm == "sleep" && len(s) == 1 {
+			command, settle = st.PID, s[0]
+		}
+		return command != 0
+	})
+	return command, settle
+}
+
 // A command that dies while it settles is not recorded running by the fork; s6 starts it
 // again at once (the fork holds no profile lock that the next gateway run would wait for),
 // and that start settles.
@@ -196,19 +216,7 @@ func TestExecSupervisionSettleForkCommandDiesFirst(t *testing.T) {
 	e := execEnv(t)
 	registerWith(t, e, "x", `{"command": ["/bin/sleep", "1000"], "settle": "2s"}`)
 	wait := startAsync(e, "x")
-	var first, settle int
-	s6test.Eventually(t, 10*time.Second, "the command exec'd, its settle child waiting", func() bool {
-		st := s6Status(t, e, "x")
-		if st.PID <= 0 {
-			return false
-		}
-		comm, _ := procStat(t, st.PID)
-		s := settlers(supervisorsOf("gateway-x"))
-		if comm == "sleep" && len(s) == 1 {
-			first, settle = st.PID, s[0]
-		}
-		return first != 0
-	})
+	first, settle := awaitSettling(t, e, "x")
 	killed := time.Now()
 	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
 	s6test.Eventually(t, 10*time.Second, "the first settle child gone", func() bool {
@@ -235,19 +243,7 @@ func TestExecSupervisionSettleForkCommandStoppedFirst(t *testing.T) {
 	e := execEnv(t)
 	registerWith(t, e, "x", `{"command": ["/bin/sleep", "1000"], "settle": "2s"}`)
 	wait := startAsync(e, "x")
-	var first, settle int
-	s6test.Eventually(t, 10*time.Second, "the command exec'd, its settle child waiting", func() bool {
-		st := s6Status(t, e, "x")
-		if st.PID <= 0 {
-			return false
-		}
-		comm, _ := procStat(t, st.PID)
-		s := settlers(supervisorsOf("gateway-x"))
-		if comm == "sleep" && len(s) == 1 {
-			first, settle = st.PID, s[0]
-		}
-		return first != 0
-	})
+	first, settle := awaitSettling(t, e, "x")
 	out, err := exec.Command(filepath.Join(e.CommandDir, "s6-svc"), "-d", e.Slot("x")).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	s6test.Eventually(t, 10*time.Second, "the settle child gone", func() bool {
