@@ -15,6 +15,12 @@
 //	GATEWAY_MAX_SERVICES   slots the gateways' s6-svscan supervises  4096
 //	                       (its -c; every non-dot directory of the
 //	                       scan directory counts, a slot's log/ does not)
+//	GATEWAY_UID_RANGE      the uids (and gids) profiles' commands run  20000-59999
+//	                       as, one per profile, first-last inclusive
+//	                       (docs/architecture.md, "Isolation")
+//	GATEWAY_MAX_PROCS      processes (threads included) one profile's  0 = derived from the
+//	                       commands may run at once (RLIMIT_NPROC of   container's pids limit
+//	                       its uid), unless its profile.json says
 //
 // Paths must be absolute. S6_COMMAND_DIR ends up in a run script's "#!" line, so it may not
 // contain white space. Invalid settings are usage errors (exit code 2).
@@ -45,6 +51,36 @@ const (
 	DefaultMaxServices  = 4096
 )
 
+// The default GATEWAY_UID_RANGE, inside the 65,536 uids a user namespace usually maps, above
+// the system and regular users of a Debian image and clear of the service user (10000).
+const (
+	DefaultUIDFirst = 20000
+	DefaultUIDLast  = 59999
+)
+
+// UIDRange is a range of uids, First to Last inclusive; the same numbers are the gids.
+type UIDRange struct{ First, Last int }
+
+// Contains reports whether uid lies in the range.
+func (r UIDRange) Contains(uid int) bool { return uid >= r.First && uid <= r.Last }
+
+// Size is how many uids the range holds.
+func (r UIDRange) Size() int { return r.Last - r.First + 1 }
+
+func (r UIDRange) String() string { return strconv.Itoa(r.First) + "-" + strconv.Itoa(r.Last) }
+
+// ParseUIDRange parses "FIRST-LAST" (inclusive). Uid 0, uids below 1000 (system users) and
+// anything beyond 2^31-2 are refused, so a range can never name root or a system account.
+func ParseUIDRange(v string) (UIDRange, error) {
+	a, b, ok := strings.Cut(v, "-")
+	first, err1 := strconv.Atoi(a)
+	last, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || first < 1000 || last < first || last > 1<<31-2 {
+		return UIDRange{}, fmt.Errorf("%q is not a range FIRST-LAST of uids from 1000 to %d", v, 1<<31-2)
+	}
+	return UIDRange{First: first, Last: last}, nil
+}
+
 // MaxServicesLimit is the most s6-svscan 2.11 accepts as -c (it clamps anything above); its
 // table of that many entries lives on its stack, about 72 bytes each.
 const MaxServicesLimit = 90000
@@ -64,6 +100,11 @@ type Settings struct {
 	// MaxServices is the gateways' s6-svscan -c: how many service directories (slots) it
 	// supervises; one more is never picked up (s6-svscan logs "too many services").
 	MaxServices int
+	// UIDs is GATEWAY_UID_RANGE: where each profile's own uid comes from.
+	UIDs UIDRange
+	// MaxProcs is GATEWAY_MAX_PROCS: a profile's process limit unless its profile.json sets
+	// one; 0 means derived from the container's pids limit.
+	MaxProcs int
 }
 
 // FromEnv reads the settings through getenv (os.Getenv in binaries, a map in tests).
@@ -116,6 +157,21 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 			return Settings{}, exitcode.Usagef("GATEWAY_MAX_SERVICES=%q: must be a number from 2 to %d", v, MaxServicesLimit)
 		}
 		s.MaxServices = n
+	}
+	s.UIDs = UIDRange{First: DefaultUIDFirst, Last: DefaultUIDLast}
+	if v := getenv("GATEWAY_UID_RANGE"); v != "" {
+		r, err := ParseUIDRange(v)
+		if err != nil {
+			return Settings{}, exitcode.Usagef("GATEWAY_UID_RANGE: %v", err)
+		}
+		s.UIDs = r
+	}
+	if v := getenv("GATEWAY_MAX_PROCS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1<<22 {
+			return Settings{}, exitcode.Usagef("GATEWAY_MAX_PROCS=%q: must be a number from 0 (derived) to %d", v, 1<<22)
+		}
+		s.MaxProcs = n
 	}
 	return s, nil
 }

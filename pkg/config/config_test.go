@@ -22,6 +22,7 @@ func TestFromEnvDefaults(t *testing.T) {
 		Home: "/opt/data", ScanDir: "/run/service", CommandDir: "/command",
 		User: "gateway", Bin: "/usr/local/bin/gateway", DrainTimeout: 2 * time.Second,
 		HealthGrace: 30 * time.Second, MaxServices: 4096, Supervision: "wrapper",
+		UIDs: config.UIDRange{First: 20000, Last: 59999},
 	}, s)
 }
 
@@ -30,6 +31,7 @@ func TestFromEnvOverridesAndErrors(t *testing.T) {
 		"GATEWAY_HOME": "/data/", "GATEWAY_SCANDIR": "/tmp/scan", "S6_COMMAND_DIR": "/usr/bin",
 		"GATEWAY_USER": "nobody", "GATEWAY_BIN": "/x/gateway", "GATEWAY_DRAIN_TIMEOUT": "1500ms",
 		"GATEWAY_HEALTH_GRACE": "5", "GATEWAY_MAX_SERVICES": "2500", "GATEWAY_SUPERVISION": "exec",
+		"GATEWAY_UID_RANGE": "30000-30099", "GATEWAY_MAX_PROCS": "64",
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, "exec", s.Supervision)
@@ -37,6 +39,11 @@ func TestFromEnvOverridesAndErrors(t *testing.T) {
 	assert.Equal(t, 1500*time.Millisecond, s.DrainTimeout)
 	assert.Equal(t, 5*time.Second, s.HealthGrace)
 	assert.Equal(t, 2500, s.MaxServices)
+	assert.Equal(t, config.UIDRange{First: 30000, Last: 30099}, s.UIDs)
+	assert.Equal(t, 100, s.UIDs.Size())
+	assert.True(t, s.UIDs.Contains(30099))
+	assert.False(t, s.UIDs.Contains(30100))
+	assert.Equal(t, 64, s.MaxProcs)
 
 	bad := []map[string]string{
 		{"GATEWAY_HOME": "relative/path"},
@@ -51,6 +58,13 @@ func TestFromEnvOverridesAndErrors(t *testing.T) {
 		{"GATEWAY_MAX_SERVICES": "90001"},
 		{"GATEWAY_MAX_SERVICES": "lots"},
 		{"GATEWAY_SUPERVISION": "fork"},
+		{"GATEWAY_UID_RANGE": "0-100"},
+		{"GATEWAY_UID_RANGE": "999-2000"},
+		{"GATEWAY_UID_RANGE": "30000"},
+		{"GATEWAY_UID_RANGE": "3000-2000"},
+		{"GATEWAY_UID_RANGE": "20000-4294967295"},
+		{"GATEWAY_MAX_PROCS": "-1"},
+		{"GATEWAY_MAX_PROCS": "many"},
 	}
 	for _, m := range bad {
 		_, err := config.FromEnv(env(m))
