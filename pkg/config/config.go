@@ -16,7 +16,8 @@
 //	                       (its -c; every non-dot directory of the
 //	                       scan directory counts, a slot's log/ does not)
 //	GATEWAY_UID_RANGE      the uids (and gids) profiles' commands run  20000-59999
-//	                       as, one per profile, first-last inclusive
+//	                       as, one per profile, first-last inclusive;
+//	                       off: every command runs as the service user
 //	                       (docs/architecture.md, "Isolation")
 //	GATEWAY_MAX_PROCS      processes (threads included) one profile's  0 = derived from the
 //	                       commands may run at once (RLIMIT_NPROC of   container's pids limit
@@ -58,25 +59,37 @@ const (
 	DefaultUIDLast  = 59999
 )
 
-// UIDRange is a range of uids, First to Last inclusive; the same numbers are the gids.
+// UIDRange is a range of uids, First to Last inclusive; the same numbers are the gids. The
+// zero range is "off": profiles get no uid of their own.
 type UIDRange struct{ First, Last int }
 
+// Off reports whether the range is off (GATEWAY_UID_RANGE=off).
+func (r UIDRange) Off() bool { return r == UIDRange{} }
+
 // Contains reports whether uid lies in the range.
-func (r UIDRange) Contains(uid int) bool { return uid >= r.First && uid <= r.Last }
+func (r UIDRange) Contains(uid int) bool { return !r.Off() && uid >= r.First && uid <= r.Last }
 
 // Size is how many uids the range holds.
 func (r UIDRange) Size() int { return r.Last - r.First + 1 }
 
-func (r UIDRange) String() string { return strconv.Itoa(r.First) + "-" + strconv.Itoa(r.Last) }
+func (r UIDRange) String() string {
+	if r.Off() {
+		return "off"
+	}
+	return strconv.Itoa(r.First) + "-" + strconv.Itoa(r.Last)
+}
 
 // ParseUIDRange parses "FIRST-LAST" (inclusive). Uid 0, uids below 1000 (system users) and
 // anything beyond 2^31-2 are refused, so a range can never name root or a system account.
 func ParseUIDRange(v string) (UIDRange, error) {
+	if v == "off" {
+		return UIDRange{}, nil
+	}
 	a, b, ok := strings.Cut(v, "-")
 	first, err1 := strconv.Atoi(a)
 	last, err2 := strconv.Atoi(b)
 	if !ok || err1 != nil || err2 != nil || first < 1000 || last < first || last > 1<<31-2 {
-		return UIDRange{}, fmt.Errorf("%q is not a range FIRST-LAST of uids from 1000 to %d", v, 1<<31-2)
+		return UIDRange{}, fmt.Errorf("%q is not off or a range FIRST-LAST of uids from 1000 to %d", v, 1<<31-2)
 	}
 	return UIDRange{First: first, Last: last}, nil
 }

@@ -44,6 +44,11 @@ func TestFromEnvOverridesAndErrors(t *testing.T) {
 	assert.True(t, s.UIDs.Contains(30099))
 	assert.False(t, s.UIDs.Contains(30100))
 	assert.Equal(t, 64, s.MaxProcs)
+	s, err = config.FromEnv(env(map[string]string{"GATEWAY_UID_RANGE": "off"}))
+	require.NoError(t, err)
+	assert.True(t, s.UIDs.Off())
+	assert.False(t, s.UIDs.Contains(0))
+	assert.Equal(t, "off", s.UIDs.String())
 
 	bad := []map[string]string{
 		{"GATEWAY_HOME": "relative/path"},

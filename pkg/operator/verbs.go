@@ -12,6 +12,7 @@ import (
 
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/profileuid"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
 	"github.com/s6gate/s6gate/pkg/slot"
@@ -86,7 +87,11 @@ func (o *Operator) Register(ctx context.Context, name string, opt RegisterOption
 	if err := o.ensureLogDir(); err != nil {
 		return fail(err)
 	}
-	dir, err := slot.Register(ctx, o.Tools, o.Settings.ScanDir, slot.NewSpec(o.Settings, name, cfg, !opt.Start))
+	spec := slot.NewSpec(o.Settings, name, cfg, !opt.Start)
+	if spec.UID, err = profileuid.Allocate(o.Settings, name); err != nil {
+		return fail(fmt.Errorf("the profile's own uid: %w", err))
+	}
+	dir, err := slot.Register(ctx, o.Tools, o.Settings.ScanDir, spec)
 	if err != nil {
 		return fail(err)
 	}

@@ -62,10 +62,16 @@ type Policy struct {
 	BackoffMax  time.Duration // cap of the exponential restart delay
 	StableAfter time.Duration // uptime after which the failure count is cleared
 	Supervision string        // SupervisionWrapper or SupervisionExec; "" = the image default (GATEWAY_SUPERVISION)
+	// MaxProcs is the most processes (threads included) the profile's commands may run at
+	// once: RLIMIT_NPROC of the profile's own uid; 0 = GATEWAY_MAX_PROCS, else derived.
+	MaxProcs int
 }
 
+// MaxProcsLimit bounds "max_processes" and GATEWAY_MAX_PROCS (the kernel's pid_max ceiling).
+const MaxProcsLimit = 1 << 22
+
 // policyKeys are the profile.json keys Policy owns.
-var policyKeys = []string{"settle", "ready", "max_failures", "backoff_max", "stable_after", "supervision"}
+var policyKeys = []string{"settle", "ready", "max_failures", "backoff_max", "stable_after", "supervision", "max_processes"}
 
 // SettleTime is the settle time, the default when unset.
 func (p Policy) SettleTime() time.Duration {
@@ -137,6 +143,11 @@ func (p *Policy) parse(raw map[string]json.RawMessage) error {
 			return exitcode.Usagef("\"max_failures\" must be a whole number from 1 to 1000")
 		}
 	}
+	if v, ok := raw["max_processes"]; ok {
+		if err := json.Unmarshal(v, &p.MaxProcs); err != nil || p.MaxProcs < 1 || p.MaxProcs > MaxProcsLimit {
+			return exitcode.Usagef("\"max_processes\" must be a whole number from 1 to %d", MaxProcsLimit)
+		}
+	}
 	if v, ok := raw["supervision"]; ok {
 		if err := json.Unmarshal(v, &p.Supervision); err != nil || !ValidSupervision(p.Supervision) {
 			return exitcode.Usagef("\"supervision\" must be %q or %q", SupervisionWrapper, SupervisionExec)
@@ -205,6 +216,9 @@ func (p Policy) marshal(out map[string]any) {
 	}
 	if p.Supervision != "" {
 		out["supervision"] = p.Supervision
+	}
+	if p.MaxProcs > 0 {
+		out["max_processes"] = p.MaxProcs
 	}
 }
 

@@ -166,3 +166,18 @@ func TestSupervisionPolicy(t *testing.T) {
 		assert.Contains(t, err.Error(), `"supervision"`)
 	}
 }
+
+func TestMaxProcessesPolicy(t *testing.T) {
+	c, err := profile.ParseConfig([]byte(`{"command": ["x"], "max_processes": 64}`))
+	require.NoError(t, err)
+	assert.Equal(t, 64, c.Policy.MaxProcs)
+	b, err := c.Marshal()
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"max_processes": 64`)
+	for _, bad := range []string{`0`, `-1`, `"10"`, `1.5`, `4194305`} {
+		_, err := profile.ParseConfig([]byte(`{"max_processes": ` + bad + `}`))
+		require.Error(t, err, bad)
+		assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+		assert.Contains(t, err.Error(), `"max_processes"`)
+	}
+}

@@ -200,3 +200,61 @@ func TestPrepareBootRefusesDangerousScanDirs(t *testing.T) {
 	}
 	assert.DirExists(t, e.Home, "the data root survived")
 }
+
+// Every profile's slot names a uid of its own from GATEWAY_UID_RANGE, the same one at every
+// boot; with the range off no slot names one; a profile whose uid cannot be known is skipped,
+// never started as the service user instead.
+func TestRunGivesEveryProfileItsOwnUID(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	e.SeedEveryState()
+	s := settingsOf(e)
+	s.UIDs = config.UIDRange{First: 30000, Last: 30999}
+	run := func() map[string]reconcile.Entry {
+		t.Helper()
+		entries, err := reconcile.Run(context.Background(), reconcile.Options{Settings: s, Log: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))})
+		require.NoError(t, err)
+		got := map[string]reconcile.Entry{}
+		for _, en := range entries {
+			got[en.Profile] = en
+		}
+		return got
+	}
+	uidOf := func(p string) string {
+		b, err := os.ReadFile(filepath.Join(e.ScanDir, "gateway-"+p, "s6gate-uid"))
+		require.NoError(t, err, p)
+		return string(b)
+	}
+	entries := run()
+	first := map[string]string{}
+	seen := map[string]string{}
+	for p, en := range entries {
+		if en.Action == reconcile.Skipped {
+			continue
+		}
+		u := uidOf(p)
+		require.Regexp(t, `^30[0-9]{3}\n$`, u, p)
+		require.NotContains(t, seen, u, "%s and %s share a uid", p, seen[u])
+		seen[u], first[p] = p, u
+	}
+	require.NotEmpty(t, first)
+	run()
+	for p, u := range first {
+		assert.Equal(t, u, uidOf(p), "%s keeps its uid at the next boot", p)
+	}
+
+	// A claims directory someone else could write: no profile starts.
+	require.NoError(t, os.Chmod(filepath.Join(e.Home, ".s6gate-uids"), 0o777))
+	for p, en := range run() {
+		if _, ok := first[p]; ok {
+			assert.Equal(t, reconcile.Skipped, en.Action, p)
+			assert.Contains(t, en.Reason, "no uid of its own", p)
+		}
+	}
+	require.NoError(t, os.Chmod(filepath.Join(e.Home, ".s6gate-uids"), 0o700))
+
+	s.UIDs = config.UIDRange{}
+	run()
+	for p := range first {
+		assert.NoFileExists(t, filepath.Join(e.ScanDir, "gateway-"+p, "s6gate-uid"), "GATEWAY_UID_RANGE=off: %s has no uid of its own", p)
+	}
+}

@@ -53,6 +53,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/pidlock"
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/profileuid"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
 	"github.com/s6gate/s6gate/pkg/slot"
@@ -285,6 +286,13 @@ func Run(ctx context.Context, o Options) ([]Entry, error) {
 		}()
 	}
 	wg.Wait()
+	// The uids claimed for new profiles are made durable before any supervisor can start
+	// with them (the rescan below; at boot, the gateways' scanner starts after this run).
+	if dirs.uids != nil {
+		if err := dirs.uids.Sync(); err != nil {
+			o.Log.Error("cannot make the profiles' new uids durable", "err", err)
+		}
+	}
 	if n := dirs.identities.Load(); n > 0 {
 		o.Log.Info("swept the identity of dead gateways (gateway.pid, the lock file's content)", "profiles", n)
 	}
@@ -383,6 +391,9 @@ type runDirs struct {
 	identities atomic.Int64 // homes whose dead gateway's identity was swept
 
 	template *slot.Template // the files every slot has alike, linked (nil: each writes its own)
+
+	uids    *profileuid.Claims // the profiles' own uids (nil: GATEWAY_UID_RANGE=off, or a dry run)
+	uidsErr error              // why uids is nil when the range is on
 }
 
 func openDirs(s config.Settings, dryRun bool) (*runDirs, error) {
@@ -398,6 +409,9 @@ func openDirs(s config.Settings, dryRun bool) (*runDirs, error) {
 		}
 		// Without a template each slot writes its own copies: slower, not wrong.
 		d.template, _ = slot.NewTemplate(d.scan)
+		if !s.UIDs.Off() {
+			d.uids, d.uidsErr = profileuid.Open(s.Home, s.UIDs, true)
+		}
 	}
 	d.profiles, d.perr = safedir.Open(s.Home, "profiles")
 	return d, nil
@@ -412,6 +426,9 @@ func (d *runDirs) close() {
 	}
 	if d.locks != nil {
 		d.locks.Close()
+	}
+	if d.uids != nil {
+		d.uids.Close()
 	}
 	if d.profiles != nil {
 		d.profiles.Close()
@@ -510,7 +527,18 @@ func plan(o Options, dirs *runDirs, name string) Entry {
 	if o.DryRun {
 		return e
 	}
-	if err := slot.ReplaceIn(dirs.scan, slot.NewSpec(o.Settings, name, cfg, !autostart), dirs.template); err != nil {
+	spec := slot.NewSpec(o.Settings, name, cfg, !autostart)
+	if !o.Settings.UIDs.Off() {
+		// A profile whose uid cannot be known is not started as the service user instead:
+		// its isolation is a promise (SPEC §13).
+		if dirs.uids == nil {
+			return skip(fmt.Errorf("no uid of its own: %w", dirs.uidsErr))
+		}
+		if spec.UID, err = dirs.uids.Allocate(name); err != nil {
+			return skip(fmt.Errorf("no uid of its own: %w", err))
+		}
+	}
+	if err := slot.ReplaceIn(dirs.scan, spec, dirs.template); err != nil {
 		return skip(err)
 	}
 	return e

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,7 +59,21 @@ type Spec struct {
 	// profile.SupervisionExec), "" for the built-in idle gateway (no command).
 	Supervision  string
 	DrainTimeout time.Duration // exec supervision: s6's timeout-kill
+	// UID is the profile's own uid (package profileuid), written to UIDFile for gw-svscan,
+	// which starts the slot's supervisor with it as its real uid; 0 = none.
+	UID int
 }
+
+// UIDFile is the slot's file naming the profile's uid (one decimal number and a newline): as
+// root, gw-svscan starts the slot's s6-supervise with it as the real uid (and gid) and the
+// service user as the effective one, so that the supervisor, and the run and finish scripts,
+// can signal the command that runs as that uid (docs/architecture.md, "Isolation").
+const UIDFile = "s6gate-uid"
+
+// shebang starts run and finish: -p keeps the shell from resetting its effective uid to the
+// real one (dash and bash do that when they differ, as they do under gw-svscan's isolated
+// supervisor: real uid the profile's, effective uid the service user's).
+const shebang = "#!/bin/sh -p\n"
 
 // NewSpec is the spec of a profile's slot under settings s, from its profile.json.
 // The supervision mode is profile.json's "supervision", else GATEWAY_SUPERVISION, for a
@@ -140,7 +155,7 @@ func contenvLine(s Spec) string {
 // (OPTIND, IFS, PATH, …) can change how the script runs, and no value is on a command line.
 func runScript(s Spec) string {
 	var b strings.Builder
-	b.WriteString("#!/bin/sh\n")
+	b.WriteString(shebang)
 	fmt.Fprintf(&b, "# %s: rendered by s6gate for profile %s and rebuilt at every boot.\n", Name(s.Profile), quote(s.Profile))
 	b.WriteString("# Change profile.json (or use `gateway register`), not this file.\n")
 	b.WriteString("exec 2>&1\n")
@@ -217,13 +232,13 @@ func logRunScript(s Spec) string {
 func finishScript(s Spec) string {
 	if s.Exec() {
 		var b strings.Builder
-		fmt.Fprintf(&b, "#!/bin/sh\n# %s (exec supervision): how the command ended, as s6-supervise reports it (exit code or 256, signal).\n", Name(s.Profile))
+		fmt.Fprintf(&b, shebang+"# %s (exec supervision): how the command ended, as s6-supervise reports it (exit code or 256, signal).\n", Name(s.Profile))
 		fmt.Fprintf(&b, "case \"$1:$2\" in\n256:15|256:2) [ -e %s ] || exit 0 ;;\nesac\n",
 			quote(filepath.Join(s.Home, profile.HomeRel(s.Profile), marker.FileName)))
 		fmt.Fprintf(&b, "GATEWAY_HOME=%s\nexport GATEWAY_HOME\nexec %s finish -p %s -- \"$@\"\n", quote(s.Home), quote(s.Bin), quote(s.Profile))
 		return b.String()
 	}
-	return fmt.Sprintf("#!/bin/sh\n# %s: a gateway that exits %d (fatal configuration) or %d (failed: crash loop) stays down.\n"+
+	return fmt.Sprintf(shebang+"# %s: a gateway that exits %d (fatal configuration) or %d (failed: crash loop) stays down.\n"+
 		"case \"$1\" in %d|%d) exit 125 ;; esac\nexit 0\n", Name(s.Profile), exitcode.FatalConfig, exitcode.GaveUp, exitcode.FatalConfig, exitcode.GaveUp)
 }
 
@@ -278,6 +293,13 @@ func render(d *safedir.Dir, s Spec, t *Template) error {
 			mode          os.FileMode
 			shared        bool
 		}{"down", "", 0o644, true})
+	}
+	if s.UID > 0 {
+		files = append(files, struct {
+			name, content string
+			mode          os.FileMode
+			shared        bool
+		}{UIDFile, strconv.Itoa(s.UID) + "\n", 0o644, false})
 	}
 	for _, f := range files {
 		var err error

@@ -84,7 +84,7 @@ func mode(t *testing.T, p string) os.FileMode {
 
 func TestRunScript(t *testing.T) {
 	run := runScript(spec("coder"))
-	assert.True(t, strings.HasPrefix(run, "#!/bin/sh\n"), "no with-contenv in the #! line: the tree's environment is the container's")
+	assert.True(t, strings.HasPrefix(run, "#!/bin/sh -p\n"), "no with-contenv in the #! line: the tree's environment is the container's")
 	contenv := "[ \"$S6GATE_CONTENV\" = 1 ] || [ \"$1\" = contenv ] || exec '/command/with-contenv' \"$0\" contenv\n"
 	assert.Contains(t, run, contenv)
 	assert.Contains(t, run, "if [ \"$euid\" = 0 ] && [ \"$(id -u 'gateway')\" != 0 ]; then\n  exec '/command/s6-setuidgid' 'gateway' \"$0\" contenv\n")
@@ -262,6 +262,51 @@ func TestLogRunScript(t *testing.T) {
 	assert.True(t, strings.HasPrefix(log, "#!/bin/sh\n"))
 	assert.Contains(t, log, "[ \"$S6GATE_CONTENV\" = 1 ] || [ \"$1\" = contenv ] || exec '/command/with-contenv' \"$0\" contenv\n")
 	assert.Less(t, strings.Index(log, "exec '/command/with-contenv'"), strings.Index(log, "GATEWAY_HOME"), "$GATEWAY_HOME comes from the container environment")
+}
+
+// Under gw-svscan an isolated slot's scripts run with the profile's uid as the real uid and
+// the service user as the effective one: their shell must keep the effective uid (dash and
+// bash reset it to the real one unless -p), or gateway run could not write the profile's state.
+func TestScriptsKeepTheServiceUserAsTheirEffectiveUID(t *testing.T) {
+	s6test.RequireRoot(t)
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	require.NoError(t, os.Chmod(dir, 0o777))
+	script := filepath.Join(dir, "run")
+	out := filepath.Join(dir, "out")
+	for name, body := range map[string]string{
+		"run":    runScript(spec("coder")),
+		"finish": finishScript(spec("coder")),
+	} {
+		first, _, _ := strings.Cut(body, "\n")
+		require.NoError(t, os.WriteFile(script, []byte(first+"\nexec /usr/bin/id -u > "+out+"\n"), 0o755))
+		// Real uid 20001, effective uid 10000, as gw-svscan starts an isolated supervisor.
+		cmd := exec.Command("setpriv", "--ruid", "20001", "--euid", "10000", "--rgid", "20001", "--egid", "10000", "--clear-groups", script)
+		outb, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s: %s", name, outb)
+		got, err := os.ReadFile(out)
+		require.NoError(t, err)
+		assert.Equal(t, "10000\n", string(got), "%s: %q keeps the effective uid", name, first)
+	}
+}
+
+// An isolated slot names its profile's uid for gw-svscan; a slot without one has no file.
+func TestRenderWritesTheProfilesUID(t *testing.T) {
+	dir := t.TempDir()
+	s := spec("coder")
+	s.Home = t.TempDir()
+	s.UID = 20042
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "a"), 0o755))
+	require.NoError(t, Render(filepath.Join(dir, "a"), s))
+	b, err := os.ReadFile(filepath.Join(dir, "a", UIDFile))
+	require.NoError(t, err)
+	assert.Equal(t, "20042\n", string(b))
+	assert.Equal(t, os.FileMode(0o644), mode(t, filepath.Join(dir, "a", UIDFile)))
+
+	s.UID = 0
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "b"), 0o755))
+	require.NoError(t, Render(filepath.Join(dir, "b"), s))
+	assert.NoFileExists(t, filepath.Join(dir, "b", UIDFile))
 }
 
 func TestFinishScriptMaps78To125(t *testing.T) {

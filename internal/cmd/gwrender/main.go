@@ -16,6 +16,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/profileuid"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/svcuser"
@@ -117,6 +118,11 @@ func do(verb string, args []string, stdout io.Writer) error {
 		return err
 	}
 	spec := slot.NewSpec(s, *name, cfg.Merge(env, a.Command), *down)
+	// A slot names its profile's own uid (claimed once, kept for good), so gw-svscan runs it
+	// isolated; `render` (to a directory of the caller's) claims it too, as publish would.
+	if spec.UID, err = profileuid.Allocate(s, *name); err != nil {
+		return fmt.Errorf("the profile's own uid: %w", err)
+	}
 	if verb == "render" {
 		return render(a.Positional[0], spec, stdout)
 	}
