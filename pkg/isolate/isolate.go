@@ -28,7 +28,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -40,6 +42,7 @@ import (
 
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
 // Current returns the profile uid this process runs for, and whether it runs isolated at all:
@@ -282,4 +285,122 @@ func parseStatus(b []byte) (ruid, euid int, state byte, ok bool) {
 		}
 	}
 	return ruid, euid, state, haveUID && state != 0
+}
+
+// HomeDir is the directory, inside a profile's home, that belongs to the profile's command:
+// the only place of the data volume it may write, and its HOME.
+const HomeDir = "home"
+
+// PrepareHome makes the home of profile name under the data root ready for a command
+// running as uid, and returns the path of its HomeDir. The home's group becomes uid (mode
+// 0750: the command may enter it and read nothing of the gateway's, no other profile may even
+// enter it); profiles/ may be entered by anyone (o+x), so the command reaches its home; HomeDir,
+// owned by the service user with group uid and mode 02770, is where the command writes. The
+// service user keeps owning everything else, so the command can change none of the gateway's
+// own files (state, marker, profile.json), nor rename or replace HomeDir.
+//
+// It runs in `gateway run` as the service user with uid as its real gid: the group of what it
+// creates and changes comes from its file system gid, set to uid on one locked thread only.
+// With uid 0 (not isolated) HomeDir is made 0700, the service user's, so HOME is the same path.
+func PrepareHome(root, name string, uid int) (string, error) {
+	rel := profile.HomeRel(name)
+	if rel != "" {
+		profiles, err := safedir.Open(root, filepath.Dir(rel))
+		if err != nil {
+			return "", err
+		}
+		err = ensureMode(profiles, 0o001, 0)
+		profiles.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	home, err := safedir.Open(root, rel)
+	if err != nil {
+		return "", err
+	}
+	defer home.Close()
+	if uid > 0 && rel != "" {
+		if err := withGroup(uid, func() error { return ensureGroup(home, uid) }); err != nil {
+			return "", err
+		}
+		if err := ensureMode(home, 0o050, 0o007); err != nil {
+			return "", err
+		}
+	}
+	mode, gid := os.FileMode(0o700), -1
+	if uid > 0 {
+		mode, gid = os.ModeSetgid|0o770, uid
+	}
+	err = withGroup(gid, func() error {
+		d, err := home.OpenDir(HomeDir)
+		if errors.Is(err, fs.ErrNotExist) {
+			d, err = home.Mkdir(HomeDir, mode)
+		}
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		if gid > 0 {
+			if err := ensureGroup(d, gid); err != nil {
+				return err
+			}
+		}
+		return d.Chmod(mode)
+	})
+	if err != nil {
+		return "", fmt.Errorf("the profile's own directory: %w", err)
+	}
+	return home.Join(HomeDir), nil
+}
+
+// withGroup runs fn with the file system gid gid on a thread of its own (gid < 0: as it is).
+// The thread is given back to the runtime only if its gid could be restored.
+func withGroup(gid int, fn func() error) error {
+	if gid < 0 {
+		return fn()
+	}
+	runtime.LockOSThread()
+	old, _ := unix.SetfsgidRetGid(gid)
+	if now, _ := unix.SetfsgidRetGid(-1); now != gid { // -1 changes nothing: it reads it
+		runtime.UnlockOSThread()
+		return fmt.Errorf("cannot act as group %d (real gid %d, effective %d)", gid, unix.Getgid(), unix.Getegid())
+	}
+	err := fn()
+	_, _ = unix.SetfsgidRetGid(old)
+	if now, _ := unix.SetfsgidRetGid(-1); now == old {
+		runtime.UnlockOSThread()
+	}
+	return err
+}
+
+// ensureGroup makes d's group gid (the caller acts as that group).
+func ensureGroup(d *safedir.Dir, gid int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(d.Fd(), &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: d.Path(), Err: err}
+	}
+	if int(st.Gid) == gid {
+		return nil
+	}
+	if err := unix.Fchown(d.Fd(), -1, gid); err != nil {
+		return &os.PathError{Op: "chgrp " + strconv.Itoa(gid), Path: d.Path(), Err: err}
+	}
+	return nil
+}
+
+// ensureMode adds the bits add to d's mode and removes the bits drop.
+func ensureMode(d *safedir.Dir, add, drop uint32) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(d.Fd(), &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: d.Path(), Err: err}
+	}
+	want := (st.Mode&0o7777 | add) &^ drop
+	if want == st.Mode&0o7777 {
+		return nil
+	}
+	if err := unix.Fchmod(d.Fd(), want); err != nil {
+		return &os.PathError{Op: "chmod", Path: d.Path(), Err: err}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,6 +44,15 @@ func TestMain(m *testing.M) {
 		err := syscall.Exec("/bin/sh", []string{"sh", "-c", probe}, os.Environ())
 		fmt.Println(err)
 		os.Exit(3)
+	case "home":
+		uid, _ := isolate.Current(config.UIDRange{First: 1000, Last: 1 << 30})
+		dir, err := isolate.PrepareHome(os.Getenv("ISOLATE_TEST_ROOT"), "coder", uid)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(3)
+		}
+		fmt.Println(dir)
+		os.Exit(0)
 	case "start":
 		uid, _ := isolate.Current(config.UIDRange{First: 1000, Last: 1 << 30})
 		cmd := exec.Command("/bin/sh", "-c", probe)
@@ -78,7 +88,7 @@ func testUID(t *testing.T) int {
 }
 
 // asIsolated runs the test binary in role with real uid/gid uid and effective ones 10000.
-func asIsolated(t *testing.T, uid int, role string) string {
+func asIsolated(t *testing.T, uid int, role string, env ...string) string {
 	t.Helper()
 	s6test.RequireRoot(t)
 	self, err := os.Executable()
@@ -93,7 +103,7 @@ func asIsolated(t *testing.T, uid int, role string) string {
 	require.NoError(t, os.WriteFile(bin, b, 0o755))
 	u := strconv.Itoa(uid)
 	cmd := exec.Command("setpriv", "--ruid", u, "--euid", "10000", "--rgid", u, "--egid", "10000", "--clear-groups", bin)
-	cmd.Env = append(os.Environ(), "ISOLATE_TEST_ROLE="+role)
+	cmd.Env = append(append(os.Environ(), "ISOLATE_TEST_ROLE="+role), env...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	return string(out)
@@ -204,4 +214,51 @@ func TestProcessesParsesStatus(t *testing.T) {
 		found = found || p.PID == os.Getpid()
 	}
 	assert.True(t, found)
+}
+
+// The command may write its own directory and nothing else of its profile's home; no other
+// profile may even enter the home; the service user keeps owning everything.
+func TestPrepareHome(t *testing.T) {
+	s6test.RequireRoot(t)
+	uid, other := testUID(t), testUID(t)+1
+	root := t.TempDir()
+	require.NoError(t, os.Chmod(filepath.Dir(root), 0o755))
+	require.NoError(t, os.Chmod(root, 0o755))
+	home := filepath.Join(root, "profiles", "coder")
+	require.NoError(t, os.MkdirAll(home, 0o750))
+	require.NoError(t, os.Chmod(filepath.Join(root, "profiles"), 0o750))
+	require.NoError(t, os.WriteFile(filepath.Join(home, "gateway_state.json"), []byte("{}"), 0o640))
+	for _, p := range []string{root, filepath.Join(root, "profiles"), home, filepath.Join(home, "gateway_state.json")} {
+		require.NoError(t, os.Lchown(p, 10000, 10000))
+	}
+	out := asIsolated(t, uid, "home", "ISOLATE_TEST_ROOT="+root)
+	assert.Equal(t, filepath.Join(home, isolate.HomeDir)+"\n", out)
+	stat := func(p string) (uint32, uint32, os.FileMode) {
+		var st syscall.Stat_t
+		require.NoError(t, syscall.Lstat(p, &st))
+		fi, err := os.Lstat(p)
+		require.NoError(t, err)
+		return st.Uid, st.Gid, fi.Mode()
+	}
+	o, g, m := stat(filepath.Join(home, isolate.HomeDir))
+	assert.Equal(t, []any{uint32(10000), uint32(uid), os.ModeDir | os.ModeSetgid | 0o770}, []any{o, g, m})
+	o, g, m = stat(home)
+	assert.Equal(t, []any{uint32(10000), uint32(uid), os.ModeDir | 0o750}, []any{o, g, m})
+	_, _, m = stat(filepath.Join(root, "profiles"))
+	assert.Equal(t, os.ModeDir|0o751, m)
+
+	as := func(u int, script string) error {
+		return exec.Command("setpriv", "--reuid", strconv.Itoa(u), "--regid", strconv.Itoa(u), "--clear-groups", "sh", "-c", script).Run()
+	}
+	assert.NoError(t, as(uid, "echo x > "+filepath.Join(home, isolate.HomeDir, "mine")), "the command writes its own directory")
+	assert.Error(t, as(uid, "echo x > "+filepath.Join(home, "planted")), "but not its home")
+	assert.Error(t, as(uid, "echo x > "+filepath.Join(home, "gateway_state.json")), "nor its state")
+	assert.Error(t, as(uid, "mv "+filepath.Join(home, isolate.HomeDir)+" "+filepath.Join(home, "moved")), "nor move its directory")
+	assert.Error(t, as(other, "ls "+home), "another profile cannot enter it")
+	assert.Error(t, as(other, "echo x > "+filepath.Join(home, isolate.HomeDir, "theirs")), "nor write its directory")
+	_, g, _ = stat(filepath.Join(home, isolate.HomeDir, "mine"))
+	assert.Equal(t, uint32(uid), g, "what the command writes keeps its group")
+
+	// Again: nothing changes, nothing fails.
+	assert.Equal(t, out, asIsolated(t, uid, "home", "ISOLATE_TEST_ROOT="+root))
 }
