@@ -287,21 +287,17 @@ func parseStatus(b []byte) (ruid, euid int, state byte, ok bool) {
 	return ruid, euid, state, haveUID && state != 0
 }
 
-// HomeDir is the directory, inside a profile's home, that belongs to the profile's command:
-// the only place of the data volume it may write, and its HOME.
-const HomeDir = "home"
-
 // PrepareHome makes the home of profile name under the data root ready for a command
-// running as uid, and returns the path of its HomeDir. The home's group becomes uid (mode
+// running as uid, and returns the path of its profile.CommandDir. The home's group becomes uid (mode
 // 0750: the command may enter it and read nothing of the gateway's, no other profile may even
-// enter it); profiles/ may be entered by anyone (o+x), so the command reaches its home; HomeDir,
+// enter it); profiles/ may be entered by anyone (o+x), so the command reaches its home; profile.CommandDir,
 // owned by the service user with group uid and mode 02770, is where the command writes. The
 // service user keeps owning everything else, so the command can change none of the gateway's
-// own files (state, marker, profile.json), nor rename or replace HomeDir.
+// own files (state, marker, profile.json), nor rename or replace profile.CommandDir.
 //
 // It runs in `gateway run` as the service user with uid as its real gid: the group of what it
 // creates and changes comes from its file system gid, set to uid on one locked thread only.
-// With uid 0 (not isolated) HomeDir is made 0700, the service user's, so HOME is the same path.
+// With uid 0 (not isolated) profile.CommandDir is made 0700, the service user's, so HOME is the same path.
 func PrepareHome(root, name string, uid int) (string, error) {
 	rel := profile.HomeRel(name)
 	if rel != "" {
@@ -333,9 +329,9 @@ func PrepareHome(root, name string, uid int) (string, error) {
 		mode, gid = os.ModeSetgid|0o770, uid
 	}
 	err = withGroup(gid, func() error {
-		d, err := home.OpenDir(HomeDir)
+		d, err := home.OpenDir(profile.CommandDir)
 		if errors.Is(err, fs.ErrNotExist) {
-			d, err = home.Mkdir(HomeDir, mode)
+			d, err = home.Mkdir(profile.CommandDir, mode)
 		}
 		if err != nil {
 			return err
@@ -351,7 +347,7 @@ func PrepareHome(root, name string, uid int) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("the profile's own directory: %w", err)
 	}
-	return home.Join(HomeDir), nil
+	return home.Join(profile.CommandDir), nil
 }
 
 // withGroup runs fn with the file system gid gid on a thread of its own (gid < 0: as it is).

@@ -232,7 +232,7 @@ func TestPrepareHome(t *testing.T) {
 		require.NoError(t, os.Lchown(p, 10000, 10000))
 	}
 	out := asIsolated(t, uid, "home", "ISOLATE_TEST_ROOT="+root)
-	assert.Equal(t, filepath.Join(home, isolate.HomeDir)+"\n", out)
+	assert.Equal(t, filepath.Join(home, profile.CommandDir)+"\n", out)
 	stat := func(p string) (uint32, uint32, os.FileMode) {
 		var st syscall.Stat_t
 		require.NoError(t, syscall.Lstat(p, &st))
@@ -240,7 +240,7 @@ func TestPrepareHome(t *testing.T) {
 		require.NoError(t, err)
 		return st.Uid, st.Gid, fi.Mode()
 	}
-	o, g, m := stat(filepath.Join(home, isolate.HomeDir))
+	o, g, m := stat(filepath.Join(home, profile.CommandDir))
 	assert.Equal(t, []any{uint32(10000), uint32(uid), os.ModeDir | os.ModeSetgid | 0o770}, []any{o, g, m})
 	o, g, m = stat(home)
 	assert.Equal(t, []any{uint32(10000), uint32(uid), os.ModeDir | 0o750}, []any{o, g, m})
@@ -250,13 +250,13 @@ func TestPrepareHome(t *testing.T) {
 	as := func(u int, script string) error {
 		return exec.Command("setpriv", "--reuid", strconv.Itoa(u), "--regid", strconv.Itoa(u), "--clear-groups", "sh", "-c", script).Run()
 	}
-	assert.NoError(t, as(uid, "echo x > "+filepath.Join(home, isolate.HomeDir, "mine")), "the command writes its own directory")
+	assert.NoError(t, as(uid, "echo x > "+filepath.Join(home, profile.CommandDir, "mine")), "the command writes its own directory")
 	assert.Error(t, as(uid, "echo x > "+filepath.Join(home, "planted")), "but not its home")
 	assert.Error(t, as(uid, "echo x > "+filepath.Join(home, "gateway_state.json")), "nor its state")
-	assert.Error(t, as(uid, "mv "+filepath.Join(home, isolate.HomeDir)+" "+filepath.Join(home, "moved")), "nor move its directory")
+	assert.Error(t, as(uid, "mv "+filepath.Join(home, profile.CommandDir)+" "+filepath.Join(home, "moved")), "nor move its directory")
 	assert.Error(t, as(other, "ls "+home), "another profile cannot enter it")
-	assert.Error(t, as(other, "echo x > "+filepath.Join(home, isolate.HomeDir, "theirs")), "nor write its directory")
-	_, g, _ = stat(filepath.Join(home, isolate.HomeDir, "mine"))
+	assert.Error(t, as(other, "echo x > "+filepath.Join(home, profile.CommandDir, "theirs")), "nor write its directory")
+	_, g, _ = stat(filepath.Join(home, profile.CommandDir, "mine"))
 	assert.Equal(t, uint32(uid), g, "what the command writes keeps its group")
 
 	// Again: nothing changes, nothing fails.

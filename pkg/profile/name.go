@@ -67,3 +67,10 @@ func Home(root, name string) string { return path.Join(root, HomeRel(name)) }
 
 // LogRel is the s6-log directory of a profile's slot relative to the data root.
 func LogRel(name string) string { return path.Join("logs", "gateways", name) }
+
+// CommandDir is the directory inside a profile's home that belongs to its command (its HOME
+// when the profile runs as a uid of its own, the only place of the data volume it may write).
+const CommandDir = "home"
+
+// CommandHome is the command's own directory of a (valid) profile in the data root.
+func CommandHome(root, name string) string { return path.Join(root, HomeRel(name), CommandDir) }

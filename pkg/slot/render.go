@@ -189,8 +189,14 @@ func runScript(s Spec) string {
 // (sorted, by name only: their values travel in SetenvPrefix variables; they may override
 // HOME), then GATEWAY_HOME and GATEWAY_NOTIFY_FD, which the gateway needs and the profile
 // cannot change (the last --setenv of a name wins), and the slot's supervision mode.
+// HOME is the data root, or, for a profile with a uid of its own, its command's own
+// directory (profile.CommandHome), the one place of the data volume that command may write.
 func setenvArgs(s Spec) []string {
-	args := []string{"HOME=" + s.Home}
+	home := s.Home
+	if s.UID > 0 {
+		home = profile.CommandHome(s.Home, s.Profile)
+	}
+	args := []string{"HOME=" + home}
 	args = append(args, slices.Sorted(maps.Keys(s.Env))...)
 	args = append(args, "GATEWAY_HOME="+s.Home, fmt.Sprintf("GATEWAY_NOTIFY_FD=%d", notifyFD))
 	// The slot's mode, which its finish and timeout-kill were rendered for; it overrides the

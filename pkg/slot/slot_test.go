@@ -302,8 +302,10 @@ func TestRenderWritesTheProfilesUID(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "20042\n", string(b))
 	assert.Equal(t, os.FileMode(0o644), mode(t, filepath.Join(dir, "a", UIDFile)))
+	assert.Contains(t, runScript(s), "--setenv 'HOME="+s.Home+"/profiles/coder/home'", "HOME is the command's own directory")
 
 	s.UID = 0
+	assert.Contains(t, runScript(s), "--setenv 'HOME="+s.Home+"' ", "no uid of its own: HOME is the data root")
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "b"), 0o755))
 	require.NoError(t, Render(filepath.Join(dir, "b"), s))
 	assert.NoFileExists(t, filepath.Join(dir, "b", UIDFile))
