@@ -120,10 +120,13 @@ func setup(cfg Config) (*scanner, int, error) {
 	}
 	dir, err := unix.Open(cfg.ScanDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	switch {
-	case errors.Is(err, unix.ELOOP):
-		return nil, -1, &SetupError{Path: cfg.ScanDir, Reason: "is a symbolic link"}
-	case errors.Is(err, unix.ENOTDIR):
-		return nil, -1, &SetupError{Path: cfg.ScanDir, Reason: "is not a directory"}
+	case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR):
+		reason := "is not a directory"
+		var st unix.Stat_t
+		if unix.Lstat(cfg.ScanDir, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			reason = "is a symbolic link"
+		}
+		return nil, -1, &SetupError{Path: cfg.ScanDir, Reason: reason}
 	case err != nil:
 		return nil, -1, &SystemError{&os.PathError{Op: "open", Path: cfg.ScanDir, Err: err}}
 	}
