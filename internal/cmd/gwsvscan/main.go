@@ -5,12 +5,12 @@
 package gwsvscan
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -59,36 +59,52 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, eu
 	return exitcode.OK
 }
 
-// parse reads the options and the settings that come from gw-svscan's own environment (root's,
-// never the scan directory's).
+// parse reads the options, as s6-svscan's getopt does ("-d3" or "-d 3", options before
+// SCANDIR, "--" ends them), and the settings that come from gw-svscan's own environment
+// (root's, never the scan directory's).
 func parse(args []string, getenv func(string) string) (svscan.Config, error) {
-	fs := flag.NewFlagSet("gw-svscan", flag.ContinueOnError)
-	notify := fs.Int("d", -1, "notification fd")
-	maxServices := fs.Int("c", svscan.DefaultMax, "most services")
-	rescan := fs.Int("t", 0, "rescan period in ms")
-	a, err := cli.Parse(fs, args)
-	if err != nil {
-		return svscan.Config{}, fmt.Errorf("%w; %s", err, usage[:len(usage)-1])
+	opts := map[byte]int{'d': -1, 'c': svscan.DefaultMax, 't': 0}
+	for len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' {
+		arg := args[0]
+		args = args[1:]
+		if arg == "--" {
+			break
+		}
+		for i := 1; i < len(arg); i++ {
+			c := arg[i]
+			if _, ok := opts[c]; !ok {
+				return svscan.Config{}, exitcode.Usagef("unknown option -%c; %s", c, usage[:len(usage)-1])
+			}
+			v := arg[i+1:]
+			if v == "" {
+				if len(args) == 0 {
+					return svscan.Config{}, exitcode.Usagef("-%c needs a value; %s", c, usage[:len(usage)-1])
+				}
+				v, args = args[0], args[1:]
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return svscan.Config{}, exitcode.Usagef("-%c %q: want a number; %s", c, v, usage[:len(usage)-1])
+			}
+			opts[c] = n
+			break
+		}
 	}
-	switch {
-	case len(a.Positional) != 1 || a.DashDash:
+	if len(args) != 1 {
 		return svscan.Config{}, exitcode.Usagef("want exactly one SCANDIR; %s", usage[:len(usage)-1])
-	case *rescan < 0:
-		return svscan.Config{}, exitcode.Usagef("-t %d: want a number of milliseconds, 0 for none", *rescan)
-	case *notify < -1:
-		return svscan.Config{}, exitcode.Usagef("-d %d: not a descriptor", *notify)
 	}
 	uids := config.UIDRange{First: config.DefaultUIDFirst, Last: config.DefaultUIDLast}
 	if v := getenv("GATEWAY_UID_RANGE"); v != "" {
+		var err error
 		if uids, err = config.ParseUIDRange(v); err != nil {
 			return svscan.Config{}, &svscan.SetupError{Path: "GATEWAY_UID_RANGE", Reason: err.Error()}
 		}
 	}
 	return svscan.Config{
-		ScanDir:      a.Positional[0],
-		Max:          min(max(*maxServices, svscan.MinLimit), svscan.MaxLimit), // clamped, as s6-svscan does
-		Rescan:       time.Duration(*rescan) * time.Millisecond,
-		NotifyFD:     *notify,
+		ScanDir:      args[0],
+		Max:          min(max(opts['c'], svscan.MinLimit), svscan.MaxLimit), // clamped, as s6-svscan does
+		Rescan:       time.Duration(opts['t']) * time.Millisecond,
+		NotifyFD:     opts['d'],
 		ReadyTimeout: readyTimeout,
 		Supervise:    s6Tool(getenv, "s6-supervise"),
 		Setpriv:      setprivPath,
