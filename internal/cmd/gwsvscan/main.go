@@ -70,25 +70,22 @@ func parse(args []string, getenv func(string) string) (svscan.Config, error) {
 		if arg == "--" {
 			break
 		}
-		for i := 1; i < len(arg); i++ {
-			c := arg[i]
-			if _, ok := opts[c]; !ok {
-				return svscan.Config{}, exitcode.Usagef("unknown option -%c; %s", c, usage[:len(usage)-1])
-			}
-			v := arg[i+1:]
-			if v == "" {
-				if len(args) == 0 {
-					return svscan.Config{}, exitcode.Usagef("-%c needs a value; %s", c, usage[:len(usage)-1])
-				}
-				v, args = args[0], args[1:]
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return svscan.Config{}, exitcode.Usagef("-%c %q: want a number; %s", c, v, usage[:len(usage)-1])
-			}
-			opts[c] = n
-			break
+		// Every option takes a value: the rest of the argument, else the next one.
+		c, v := arg[1], arg[2:]
+		if _, ok := opts[c]; !ok {
+			return svscan.Config{}, exitcode.Usagef("unknown option -%c; %s", c, usage[:len(usage)-1])
 		}
+		if v == "" {
+			if len(args) == 0 {
+				return svscan.Config{}, exitcode.Usagef("-%c needs a value; %s", c, usage[:len(usage)-1])
+			}
+			v, args = args[0], args[1:]
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return svscan.Config{}, exitcode.Usagef("-%c %q: want a number; %s", c, v, usage[:len(usage)-1])
+		}
+		opts[c] = n
 	}
 	if len(args) != 1 {
 		return svscan.Config{}, exitcode.Usagef("want exactly one SCANDIR; %s", usage[:len(usage)-1])
