@@ -727,3 +727,40 @@ func TestNonRootExecsS6Svscan(t *testing.T) {
 		return err == nil && string(b) == "s6-svscan\n" && hasReader(filepath.Join(scan, ".s6-svscan", "control"))
 	})
 }
+
+// At most -c services are supervised; each entry beyond gets one warning per scan, as
+// s6-svscan's "too many services".
+func TestTooManyServices(t *testing.T) {
+	scan := scanTree(t)
+	for _, n := range []string{"s1", "s2", "s3"} {
+		service(t, scan, n, sleepRun, "")
+	}
+	s := start(t, scan, nil, "-c", "2")
+	s.waitReady()
+	s6test.Eventually(t, 10*time.Second, "the warning", func() bool {
+		return strings.Contains(s.output(), `msg="too many services: not supervised"`)
+	})
+	running := 0
+	for _, n := range []string{"s1", "s2", "s3"} {
+		if _, ok := s.supervisor(n); ok {
+			running++
+		}
+	}
+	assert.Equal(t, 2, running)
+	assert.Equal(t, 1, strings.Count(s.output(), "too many services"), s.output())
+}
+
+// Two scanners never run on one directory: the second gets the lock s6-svscan takes, and
+// stops with exit code 100.
+func TestOneScannerPerDirectory(t *testing.T) {
+	scan := scanTree(t)
+	first := start(t, scan, nil)
+	first.waitReady()
+	second := start(t, scan, nil)
+	var ee *exec.ExitError
+	require.ErrorAs(t, second.waitExit(t), &ee)
+	assert.Equal(t, 100, ee.ExitCode())
+	assert.Equal(t, "gw-svscan: "+scan+": another instance of s6-svscan or gw-svscan is already running on it\n", second.output())
+	out, err := asSvc(t, "s6-svscanctl", "-a", scan)
+	assert.NoError(t, err, "the first one still answers: %s", out)
+}
