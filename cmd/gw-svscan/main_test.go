@@ -423,6 +423,7 @@ func TestOnlyRealDirectoriesAreServices(t *testing.T) {
 	}
 	assert.NoDirExists(t, filepath.Join(outside, "supervise"))
 	assert.NoDirExists(t, filepath.Join(logDir, "supervise"))
+	assert.NotContains(t, s.output(), "entry=linked ", "skipped without a word, not tried and refused")
 }
 
 // What the service user plants in .s6-svscan is never followed or adopted: gw-svscan refuses
