@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -679,14 +680,20 @@ func TestBadUsage(t *testing.T) {
 	s6test.RequireRoot(t)
 	bin := s6test.Binaries(t)["gw-svscan"]
 	scan := scanTree(t)
+	// Bounded: a usage error that went unnoticed would run a scanner.
+	run := func(args ...string) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	}
 	for _, args := range [][]string{{}, {scan, scan}, {"-t", "-1", scan}, {"-x", scan}, {"-d", "-2", scan}, {"-c", "many", scan}} {
-		out, err := exec.Command(bin, args...).CombinedOutput()
+		out, err := run(args...)
 		var ee *exec.ExitError
 		require.ErrorAs(t, err, &ee, "%v", args)
 		assert.Equal(t, 2, ee.ExitCode(), "%v: %s", args, out)
 		assert.Equal(t, 1, strings.Count(string(out), "\n"), "%v: %q", args, out)
 	}
-	out, err := exec.Command(bin, "-d", "1", scan).CombinedOutput()
+	out, err := run("-d", "1", scan)
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 100, ee.ExitCode(), "%s", out)
@@ -703,7 +710,9 @@ func TestNonRootExecsS6Svscan(t *testing.T) {
 	require.NoError(t, os.Mkdir(cmdDir, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(cmdDir, "s6-svscan"), []byte("#!/bin/sh\necho \"fake $0 $*\"\n"), 0o755))
 	run := func(env []string, args ...string) string {
-		cmd := exec.Command(bin, args...)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = env
 		if os.Geteuid() == 0 {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: svc, Gid: svc}}
