@@ -96,6 +96,10 @@ func Run(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	s.log.Info("supervising", "scandir", cfg.ScanDir, "uid", s.svcUID, "gid", s.svcGID, "isolated_uids", cfg.UIDs.String())
+	if s.noSetpriv != "" {
+		s.log.Warn("no slot with "+UIDFile+" can start", "reason", s.noSetpriv)
+	}
 	ctl := make(chan []byte)
 	go readControl(ctlFD, ctl)
 	s.loop(chld, sigc, ctl)
