@@ -117,12 +117,16 @@ func start(t *testing.T, dir string, env []string, args ...string) *scanner {
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Dir = "/"
+	// A group of its own, which its supervisors share: what a broken gw-svscan leaves behind
+	// is ended with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	w.Close()
 	s := &scanner{t: t, dir: dir, cmd: cmd, log: log, ready: r, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		s.stop()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		r.Close()
 		if t.Failed() {
 			t.Logf("gw-svscan output:\n%s", s.output())
