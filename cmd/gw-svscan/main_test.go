@@ -97,6 +97,7 @@ type scanner struct {
 	log   string   // its stdout and stderr
 	ready *os.File // the read end of its -d 3
 	done  chan error
+	left  map[int]string // its descendants when it was stopped (pid → start time)
 }
 
 // start runs gw-svscan -d 3 [args] dir with env added to a minimal environment.
@@ -125,8 +126,16 @@ func start(t *testing.T, dir string, env []string, args ...string) *scanner {
 	s := &scanner{t: t, dir: dir, cmd: cmd, log: log, ready: r, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(func() {
+		// What a broken gw-svscan would leave behind: its supervisors share its process
+		// group; their services (each in a session of its own) are ended by pid, if they are
+		// still the processes seen here.
 		s.stop()
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		for pid, start := range s.left {
+			if startTime(pid) == start {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
 		r.Close()
 		if t.Failed() {
 			t.Logf("gw-svscan output:\n%s", s.output())
@@ -144,9 +153,10 @@ func (s *scanner) output() string {
 // stop sends SIGTERM and waits (bounded) for gw-svscan to exit; it returns the exit status.
 func (s *scanner) stop() error {
 	s.t.Helper()
-	if s.cmd.ProcessState != nil {
+	if s.cmd.ProcessState != nil || s.left != nil {
 		return nil
 	}
+	s.left = descendants(s.cmd.Process.Pid)
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-s.done:
@@ -198,6 +208,33 @@ func children(pid int) []int {
 		}
 	}
 	return out
+}
+
+// descendants maps every descendant of pid to its start time.
+func descendants(pid int) map[int]string {
+	m := map[int]string{}
+	var walk func(int)
+	walk = func(p int) {
+		for _, c := range children(p) {
+			m[c] = startTime(c)
+			walk(c)
+		}
+	}
+	walk(pid)
+	return m
+}
+
+// startTime is field 22 of /proc/PID/stat ("" when the process is gone).
+func startTime(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if f := strings.Fields(rest); ok && len(f) > 19 {
+		return f[19]
+	}
+	return ""
 }
 
 type proc struct {
