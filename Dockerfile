@@ -1,6 +1,7 @@
 # s6gate image: Debian's s6 under our s6-overlay compatible /init, the s6gate binaries, a
-# cont-init hook that reconciles the gateways, and the gateways' own s6-svscan, run as the
-# service user (/etc/services.d/s6gate-gateways).
+# cont-init hook that reconciles the gateways, and the gateways' own scanner, gw-svscan, whose
+# supervisors run as the service user (/etc/services.d/s6gate-gateways; it starts an isolated
+# slot's supervisor through util-linux's setpriv, in the base image).
 # /run is 1777, like /tmp, so that `docker run --user 10000 --tmpfs /run:exec` works: Docker
 # copies the image's /run mode (not its owner) onto the tmpfs, and /init accepts a root-owned
 # sticky /run for a non-root user as s6-overlay does; /init run as root makes it 0755 at every
@@ -25,7 +26,7 @@ RUN groupadd --system --gid "${GATEWAY_UID}" gateway \
 # the s6-portable-utils commands scripts use are in it too: in /command, and in /usr/bin as
 # s6-overlay's symlinks tarballs put them (so `#!/usr/bin/with-contenv bash` works).
 COPY bin/s6gate /usr/local/bin/s6gate
-RUN for c in gateway gw-reconcile gw-render gw-mark with-contenv printcontenv s6-rc; do \
+RUN for c in gateway gw-reconcile gw-render gw-mark gw-svscan with-contenv printcontenv s6-rc; do \
       ln -s s6gate "/usr/local/bin/$c"; done \
  && ln -s /usr/local/bin/s6gate /init \
  && ln -sf /usr/local/bin/with-contenv /usr/local/bin/printcontenv /usr/local/bin/s6-rc /command/ \

@@ -7,6 +7,8 @@
 # DIR gets only what /init, the gateways and s6 need:
 #   - the multi-call binary /usr/local/bin/s6gate with its links (/init, gateway, gw-*,
 #     with-contenv, printcontenv, s6-rc) and the /command links to the tools below;
+#   - util-linux's setpriv: gw-svscan starts an isolated slot's s6-supervise through it, with
+#     a real uid other than its effective one (docs/gw-svscan.md);
 #   - no execline: s6-rc oneshots (execline scripts, docs/s6-rc.md) need the full image;
 #   - the s6 programs s6gate runs (boot, stop, verbs, slot scripts) and those they run
 #     themselves by absolute path: s6-svscan starts /usr/bin/s6-supervise, s6-setuidgid
@@ -20,7 +22,8 @@
 #     `env K=V prog`), and `cat`, `test`, `sleep` for `docker exec` checks and gateway commands
 #     like `sh -c '...; sleep 1'`;
 #   - every shared library they load (ldd: libc, the loader, skalibs, libs6, libselinux and
-#     libpcre2 for id and mkdir) and the Debian copyright file of each package copied;
+#     libpcre2 for id and mkdir, libcap-ng for setpriv) and the Debian copyright file of each
+#     package copied;
 #   - /etc/passwd and /etc/group with root and the service user only, nsswitch.conf (files);
 #     /opt/data (the service user's, 0755), /tmp and /run (1777, as in the Dockerfile),
 #     /var/run -> /run, and the s6-overlay directories under /etc from rootfs/.
@@ -31,8 +34,8 @@ dir=${1:?usage: minimal-root.sh DIR}
 
 S6_TOOLS="s6-svscan s6-supervise s6-svscanctl s6-svc s6-svstat s6-svwait s6-svok s6-log
 s6-setuidgid s6-envuidgid s6-applyuidgid s6-svlisten1 s6-ftrigrd"
-CORE="dash id env mkdir cat test sleep"
-S6GATE_LINKS="gateway gw-reconcile gw-render gw-mark with-contenv printcontenv s6-rc"
+CORE="dash id env mkdir cat test sleep setpriv"
+S6GATE_LINKS="gateway gw-reconcile gw-render gw-mark gw-svscan with-contenv printcontenv s6-rc"
 
 # Debian bookworm's merged /usr: /bin, /lib, /lib64 and /sbin are links into /usr.
 mkdir -p "$dir/usr/bin" "$dir/usr/lib/x86_64-linux-gnu" "$dir/usr/lib64" "$dir/usr/local/bin" \

@@ -67,6 +67,7 @@ func TestMinimalImage(t *testing.T) {
 	t.Run("KillThenStartBringsRunningGatewayBack", func(t *testing.T) { killThenStartBringsRunningGatewayBack(t, opts...) })
 	t.Run("DockerStopIsPromptAndPersistsRunning", func(t *testing.T) { dockerStopIsPromptAndPersistsRunning(t, opts...) })
 	t.Run("GatewayOutputReachesDockerLogsAndLogFile", func(t *testing.T) { gatewayOutputReachesDockerLogsAndLogFile(t, opts...) })
+	t.Run("IsolatedSupervisors", func(t *testing.T) { isolatedSupervisors(t, opts...) })
 	t.Run("HealthcheckAndNoDebianAround", func(t *testing.T) {
 		b := start(t, nil, opts...)
 		code, out := b.exec("gateway", "gateway", "status", "--check")

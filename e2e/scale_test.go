@@ -362,7 +362,7 @@ func (bx *box) scaleMemory(n int, mode string) scaleMem {
 		switch {
 		case p.comm == "gateway":
 			kind, m.wrapper = "gateway run", m.wrapper+pss
-		case p.comm == "s6-supervise" && parent.comm == "s6-svscan" && p.ppid != root:
+		case p.comm == "s6-supervise" && (parent.comm == "s6-svscan" || parent.comm == "gw-svscan") && p.ppid != root:
 			kind, m.supervise = "s6-supervise", m.supervise+pss
 		case p.comm == "s6-log":
 			kind, m.logger = "s6-log", m.logger+pss

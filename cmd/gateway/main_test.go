@@ -101,7 +101,7 @@ func TestHelpAndNoArgs(t *testing.T) {
 // their usage strings; ours must not), and documents exit code 2.
 func TestUsageMatchesDocPages(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
-	for _, prog := range []string{"gateway", "gw-reconcile", "gw-render", "gw-mark"} {
+	for _, prog := range []string{"gateway", "gw-reconcile", "gw-render", "gw-mark", "gw-svscan"} {
 		t.Run(prog, func(t *testing.T) {
 			r := e.Run(prog, "--help")
 			require.Equal(t, 0, r.Code, r.Stderr)

@@ -1,7 +1,7 @@
 // Command s6gate is every s6gate command in one static binary (issue 9, smaller images): the
 // image installs it once, as /usr/local/bin/s6gate, with one link per command —
-// /usr/local/bin/{gateway,gw-reconcile,gw-render,gw-mark,with-contenv,printcontenv,s6-rc} and
-// /init —
+// /usr/local/bin/{gateway,gw-reconcile,gw-render,gw-mark,gw-svscan,with-contenv,printcontenv,s6-rc}
+// and /init —
 // so the Go runtime and the shared packages are on disk once instead of seven times.
 //
 // It runs the command named by the base name of argv[0], which is the link's name also when
@@ -36,6 +36,7 @@ import (
 	"github.com/s6gate/s6gate/internal/cmd/gwmark"
 	"github.com/s6gate/s6gate/internal/cmd/gwreconcile"
 	"github.com/s6gate/s6gate/internal/cmd/gwrender"
+	"github.com/s6gate/s6gate/internal/cmd/gwsvscan"
 	"github.com/s6gate/s6gate/internal/cmd/printcontenv"
 	"github.com/s6gate/s6gate/internal/cmd/withcontenv"
 	"github.com/s6gate/s6gate/pkg/boot"
@@ -58,6 +59,7 @@ func commands() []command {
 		{"gw-reconcile", gwreconcile.Main},
 		{"gw-render", gwrender.Main},
 		{"gw-mark", gwmark.Main},
+		{"gw-svscan", gwsvscan.Main},
 		{"with-contenv", withcontenv.Main},
 		{"printcontenv", printcontenv.Main},
 		{"s6-rc", s6rc.Main},
@@ -71,8 +73,8 @@ func commands() []command {
 
 const usage = `usage: s6gate CMD [ARGS...]   (or run it through a link named CMD)
        s6gate --list
-commands: gateway, gw-reconcile, gw-render, gw-mark, with-contenv, printcontenv, s6-rc, init,
-  and s6-overlay's helpers and s6-portable-utils: logutil-newfifo, logutil-service, s6-cat,
+commands: gateway, gw-reconcile, gw-render, gw-mark, gw-svscan, with-contenv, printcontenv, s6-rc,
+  init, and s6-overlay's helpers and s6-portable-utils: logutil-newfifo, logutil-service, s6-cat,
   s6-chmod, s6-chown, s6-echo, s6-hiercopy, s6-ln, s6-mkdir, s6-rmrf, s6-sleep, s6-touch,
   with-retries
 `

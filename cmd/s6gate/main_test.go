@@ -23,7 +23,7 @@ func TestOwnMessages(t *testing.T) {
 		code           int
 		stdout, stderr string
 	}{
-		{"list", []string{"s6gate", "--list"}, 0, "gateway\ngw-reconcile\ngw-render\ngw-mark\nwith-contenv\nprintcontenv\ns6-rc\ninit\n" +
+		{"list", []string{"s6gate", "--list"}, 0, "gateway\ngw-reconcile\ngw-render\ngw-mark\ngw-svscan\nwith-contenv\nprintcontenv\ns6-rc\ninit\n" +
 			strings.Join(s6util.Names(), "\n") + "\n", ""},
 		{"help", []string{"/usr/local/bin/s6gate", "--help"}, 0, usage, ""},
 		{"no command", []string{"s6gate"}, 2, "", usage},
@@ -69,6 +69,7 @@ func TestDispatchThroughLinks(t *testing.T) {
 		{[]string{"gw-reconcile", "--help"}, 0, "usage: gw-reconcile"},
 		{[]string{"gw-render", "--help"}, 0, "usage:\n  gw-render render"},
 		{[]string{"gw-mark", "--help"}, 0, "usage:\n  gw-mark write"},
+		{[]string{"gw-svscan", "--help"}, 0, "usage: gw-svscan"},
 		{[]string{"printcontenv", "--help"}, 0, "usage: printcontenv VAR"},
 		{[]string{"with-contenv", "--help"}, 0, "usage: with-contenv PROG"},
 		{[]string{"s6-rc", "help"}, 0, "usage: s6-rc"},

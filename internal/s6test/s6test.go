@@ -203,7 +203,7 @@ type builds struct {
 var binaries builds
 
 // commands are the binaries Binaries builds (s6gate is the multi-call binary of all of them).
-var commands = []string{"gateway", "gw-reconcile", "gw-render", "gw-mark", "with-contenv", "printcontenv", "s6gate"}
+var commands = []string{"gateway", "gw-reconcile", "gw-render", "gw-mark", "gw-svscan", "with-contenv", "printcontenv", "s6gate"}
 
 // MulticallEnv, set to 1, makes Binaries return links to the multi-call binary cmd/s6gate
 // under each command's name instead of the single binaries, as the image installs them: the
