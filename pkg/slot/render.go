@@ -18,8 +18,8 @@ import (
 	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
-// prefix starts the name of every slot.
-const prefix = "gateway-"
+// Prefix starts the name of every slot.
+const Prefix = "gateway-"
 
 // notifyFD is the descriptor s6-supervise hands the gateway for its readiness notification.
 const notifyFD = 3
@@ -34,11 +34,11 @@ const killTimeoutMS = 10000
 const runMode os.FileMode = 0o750
 
 // Name is the slot name of a profile.
-func Name(profileName string) string { return prefix + profileName }
+func Name(profileName string) string { return Prefix + profileName }
 
 // profileOf returns the profile of a slot name, and whether the name is a valid slot name.
 func profileOf(service string) (string, bool) {
-	p, ok := strings.CutPrefix(service, prefix)
+	p, ok := strings.CutPrefix(service, Prefix)
 	if !ok || profile.Validate(p) != nil {
 		return service, false
 	}

@@ -4,14 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/s6gate/s6gate/pkg/slot"
 )
 
 // UIDFile is the file in a slot that asks for an isolated supervisor: the uid (and gid) the
 // slot's command runs as, written by the service user when it publishes the slot.
-const UIDFile = "s6gate-uid"
+const UIDFile = slot.UIDFile
 
-// SlotPrefix starts the name of every gateway slot (pkg/slot: "gateway-" + profile name).
-const SlotPrefix = "gateway-"
+// SlotPrefix starts the name of every gateway slot.
+const SlotPrefix = slot.Prefix
 
 // maxUIDFileSize bounds what is read of UIDFile: a uid of 10 digits and its newline fit.
 const maxUIDFileSize = 32
