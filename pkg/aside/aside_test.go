@@ -235,5 +235,3 @@ func idleChild() int {
 	fmt.Println("idle threads:", len(tasks))
 	return 0
 }
-
-
