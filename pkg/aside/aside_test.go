@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/s6gate/s6gate/internal/s6test"
 )
 
 func TestMain(m *testing.M) {
@@ -177,6 +180,68 @@ func TestMoveEntriesOfADirectoryThatCannotMove(t *testing.T) {
 	entries, err = os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
+}
+
+// A real mount point (a tmpfs in a private mount namespace) cannot be renamed: SetAside moves
+// its entries instead, and the mount stays.
+func TestSetAsideOfAMountPoint(t *testing.T) {
+	s6test.RequireRoot(t)
+	base := t.TempDir()
+	dir := filepath.Join(base, "service")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	type result struct {
+		old     string
+		err     error
+		entries []string
+		left    []string
+		fstype  int64
+	}
+	done := make(chan result)
+	go func() {
+		// This goroutine's thread gets a mount namespace of its own and dies with it (a
+		// goroutine that exits locked takes its thread along).
+		runtime.LockOSThread()
+		var r result
+		defer func() { done <- r }()
+		if r.err = unix.Unshare(unix.CLONE_NEWNS); r.err != nil {
+			return
+		}
+		if r.err = unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); r.err != nil {
+			return
+		}
+		if r.err = unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0755"); r.err != nil {
+			return
+		}
+		for _, p := range []string{"slot/supervise/lock", ".s6-svscan/control"} {
+			if r.err = os.MkdirAll(filepath.Join(dir, p), 0o755); r.err != nil {
+				return
+			}
+		}
+		if r.old, r.err = SetAside(dir); r.err != nil {
+			return
+		}
+		var names []string
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		r.entries = names
+		var st unix.Statfs_t
+		_ = unix.Statfs(dir, &st)
+		r.fstype = st.Type
+		r.left, r.err = Leftovers(dir)
+		if r.err == nil {
+			_, r.err = Remove(r.old)
+		}
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+	}()
+	r := <-done
+	require.NoError(t, r.err)
+	assert.Equal(t, int64(unix.TMPFS_MAGIC), r.fstype, "still the mount point")
+	require.Len(t, r.entries, 1)
+	assert.Equal(t, filepath.Join(dir, r.entries[0]), r.old)
+	assert.True(t, strings.HasPrefix(r.entries[0], ".old-"), r.entries[0])
+	assert.Equal(t, []string{r.old}, r.left)
 }
 
 // Two removers never work on one tree: the second is told at once.
