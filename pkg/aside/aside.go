@@ -114,11 +114,25 @@ func moveEntries(pfd int, dir string) (string, error) {
 				continue
 			}
 			// An entry that cannot move either (overlayfs again) is removed where it is.
-			if _, rerr := (&remover{}).removeAt(dfd, n, filepath.Join(dir, n)); rerr != nil {
+			if rerr := removeIn(dfd, n, filepath.Join(dir, n)); rerr != nil {
 				return "", fmt.Errorf("set aside %s: %w", filepath.Join(dir, n), rerr)
 			}
 		}
 	}
+}
+
+// removeIn removes name in dirfd.
+func removeIn(dirfd int, name, path string) error {
+	pfd, err := unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	t, err := claimAt(pfd, name, path)
+	if err != nil {
+		return err
+	}
+	_, err = t.Remove()
+	return err
 }
 
 // seal gives the set-aside directory name in dirfd to root (when the caller is root) with mode
@@ -165,70 +179,99 @@ func Leftovers(dir string) ([]string, error) {
 	return out, nil
 }
 
-// Remove removes the set-aside tree at path (a directory, or whatever was set aside) and
-// returns how many entries it removed. It works with descriptors only: nothing is ever followed
-// through a symlink, and at most MaxDepth directories are open at once. It holds an exclusive
-// flock on the tree's top for the whole removal; when another remover holds it, Remove returns
-// ErrBusy at once. A missing path is no error.
+// Remove removes the set-aside tree at path: Claim, then Tree.Remove. A missing path is no
+// error.
 func Remove(path string) (int64, error) {
+	t, err := Claim(path)
+	if err != nil {
+		return 0, err
+	}
+	return t.Remove()
+}
+
+// Tree is a set-aside tree claimed for removal by this process.
+type Tree struct {
+	path   string
+	parent int      // the directory that holds it (ours to close)
+	name   string   // its name there
+	top    *os.File // the tree's top directory, locked; nil when it is not a directory
+}
+
+// Claim opens the set-aside tree at path (a directory, or whatever was set aside: a symlink is
+// never followed) and takes its lock, an exclusive flock on its top, without waiting: ErrBusy
+// when another remover holds it, so two removers never work on one tree. The lock is held
+// until Remove or Close.
+func Claim(path string) (*Tree, error) {
 	path = filepath.Clean(path)
 	pfd, err := unix.Open(filepath.Dir(path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return 0, nil
-	}
 	if err != nil {
-		return 0, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
+		return nil, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
 	}
-	defer unix.Close(pfd)
+	return claimAt(pfd, filepath.Base(path), path)
+}
+
+// claimAt is Claim of name in pfd, which it takes over.
+func claimAt(pfd int, name, path string) (*Tree, error) {
+	t := &Tree{path: path, parent: pfd, name: name}
+	fd, err := openDir(pfd, name)
+	switch {
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
+		return t, nil // gone already, or not a directory: Remove unlinks it
+	case err != nil:
+		unix.Close(pfd)
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	t.top = os.NewFile(uintptr(fd), path)
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("remove %s: %w", path, ErrBusy)
+		}
+		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	return t, nil
+}
+
+// Path is where the tree is.
+func (t *Tree) Path() string { return t.path }
+
+// Close gives the claim up, removing nothing.
+func (t *Tree) Close() error {
+	if t.top != nil {
+		t.top.Close()
+	}
+	return unix.Close(t.parent)
+}
+
+// Remove removes the claimed tree and returns how many entries it removed. It works with
+// descriptors only: nothing is ever followed through a symlink, and at most MaxDepth
+// directories are open at once. It releases the claim.
+func (t *Tree) Remove() (int64, error) {
+	defer t.Close()
 	r := &remover{}
-	return r.removeAt(pfd, filepath.Base(path), path)
+	if t.top == nil {
+		err := unix.Unlinkat(t.parent, t.name, 0)
+		if err == nil {
+			return 1, nil
+		}
+		if errors.Is(err, unix.ENOENT) {
+			return 0, nil
+		}
+		return 0, &os.PathError{Op: "unlinkat", Path: t.path, Err: err}
+	}
+	if err := r.empty(t.top); err != nil {
+		return r.n, err
+	}
+	if err := unix.Unlinkat(t.parent, t.name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		return r.n, &os.PathError{Op: "rmdir", Path: t.path, Err: err}
+	}
+	return r.n + 1, nil
 }
 
 // remover removes one tree and counts what it removed.
 type remover struct {
 	n    int64
 	flat int // names made at the top for subtrees moved up
-}
-
-// removeAt removes name in pfd (path is for messages).
-func (r *remover) removeAt(pfd int, name, path string) (int64, error) {
-	err := unix.Unlinkat(pfd, name, 0)
-	if err == nil {
-		r.n++
-		return r.n, nil
-	}
-	if errors.Is(err, unix.ENOENT) {
-		return r.n, nil
-	}
-	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
-		return r.n, &os.PathError{Op: "unlinkat", Path: path, Err: err}
-	}
-	fd, oerr := openDir(pfd, name)
-	if errors.Is(oerr, unix.ENOENT) {
-		return r.n, nil
-	}
-	if oerr != nil {
-		if errors.Is(oerr, unix.ENOTDIR) || errors.Is(oerr, unix.ELOOP) {
-			return r.n, &os.PathError{Op: "unlinkat", Path: path, Err: err}
-		}
-		return r.n, &os.PathError{Op: "open", Path: path, Err: oerr}
-	}
-	top := os.NewFile(uintptr(fd), path)
-	defer top.Close()
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return r.n, fmt.Errorf("remove %s: %w", path, ErrBusy)
-		}
-		return r.n, &os.PathError{Op: "flock", Path: path, Err: err}
-	}
-	if err := r.empty(top); err != nil {
-		return r.n, err
-	}
-	if err := unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
-		return r.n, &os.PathError{Op: "rmdir", Path: path, Err: err}
-	}
-	r.n++
-	return r.n, nil
 }
 
 // level is one open directory on the way down.

@@ -17,7 +17,8 @@
 //   - Leftovers lists the trees set aside for a directory that are still there: this boot's,
 //     and earlier boots' whose removal was cut short by a stop (they are removed again, so what
 //     is set aside never grows without bound).
-//   - Remove removes one set-aside tree with descriptors (openat, unlinkat), never following a
+//   - Claim takes a set-aside tree for removal (an exclusive flock, without waiting), and
+//     Remove removes one set-aside tree with descriptors (openat, unlinkat), never following a
 //     symlink, holding at most MaxDepth open directories whatever the tree's depth (a deeper
 //     subtree is moved up to the top of the set-aside tree first), and under an exclusive
 //     flock, so two removers never work on one tree.
