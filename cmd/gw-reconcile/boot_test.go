@@ -202,4 +202,3 @@ func TestInterruptedBootIsAFailedBoot(t *testing.T) {
 	assert.Contains(t, r.Stderr, "an s6-svscan is running on it")
 	assert.Equal(t, bootrecord.OK, readRecord(t, e.ScanDir).State)
 }
-
