@@ -127,6 +127,20 @@ for d in 0 1 2 3 4 5 6 7 8 9; do mkdir $d; (cd $d && seq 1 10000 | xargs touch);
 	begin := time.Now()
 	b.gw("status")
 	assert.Less(t, time.Since(begin), 5*time.Second, "verbs stay quick while the old tree is removed")
+
+	// A stop while the remover is still at work is as prompt as any: it is an ordinary process
+	// that the stop's TERM ends, never one the stop waits for (what is left is removed after the
+	// next boot).
+	_, out = b.exec("", "sh", "-c", "cat /proc/[0-9]*/comm 2>/dev/null | grep -cx gw-reconcile")
+	require.Equal(t, "1", strings.TrimSpace(out), "the remover is at work")
+	timeout := 20 * time.Second
+	begin = time.Now()
+	require.NoError(t, b.c.Stop(b.ctx, &timeout))
+	assert.Less(t, time.Since(begin), 10*time.Second, "docker stop")
+	logs := b.logs()
+	last := logs[max(0, strings.LastIndex(logs, "stop: SIGTERM received")):]
+	assert.Contains(t, last, "stop: all processes exited in", "the remover ended on TERM")
+	assert.NotContains(t, last, "sending KILL")
 }
 
 // A corrupt tree: s6's files replaced by directories in every slot (supervise/lock,

@@ -110,20 +110,29 @@ func slotsUp(scanDir string) bool {
 		if err != nil {
 			continue // gone meanwhile (an unregister)
 		}
-		_, err = d.Lstat("down")
-		up := err == nil // registered, not meant to run
-		if !up {
-			if sup, err := d.OpenDir("supervise"); err == nil {
-				b, err := sup.ReadFile("status", 64)
-				sup.Close()
-				st, perr := s6.ParseStatusFile(b)
-				up = err == nil && perr == nil && st.Up
-			}
-		}
+		ok := slotUp(d)
 		d.Close()
-		if !up {
+		if !ok {
 			return false
 		}
 	}
 	return true
+}
+
+// slotUp reports whether the slot d is up, or not meant to run (./down).
+func slotUp(d *safedir.Dir) bool {
+	if _, err := d.Lstat("down"); err == nil {
+		return true
+	}
+	sup, err := d.OpenDir("supervise")
+	if err != nil {
+		return false
+	}
+	defer sup.Close()
+	b, err := sup.ReadFile("status", 64)
+	if err != nil {
+		return false
+	}
+	st, err := s6.ParseStatusFile(b)
+	return err == nil && st.Up
 }
