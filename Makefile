@@ -25,7 +25,7 @@ PEER_IMAGE ?= s6gate-peer:s6-overlay-3.2.3.0
 OVERLAY_IMAGE ?= s6gate:overlay
 export S6_OVERLAY_PEER S6_OVERLAY_DIST PEER_IMAGE
 # The E2E scenarios that also run against OVERLAY_IMAGE (s6gate inside a real s6-overlay).
-OVERLAY_TESTS := ^(TestRunningGatewaySurvivesDockerRestart|TestStoppedGatewayStaysDownAfterDockerRestart|TestKillThenStartBringsRunningGatewayBack|TestDockerStopIsPromptAndPersistsRunning|TestComposeForceRecreate)$$
+OVERLAY_TESTS := ^(TestRestartAfterADeepTree|TestRunningGatewaySurvivesDockerRestart|TestStoppedGatewayStaysDownAfterDockerRestart|TestKillThenStartBringsRunningGatewayBack|TestDockerStopIsPromptAndPersistsRunning|TestComposeForceRecreate)$$
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -80,7 +80,7 @@ test: deps build ## every test: unit, real-s6 integration, and E2E against the i
 	@rc=0; set -x; \
 	CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -race -count=1 -timeout 30m $(PKGS) || rc=1; \
 	cd $(E2E) && CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(IMAGE_TAG) S6GATE_MINIMAL_IMAGE=$(MINIMAL_TAG) \
-	  $(GO) test -race -count=1 -timeout 30m ./... || rc=1; \
+	  $(GO) test -race -count=1 -timeout 45m ./... || rc=1; \
 	CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(OVERLAY_IMAGE) $(GO) test -race -count=1 -timeout 30m -run '$(OVERLAY_TESTS)' ./ || rc=1; \
 	exit $$rc
 

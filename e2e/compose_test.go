@@ -11,11 +11,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
 )
 
-// `docker compose up -d --force-recreate` on the same named volume: a new container, the old
-// one's SIGTERM, the same data — running gateways come back, stopped ones stay down. Uses
-// Debian's docker-compose v1 CLI (the compose v2 plugin is not installed on these machines).
+// `docker compose up -d --force-recreate` on the same named volume, with /run on a tmpfs as
+// docker/compose.yaml has it: a new container, the old one's SIGTERM, the same data — running
+// gateways come back, stopped ones stay down. Uses Debian's docker-compose v1 CLI (the compose
+// v2 plugin is not installed on these machines).
 func TestComposeForceRecreate(t *testing.T) {
 	requireEngine(t)
 	if _, err := exec.LookPath("docker-compose"); err != nil {
@@ -33,6 +35,8 @@ func TestComposeForceRecreate(t *testing.T) {
     pull_policy: never
     volumes:
       - data:/opt/data
+    tmpfs:
+      - /run:exec
 volumes:
   data:
 `), 0o644))
@@ -89,4 +93,27 @@ volumes:
 	})
 	_, out := dexec("gateway", "gateway", "status", "-p", "parked", "--json")
 	assert.Contains(t, out, `"up": false`)
+}
+
+// The shipped compose file puts /run on a tmpfs, with exec (s6 runs the slots' scripts from it;
+// Docker mounts a tmpfs noexec by default), as docs/operations.md recommends (SPEC §14).
+func TestShippedComposeHasRunOnATmpfs(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docker", "compose.yaml"))
+	require.NoError(t, err)
+	var file struct {
+		Services map[string]struct {
+			Tmpfs []string `json:"tmpfs"`
+		} `json:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &file))
+	require.Contains(t, file.Services, "s6gate")
+	var run string
+	for _, m := range file.Services["s6gate"].Tmpfs {
+		if p, _, _ := strings.Cut(m, ":"); filepath.Clean(p) == "/run" {
+			run = m
+		}
+	}
+	require.NotEmpty(t, run, "no tmpfs at /run")
+	_, opts, _ := strings.Cut(run, ":")
+	assert.Contains(t, strings.Split(opts, ","), "exec", "a noexec /run stops /init at once")
 }

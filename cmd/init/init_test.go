@@ -393,12 +393,21 @@ func TestRestartSameLayer(t *testing.T) {
 	require.Equal(t, 0, s.wait())
 	require.FileExists(t, s.path("run/service/runtime-slot/run"), "left behind, like docker stop leaves it")
 
+	// What a boot under load failed to delete (a file where s6 has a directory and the reverse),
+	// and a deep tree: the next boot sets them aside and removes them once its services are up.
+	require.NoError(t, os.RemoveAll(s.path("run/s6-rc/servicedirs")))
+	s.write("run/s6-rc/servicedirs", "a file where a directory goes", 0o644)
+	require.NoError(t, os.Remove(s.path("run/service/runtime-slot/supervise/lock")))
+	s.write("run/service/runtime-slot/supervise/lock/x", "", 0o644)
+	require.NoError(t, os.MkdirAll(s.path("run/s6/"+strings.Repeat("d/", 1000)), 0o755))
+
 	s2 := s.again()
 	s2.write("out/svc.pids", "", 0o644)
-	s2.start(modePID1, nil, "sh", "-c", "ls /run/service > /out/scandir; exit 4")
+	s2.start(modePID1, nil, "sh", "-c", "ls /run/service > /out/scandir; while ls -d /run/.s6.old-* /run/.s6-rc.old-* /run/.service.old-* >/dev/null 2>&1; do sleep 0.05; done; exit 4")
 	assert.Equal(t, 4, s2.wait())
 	assert.Equal(t, "boot\nboot\n", s2.read("out/boots"))
 	assert.Equal(t, "runtime-slot\nsvc\n", s2.read("out/scandir"), "rebuilt by this boot's cont-init.d and services.d only")
+	assert.Contains(t, s2.out.String(), "s6gate-init: remove-old: removed what earlier boots left under /run")
 	assert.NotContains(t, s2.out.String(), "tool links created", "the /command links of the first boot are kept")
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/s6gate/s6gate/pkg/aside"
 	"github.com/s6gate/s6gate/pkg/contenv"
 )
 
@@ -35,6 +36,8 @@ func Main(argv []string) int {
 		return finish(l, log, true)
 	case haltName:
 		return halt(l, log)
+	case removeOldName:
+		return removeOldJob(l, log)
 	}
 	for _, sig := range stopSignals() {
 		if name == sig {
@@ -238,7 +241,8 @@ func stopRequested(sigc chan os.Signal) bool {
 }
 
 // prepareRun gives /run the layout s6-overlay users expect, from scratch: a container restart
-// keeps the writable layer, so whatever an earlier boot left is removed first.
+// keeps the writable layer, so whatever an earlier boot left is set aside first (package
+// aside: one rename per tree, removed later).
 //
 // Outside /run it only touches /var/run and /command, and only when they lack something; a
 // failure there is a warning. With readOnlyRoot (S6_READ_ONLY_ROOT) it does not even try.
@@ -252,16 +256,20 @@ func prepareRun(l layout, log *logger, self string, pid int, readOnlyRoot bool) 
 	} else if changed {
 		log.printf("boot: %s was not a symlink to %s: fixed", l.VarRun, l.Run)
 	}
-	if err := os.RemoveAll(l.S6); err != nil {
+	// What the last boot left is set aside in one rename each, whatever it holds (stage 2 has
+	// it removed in the background once the services are up: removeOld), so neither this
+	// boot's time nor its success depends on it.
+	for _, dir := range l.asideDirs() {
+		if _, err := aside.SetAside(dir); err != nil {
+			return err
+		}
+	}
+	// The scan directory may be a mount point (a tmpfs, a volume): SetAside left it where it
+	// is, with only a dot entry that s6-svscan ignores.
+	if err := os.MkdirAll(l.Scandir, 0o755); err != nil {
 		return err
 	}
-	if err := emptyDir(l.Scandir); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(l.Results); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(l.S6rcLive); err != nil { // s6-rc's live state (s6rc_linux.go)
+	if err := os.Chmod(l.Scandir, 0o755); err != nil {
 		return err
 	}
 	for _, dir := range []string{l.S6, filepath.Join(l.Basedir, "bin"), l.Results, l.controlDir()} {

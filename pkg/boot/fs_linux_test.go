@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -52,23 +53,67 @@ func TestListServiceDirs(t *testing.T) {
 	assert.Equal(t, []string{"a", "b", "c-link"}, names)
 }
 
-func TestEmptyDir(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "service")
-	require.NoError(t, emptyDir(dir), "created when missing")
-	writeFile(t, filepath.Join(dir, "slot/run"), "x", 0o755)
-	writeFile(t, filepath.Join(dir, ".s6-svscan/control"), "", 0o600)
-	require.NoError(t, os.Chmod(dir, 0o700))
-	before, err := os.Stat(dir)
+// What the last boot left under /run — a 1,000-deep tree, directories where s6 has files (the
+// deletion that failed under load: "unlinkat …/supervise/lock: is a directory", "mkdir
+// /run/s6-rc/servicedirs: file exists") — is set aside in one rename per tree: prepareRun makes
+// the fresh layout without reading it, and the remove-old job removes it afterwards.
+func TestPrepareRunSetsTheOldTreesAside(t *testing.T) {
+	root := t.TempDir()
+	l := layoutUnder(root)
+	writeFile(t, filepath.Join(root, "usr/bin/s6-svc"), "", 0o755)
+	for _, p := range []string{
+		"service/svc/supervise/lock/x", "service/.s6-svscan/control/x",
+		"s6-rc/servicedirs/x", "s6/legacy-services/svc/supervise/control/x", "s6-linux-init-container-results/exitcode/x",
+	} {
+		writeFile(t, filepath.Join(l.Run, p), "", 0o644)
+	}
+	deep := filepath.Join(l.S6rcLive, "deep")
+	require.NoError(t, os.MkdirAll(deep, 0o755))
+	fd, err := syscall.Open(deep, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	for range 1000 {
+		require.NoError(t, syscall.Mkdirat(fd, "d", 0o755))
+		next, err := syscall.Openat(fd, "d", syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+		require.NoError(t, err)
+		syscall.Close(fd)
+		fd = next
+	}
+	syscall.Close(fd)
+	before, err := os.Stat(l.Scandir)
 	require.NoError(t, err)
 
-	require.NoError(t, emptyDir(dir))
-	entries, err := os.ReadDir(dir)
+	var out strings.Builder
+	require.NoError(t, prepareRun(l, newLogger(&out), "/init", 1, false))
+	for _, dir := range []string{l.Scandir, l.S6, l.Results} {
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err, dir)
+		for _, e := range entries {
+			assert.Contains(t, []string{".s6-svscan", "basedir", "svscan.pid"}, e.Name(), "%s is this boot's", filepath.Join(dir, e.Name()))
+		}
+	}
+	assert.NoDirExists(t, l.S6rcLive, "made by stage 2's s6-rc")
+	after, err := os.Stat(l.Scandir)
 	require.NoError(t, err)
-	assert.Empty(t, entries)
-	after, err := os.Stat(dir)
-	require.NoError(t, err)
-	assert.True(t, os.SameFile(before, after), "the directory itself stays (it may be a mount point)")
+	assert.False(t, os.SameFile(before, after), "a fresh directory, not the old one emptied")
 	assert.Equal(t, fs.FileMode(0o755), after.Mode().Perm())
+	var old []string
+	for _, dir := range l.asideDirs() {
+		left, err := filepath.Glob(filepath.Join(l.Run, "."+filepath.Base(dir)+".old-*"))
+		require.NoError(t, err)
+		require.Len(t, left, 1, "%s set aside", dir)
+		old = append(old, left...)
+	}
+	assert.True(t, hasLeftovers(l))
+
+	out.Reset()
+	assert.Equal(t, codeOK, removeOldTrees(l, newLogger(&out)))
+	for _, p := range old {
+		assert.NoFileExists(t, p)
+		assert.NoDirExists(t, p)
+	}
+	assert.False(t, hasLeftovers(l))
+	assert.Contains(t, out.String(), "s6gate-init: remove-old: removed what earlier boots left under "+l.Run)
+	assert.FileExists(t, l.haltPath(), "this boot's files stay")
 }
 
 func TestEnsureVarRun(t *testing.T) {

@@ -68,24 +68,6 @@ func listServiceDirs(dir string) ([]string, error) {
 	return names, nil
 }
 
-// emptyDir makes dir an empty directory with mode 0755: it is created if missing and its
-// entries are removed, but dir itself stays (it may be a mount point, e.g. a tmpfs or volume).
-func emptyDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return os.Chmod(dir, 0o755)
-}
-
 // ensureVarRun makes varRun a symlink to run. It reports whether anything had to change.
 // A directory in the way is removed (its content is runtime state of an earlier life).
 func ensureVarRun(varRun, run string) (changed bool, err error) {

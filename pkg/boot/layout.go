@@ -9,9 +9,9 @@ import "path/filepath"
 type layout struct {
 	Run            string // /run
 	VarRun         string // /var/run, made a symlink to Run
-	S6             string // /run/s6, wiped at every boot
+	S6             string // /run/s6, made anew at every boot
 	Basedir        string // /run/s6/basedir (bin/halt)
-	Scandir        string // /run/service, emptied at every boot
+	Scandir        string // /run/service, made anew (emptied) at every boot
 	ContEnv        string // /run/s6/container_environment
 	LegacyServices string // /run/s6/legacy-services, copies of /etc/services.d/*
 	Results        string // /run/s6-linux-init-container-results (exitcode)
@@ -19,7 +19,7 @@ type layout struct {
 	ServicesD      string // /etc/services.d
 	ContFinish     string // /etc/cont-finish.d
 	S6rcSource     string // /etc/s6-overlay/s6-rc.d, the s6-rc source tree (s6rc_linux.go)
-	S6rcLive       string // /run/s6-rc, its live state, wiped at every boot
+	S6rcLive       string // /run/s6-rc, its live state, made anew at every boot
 	Command        string // /command, symlinks to the s6 and execline tools
 	Svscan         string // /usr/bin/s6-svscan, exec'd by absolute path
 	Tools          []toolSource
@@ -59,6 +59,10 @@ func defaultLayout() layout {
 		},
 	}
 }
+
+// asideDirs are the directories under /run that every boot makes anew: what the last boot
+// left in them is set aside at boot (prepareRun) and removed in the background (removeOld).
+func (l layout) asideDirs() []string { return []string{l.S6, l.Scandir, l.Results, l.S6rcLive} }
 
 func (l layout) exitcodeFile() string  { return filepath.Join(l.Results, "exitcode") }
 func (l layout) haltPath() string      { return filepath.Join(l.Basedir, "bin", "halt") }

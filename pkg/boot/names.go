@@ -6,6 +6,8 @@ const (
 	finishName = "finish"        // <scandir>/.s6-svscan/finish: stage 3, as PID 1
 	crashName  = "crash"         // <scandir>/.s6-svscan/crash
 	haltName   = "halt"          // /run/s6/basedir/bin/halt
+	// removeOldName removes, in the background, what earlier boots left under /run.
+	removeOldName = "s6gate-remove-old"
 )
 
 // stopSignals are the signals that get a <scandir>/.s6-svscan/ handler (signalHook: the stop
@@ -21,7 +23,7 @@ func stopSignals() []string {
 // executable, which is that binary, not the /init link.
 func IsJobName(name string) bool {
 	switch name {
-	case stage2Name, finishName, crashName, haltName:
+	case stage2Name, finishName, crashName, haltName, removeOldName:
 		return true
 	}
 	for _, sig := range stopSignals() {

@@ -3,7 +3,7 @@ package boot
 import "testing"
 
 func TestIsJobName(t *testing.T) {
-	for _, n := range []string{"s6gate-stage2", "finish", "crash", "halt", "SIGTERM", "SIGINT", "SIGQUIT"} {
+	for _, n := range []string{"s6gate-stage2", "finish", "crash", "halt", "s6gate-remove-old", "SIGTERM", "SIGINT", "SIGQUIT"} {
 		if !IsJobName(n) {
 			t.Errorf("IsJobName(%q) = false", n)
 		}

@@ -83,6 +83,7 @@ func stage2(l layout, log *logger, cmd []string) int {
 		return codeOK
 	}
 	s.bootDone()
+	s.removeOld()
 	if s.stopping.Load() {
 		return codeOK
 	}

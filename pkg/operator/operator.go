@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/s6gate/s6gate/pkg/bootrecord"
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/gwlog"
 	"github.com/s6gate/s6gate/pkg/profile"
@@ -71,16 +72,25 @@ func (e *BootingError) Error() string {
 // s6-svscan is started only once /etc/cont-init.d (and with it the boot reconciler) is done,
 // so it is the signal that the boot is over and the slots are what the data root says. An
 // error on the way (the scan directory is still root's for a moment while the boot makes it)
-// is retried; it is reported only if it is still there at the deadline.
+// is retried; it is reported only if it is still there at the deadline. A boot that failed
+// (its record says so: package bootrecord) starts no s6-svscan at all: that is reported at
+// once, as a *bootrecord.FailedError naming the step, the reason and the fix.
 func (o *Operator) waitBoot(ctx context.Context) error {
 	begin := time.Now()
-	var lastErr error
+	var lastErr, failed error
 	if poll(ctx, func() bool {
 		up, err := s6.ScannerUp(o.Settings.ScanDir)
 		lastErr = err
-		return up
+		if up {
+			return true
+		}
+		if r, ok, _ := bootrecord.Read(o.Settings.ScanDir); ok && r.State == bootrecord.Failed {
+			failed = r.Err()
+			return true
+		}
+		return false
 	}) {
-		return nil
+		return failed
 	}
 	if lastErr != nil {
 		return fmt.Errorf("gateway supervision tree on %s: %w", o.Settings.ScanDir, lastErr)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/s6gate/s6gate/internal/s6test"
+	"github.com/s6gate/s6gate/pkg/aside"
+	"github.com/s6gate/s6gate/pkg/bootrecord"
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/reconcile"
 	"github.com/s6gate/s6gate/pkg/s6"
@@ -257,4 +260,56 @@ func TestRunGivesEveryProfileItsOwnUID(t *testing.T) {
 	for p := range first {
 		assert.NoFileExists(t, filepath.Join(e.ScanDir, "gateway-"+p, "s6gate-uid"), "GATEWAY_UID_RANGE=off: %s has no uid of its own", p)
 	}
+}
+
+// RemoveOld removes what PrepareBoot set aside only once the gateways are up: with no s6-svscan
+// on the scan directory it waits (here its whole, short, bound), unless the boot record says
+// the boot failed; a second remover finds the tree claimed and does nothing.
+func TestRemoveOldWaitsForTheGateways(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	s := settingsOf(e)
+	s.ScanDir = filepath.Join(e.Base, "run", "gateways")
+	for i := range 2 {
+		s6test.WriteFile(t, filepath.Join(s.ScanDir, "gateway-old", "run"), "from the last boot")
+		require.NoError(t, reconcile.PrepareBoot(s, -1, -1))
+		old, err := filepath.Glob(filepath.Join(filepath.Dir(s.ScanDir), ".gateways.old-*"))
+		require.NoError(t, err)
+		require.Len(t, old, 1)
+
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		const wait = 700 * time.Millisecond
+		if i == 1 {
+			require.NoError(t, bootrecord.Write(s.ScanDir, bootrecord.Record{State: bootrecord.Failed, Reason: "test"}))
+		}
+		begin := time.Now()
+		n, err := reconcile.RemoveOld(context.Background(), s, wait, log)
+		took := time.Since(begin)
+		require.NoError(t, err)
+		assert.Equal(t, 1, n)
+		if i == 0 {
+			assert.GreaterOrEqual(t, took, wait, "no s6-svscan answers: it waited")
+		} else {
+			assert.Less(t, took, wait, "a failed boot has no gateways to wait for")
+		}
+		assert.NoDirExists(t, old[0])
+		assert.Contains(t, logs.String(), "removed the scan directories earlier boots set aside")
+		require.NoError(t, os.RemoveAll(s.ScanDir))
+	}
+
+	s6test.WriteFile(t, filepath.Join(s.ScanDir, "gateway-old", "run"), "from the last boot")
+	require.NoError(t, reconcile.PrepareBoot(s, -1, -1))
+	old, err := filepath.Glob(filepath.Join(filepath.Dir(s.ScanDir), ".gateways.old-*"))
+	require.NoError(t, err)
+	require.Len(t, old, 1)
+	tree, err := aside.Claim(old[0]) // another remover at work
+	require.NoError(t, err)
+	begin := time.Now()
+	n, err := reconcile.RemoveOld(context.Background(), s, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Less(t, time.Since(begin), 10*time.Second, "nothing to claim: no wait")
+	assert.DirExists(t, old[0])
+	_, err = tree.Remove()
+	require.NoError(t, err)
 }

@@ -49,6 +49,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/s6gate/s6gate/pkg/aside"
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/pidlock"
@@ -122,23 +123,18 @@ func (e *ScanDirError) Unwrap() error { return e.Err }
 
 // PrepareBoot makes the gateways' scan directory anew for a boot, empty and owned by uid:gid
 // (the service user), and gives the data root itself (not its content) to that user when it
-// belongs to root, as a fresh bind mount does. Ownership changes only when the caller is root
-// and uid >= 0; otherwise everything is the caller's. It is the only thing
-// gw-reconcile does as root, run from /etc/cont-init.d before the gateways' s6-svscan starts.
+// belongs to root, as a fresh bind mount does. What the last boot left in the scan directory
+// is set aside in one rename (package aside) and never read, so neither the boot's time nor
+// its success depends on it; RemoveOld removes it later. Ownership changes only when the
+// caller is root and uid >= 0; otherwise everything is the caller's. With the boot record
+// (package bootrecord), it is the only thing gw-reconcile does as root, run from
+// /etc/cont-init.d before the gateways' s6-svscan starts.
 //
 // It refuses to touch a scan directory an s6-svscan listens on: run at any other time (or
 // pointed at the root supervision tree's /run/service) it would tear live slots away.
 func PrepareBoot(s config.Settings, uid, gid int) error {
-	if err := bootScanDirAllowed(s); err != nil {
-		return &ScanDirError{Path: s.ScanDir, Err: err}
-	}
-	// Whatever the service user left in the old tree (a symlink as .s6-svscan, a directory as
-	// its control FIFO) is never followed, and counts as "no s6-svscan here".
-	if up, err := s6.ScannerUp(s.ScanDir); err != nil || up {
-		if err == nil {
-			err = errors.New("an s6-svscan is running on it (the gateways need a scan directory of their own, and --boot only prepares it at boot)")
-		}
-		return &ScanDirError{Path: s.ScanDir, Err: err}
+	if err := CheckBootScanDir(s); err != nil {
+		return err
 	}
 	chown := os.Geteuid() == 0 && uid >= 0
 	if chown {
@@ -156,13 +152,18 @@ func PrepareBoot(s config.Settings, uid, gid int) error {
 			return fmt.Errorf("data root %s: %w", s.Home, err)
 		}
 	}
-	if err := os.RemoveAll(s.ScanDir); err != nil {
+	// The old tree is set aside in one rename, whatever it holds (SPEC §14): this boot never
+	// reads it, and RemoveOld removes it once the gateways are up.
+	old, err := aside.SetAside(s.ScanDir)
+	if err != nil {
 		return &ScanDirError{Path: s.ScanDir, Err: err}
 	}
 	if err := os.MkdirAll(filepath.Dir(s.ScanDir), 0o755); err != nil {
 		return &ScanDirError{Path: s.ScanDir, Err: err}
 	}
-	if err := os.Mkdir(s.ScanDir, 0o700); err != nil {
+	// A scan directory that is a mount point stays: its entries were moved into a dot
+	// directory inside it (s6-svscan ignores it).
+	if err := os.Mkdir(s.ScanDir, 0o700); err != nil && (!errors.Is(err, fs.ErrExist) || filepath.Dir(old) != s.ScanDir) {
 		return &ScanDirError{Path: s.ScanDir, Err: err}
 	}
 	d, err := safedir.Open(s.ScanDir, "")
@@ -185,6 +186,24 @@ func PrepareBoot(s config.Settings, uid, gid int) error {
 	}
 	if err != nil {
 		return &ScanDirError{Path: s.ScanDir, Err: fmt.Errorf("boot token: %w", err)}
+	}
+	return nil
+}
+
+// CheckBootScanDir is PrepareBoot's guard, for a caller that must know before anything else
+// is written: a *ScanDirError when the scan directory is one that PrepareBoot must never make
+// anew (bootScanDirAllowed), or one an s6-svscan listens on (a boot step run at runtime).
+func CheckBootScanDir(s config.Settings) error {
+	if err := bootScanDirAllowed(s); err != nil {
+		return &ScanDirError{Path: s.ScanDir, Err: err}
+	}
+	// Whatever the service user left in the old tree (a symlink as .s6-svscan, a directory as
+	// its control FIFO) is never followed, and counts as "no s6-svscan here".
+	if up, err := s6.ScannerUp(s.ScanDir); err != nil || up {
+		if err == nil {
+			err = errors.New("an s6-svscan is running on it (the gateways need a scan directory of their own, and --boot only prepares it at boot)")
+		}
+		return &ScanDirError{Path: s.ScanDir, Err: err}
 	}
 	return nil
 }

@@ -45,6 +45,13 @@ func CurrentBoot(scanDir string) string {
 			}
 		}
 	}
+	return ContainerStart()
+}
+
+// ContainerStart identifies this start of the container: the kernel's boot_id and PID 1's start
+// time, which change at every start of a container with its own PID namespace (and survive
+// nothing a docker restart keeps, unlike /run in the writable layer).
+func ContainerStart() string {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	id := strings.TrimSpace(string(kernel))
 	if st, err := proc.StartTime(1); err == nil {
