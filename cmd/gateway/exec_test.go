@@ -447,3 +447,44 @@ func TestCommandGetsDefaultSIGPIPE(t *testing.T) {
 	awaitExec(t, x, "sleep")
 	assert.False(t, sigIgnored(t, x, syscall.SIGPIPE), "exec: the command's SIGPIPE")
 }
+
+// A stop before the command runs (during its back-off) ends `gateway run` by the signal, as it
+// would have ended the command: an unmarked SIGTERM (s6-svc -d, a container stop) writes
+// nothing, and the slot's finish decides by /bin/sh alone; an operator stop (marked) records
+// stopped.
+func TestExecSupervisionStopDuringTheBackoff(t *testing.T) {
+	e := execEnv(t)
+	home := e.ProfileHome("loop")
+	registerWith(t, e, "loop", `{"command": `+countingCommand(home)+`, "settle": "200ms", "backoff_max": "1m", "max_failures": 100}`)
+	backingOff := func() fullStatus {
+		t.Helper()
+		var st fullStatus
+		s6test.Eventually(t, 30*time.Second, "backing off for a while", func() bool {
+			st = fullStatusOf(t, e, "loop")
+			return st.BackoffUntil != nil && time.Until(*st.BackoffUntil) > time.Second
+		})
+		return st
+	}
+	r := e.Run("gateway", "start", "-p", "loop")
+	require.Equal(t, 1, r.Code)
+	before := backingOff()
+	sf := stateFile(t, e, "loop")
+	out, err := exec.Command(filepath.Join(e.CommandDir, "s6-svc"), "-d", e.Slot("loop")).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	var sv s6.Status
+	s6test.Eventually(t, 10*time.Second, "down, its finish done", func() bool {
+		sv = s6Status(t, e, "loop")
+		return !sv.Up && !sv.Finishing
+	})
+	assert.Equal(t, int(syscall.SIGTERM), sv.Signal, "gateway run ended by the SIGTERM itself")
+	after := stateFile(t, e, "loop")
+	assert.Equal(t, sf["updated_at"], after["updated_at"], "nothing written: %v", after)
+	assert.Equal(t, "starting", after["gateway_state"])
+	assert.Equal(t, before.ConsecutiveFailures, fullStatusOf(t, e, "loop").ConsecutiveFailures)
+
+	// An operator stop during the back-off: recorded stopped.
+	require.Equal(t, 1, e.Run("gateway", "start", "-p", "loop").Code, "the command still fails")
+	backingOff()
+	e.MustRun("gateway", "stop", "-p", "loop")
+	assert.Equal(t, "stopped", stateFile(t, e, "loop")["gateway_state"])
+}

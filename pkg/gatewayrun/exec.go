@@ -43,7 +43,7 @@ func (g *gateway) execCommand(path string, argv, env []string, sigs chan os.Sign
 		select {
 		case sig := <-sigs:
 			if r, why, stop := g.classify(sig); stop {
-				return g.shutdown(r, why)
+				return g.stopBeforeExec(sig, r, why)
 			}
 			g.log.Info("signal received while the command was being started; not forwarded", "signal", sig.String())
 		default:
@@ -63,6 +63,22 @@ func (g *gateway) execCommand(path string, argv, env []string, sigs chan os.Sign
 	err := syscall.Exec(path, argv, env)
 	// Still here: the exec failed, and nothing of the command ran.
 	return g.startFailedOrFatal(fmt.Errorf("start %q: %w", argv[0], err))
+}
+
+// stopBeforeExec stops an exec-supervised gateway whose command has not started yet (a stop
+// during its back-off or its start): an unmarked SIGTERM, or a SIGINT, ends it by that signal,
+// as it would have ended the command, so the slot's finish decides by /bin/sh alone and nothing
+// is written — a container stopped while it starts hundreds of gateways pays no state write and
+// no `gateway finish` per gateway. Any other stop (an operator's, marked) is recorded as the
+// wrapper records it.
+func (g *gateway) stopBeforeExec(sig os.Signal, r Reason, why string) int {
+	if s, ok := sig.(syscall.Signal); ok && (s == syscall.SIGINT || s == syscall.SIGTERM && r == Unplanned) {
+		g.log.Info("stopped before the command started: ending by the signal, as the command would", "cause", why)
+		signal.Reset(s)
+		_ = syscall.Kill(g.pid, s)
+		time.Sleep(time.Minute) // the signal's default action ends the process first
+	}
+	return g.shutdown(r, why)
 }
 
 // recordExec is the record of an exec-supervised command that starts now (g.childStart):

@@ -73,6 +73,7 @@ type gateway struct {
 	// stable_after (its failure count is cleared first), or had settled (the run of failures
 	// that down_since dates ended; one that had not was still starting).
 	execEnd, stableRun, settled bool
+	execNext                    bool // exec supervision: the command is exec'd once the back-off is over
 }
 
 // Run runs the gateway until it is stopped and returns its exit code.
@@ -132,7 +133,8 @@ func Run(ctx context.Context, o Options) int {
 			cfgErr = fmt.Errorf("start %q: %w", argv[0], cfgErr)
 		}
 	}
-	until := g.recordStart(time.Now(), execPath != "")
+	g.execNext = execPath != ""
+	until := g.recordStart(time.Now(), g.execNext)
 	if cfgErr != nil {
 		return g.finish(FatalConfig, cfgErr.Error(), nil)
 	}
@@ -231,6 +233,9 @@ func (g *gateway) backoff(ctx context.Context, sigs <-chan os.Signal, until time
 				return 0, false
 			}
 			if r, why, stop := g.classify(sig); stop {
+				if g.execNext {
+					return g.stopBeforeExec(sig, r, why), true
+				}
 				return g.shutdown(r, why), true
 			}
 		}
