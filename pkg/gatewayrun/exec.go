@@ -38,7 +38,9 @@ func (g *gateway) execCommand(path string, argv, env []string, sigs chan os.Sign
 	}
 	// From here a signal takes its default action: it ends this process as it would end the
 	// command, and the slot's finish classifies that. One caught before is handled here.
-	signal.Reset()
+	// SIGPIPE stays caught until the exec (which gives the command its default action back):
+	// a log line written once the slot's logger is gone fails instead of ending the gateway.
+	signal.Reset(signalsHandled...)
 	for pending := true; pending; {
 		select {
 		case sig := <-sigs:
