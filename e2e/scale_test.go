@@ -375,8 +375,8 @@ func (bx *box) scaleMemory(n int, mode string) scaleMem {
 	}
 	wrappers := n
 	if mode == "exec" {
-		// Exec supervision: the command is s6-supervise's child; the watcher that settled it
-		// has exited by the time every gateway is recorded running.
+		// Exec supervision: the command is s6-supervise's child, and nothing of s6gate stays
+		// beside it.
 		wrappers = 0
 	}
 	require.Equal(b, wrappers, m.count["gateway run"], "gateway run wrappers (%s supervision) in %v", mode, m.count)

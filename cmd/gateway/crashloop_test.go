@@ -32,6 +32,7 @@ type fullStatus struct {
 		Failure bool    `json:"failure"`
 	} `json:"last_exit"`
 	BackoffUntil *time.Time `json:"backoff_until"`
+	SettleUntil  *time.Time `json:"settle_until"`
 	Failed       bool       `json:"failed"`
 	FailedReason string     `json:"failed_reason"`
 	Healthy      bool       `json:"healthy"`
@@ -105,55 +106,126 @@ func TestStartOfAFailingCommandExits1WithItsStatus(t *testing.T) {
 	assert.GreaterOrEqual(t, st.ConsecutiveFailures, 1)
 }
 
-// A command that dies after 0.5 s has not settled (default settle time 1 s): start fails with
-// its status. --settle asks for more: a command that lives past the profile's settle time but
-// dies before --settle fails too.
-func TestStartWaitsForTheSettleTime(t *testing.T) {
+// modes are the two supervision modes, as the image default (GATEWAY_SUPERVISION).
+var modes = []string{"wrapper", "exec"}
+
+// envIn is a started Env whose image default is supervision mode.
+func envIn(t *testing.T, mode string) *s6test.Env {
+	t.Helper()
 	e := s6test.NewEnv(t, nil)
+	e.Extra = append(e.Extra, "GATEWAY_SUPERVISION="+mode)
 	e.Start()
-	r := e.Run("gateway", "register", "flaky", "--start", "--", "/bin/sh", "-c", "sleep 0.5; exit 7")
-	assert.Equal(t, 1, r.Code, r.Stdout)
-	assert.Contains(t, r.Stderr, "command exited with status 7 after 0.")
-
-	// Lives past the profile's settle time (1 s) but not past --settle 3s.
-	r = e.Run("gateway", "register", "slow", "--", "/bin/sh", "-c", "sleep 1.5; exit 8")
-	require.Equal(t, 0, r.Code, r.Stderr)
-	r = e.Run("gateway", "start", "-p", "slow", "--settle", "3s")
-	assert.Equal(t, 1, r.Code, r.Stdout)
-	assert.Contains(t, r.Stderr, "command exited with status 8 after 1.")
-
-	// A command that stays up: start succeeds only once it has been up for the settle time.
-	r = e.Run("gateway", "register", "steady", "--", "/bin/sleep", "1000")
-	require.Equal(t, 0, r.Code, r.Stderr)
-	begin := time.Now()
-	e.MustRun("gateway", "start", "-p", "steady")
-	assert.GreaterOrEqual(t, time.Since(begin), time.Second, "start returned before the settle time")
-	st := fullStatusOf(t, e, "steady")
-	assert.True(t, st.Up && st.Ready)
-	require.NotNil(t, st.Uptime)
-	assert.GreaterOrEqual(t, *st.Uptime, 1.0)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log("supervision tree output:\n" + e.Scan.Output())
+		}
+	})
+	return e
 }
 
-// A readiness check declared in profile.json: start returns only once it passed.
-func TestStartWaitsForTheReadinessCheck(t *testing.T) {
-	e := s6test.NewEnv(t, nil)
-	e.Start()
-	for _, tt := range []struct{ name, ready, script string }{
-		{"file", `{"file": %q}`, `sleep 1.5; touch %[1]q; exec sleep 1000`},
-		{"notify", `{"notify_fd": 5}`, `sleep 1.5; touch %[1]q; echo >&5; exec sleep 1000`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			home := e.ProfileHome(tt.name)
-			flag := filepath.Join(home, "ready-flag")
-			ready := strings.Replace(tt.ready, "%q", strconv.Quote(flag), 1)
-			script := strings.ReplaceAll(tt.script, "%[1]q", strconv.Quote(flag))
-			cmd, _ := json.Marshal([]string{"/bin/sh", "-c", script})
-			registerWith(t, e, tt.name, `{"command": `+string(cmd)+`, "ready": `+ready+`, "settle": "0s"}`)
-			e.MustRun("gateway", "start", "-p", tt.name)
-			assert.FileExists(t, flag, "start returned before the command said it was ready")
-			assert.True(t, fullStatusOf(t, e, tt.name).Ready)
+// A command that dies after 0.5 s has not settled (default settle time 1 s): start fails with
+// its status. --settle asks for more: a command that lives past the profile's settle time but
+// dies before --settle fails too. In both modes: under exec supervision the readers tell the
+// settle time from the record, with nothing of s6gate running beside the command.
+func TestStartWaitsForTheSettleTime(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := envIn(t, mode)
+			r := e.Run("gateway", "register", "flaky", "--start", "--", "/bin/sh", "-c", "sleep 0.5; exit 7")
+			assert.Equal(t, 1, r.Code, r.Stdout)
+			assert.Contains(t, r.Stderr, "command exited with status 7 after 0.")
+
+			// Lives past the profile's settle time (1 s) but not past --settle 3s.
+			r = e.Run("gateway", "register", "slow", "--", "/bin/sh", "-c", "sleep 1.5; exit 8")
+			require.Equal(t, 0, r.Code, r.Stderr)
+			r = e.Run("gateway", "start", "-p", "slow", "--settle", "3s")
+			assert.Equal(t, 1, r.Code, r.Stdout)
+			assert.Contains(t, r.Stderr, "command exited with status 8 after 1.")
+
+			// A command that stays up: start succeeds only once it has been up for the settle time.
+			r = e.Run("gateway", "register", "steady", "--", "/bin/sleep", "1000")
+			require.Equal(t, 0, r.Code, r.Stderr)
+			begin := time.Now()
+			e.MustRun("gateway", "start", "-p", "steady")
+			assert.GreaterOrEqual(t, time.Since(begin), time.Second, "start returned before the settle time")
+			st := fullStatusOf(t, e, "steady")
+			assert.True(t, st.Up && st.Ready)
+			require.NotNil(t, st.Uptime)
+			assert.GreaterOrEqual(t, *st.Uptime, 1.0)
 		})
 	}
+}
+
+// A readiness check declared in profile.json: start returns only once it passed; the
+// notify_fd descriptor may be s6's own number (3). Under exec supervision such a profile is
+// supervised by the wrapper, which runs the check (logged at its start): the supervised
+// process is `gateway run`, the command its child.
+func TestStartWaitsForTheReadinessCheck(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := envIn(t, mode)
+			for _, tt := range []struct{ name, ready, script string }{
+				{"file", `{"file": %q}`, `sleep 1.5; touch %[1]q; exec sleep 1000`},
+				{"notify", `{"notify_fd": 5}`, `sleep 1.5; touch %[1]q; echo >&5; exec sleep 1000`},
+				{"notify3", `{"notify_fd": 3}`, `sleep 1.5; touch %[1]q; echo >&3; exec sleep 1000`},
+			} {
+				t.Run(tt.name, func(t *testing.T) {
+					home := e.ProfileHome(tt.name)
+					flag := filepath.Join(home, "ready-flag")
+					ready := strings.Replace(tt.ready, "%q", strconv.Quote(flag), 1)
+					script := strings.ReplaceAll(tt.script, "%[1]q", strconv.Quote(flag))
+					cmd, _ := json.Marshal([]string{"/bin/sh", "-c", script})
+					registerWith(t, e, tt.name, `{"command": `+string(cmd)+`, "ready": `+ready+`, "settle": "0s"}`)
+					e.MustRun("gateway", "start", "-p", tt.name)
+					assert.FileExists(t, flag, "start returned before the command said it was ready")
+					st := fullStatusOf(t, e, tt.name)
+					assert.True(t, st.Ready)
+					assert.Equal(t, "running", str(st.GatewayState))
+					kids := children(*st.PID)
+					require.Len(t, kids, 1, "the command is the gateway's child")
+					s6test.Eventually(t, 5*time.Second, "the command to exec sleep", func() bool {
+						comm, _ := procStat(t, atoi(t, kids[0]))
+						return comm == "sleep"
+					})
+					if mode == "exec" {
+						s6test.Eventually(t, 5*time.Second, "the rule logged", func() bool {
+							return strings.Contains(logOf(t, e, tt.name), "supervised by the wrapper, which runs it (a rule of exec supervision)")
+						})
+					}
+				})
+			}
+		})
+	}
+}
+
+// start reports the first failure of a start, not a later one: the command exits 3 on its
+// first start and 4 on its second, which s6 runs after the back-off while start might still
+// be looking.
+func TestStartReportsTheFirstFailure(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := envIn(t, mode)
+			home := e.ProfileHome("twice")
+			starts := strconv.Quote(filepath.Join(home, "starts"))
+			cmd, _ := json.Marshal([]string{"/bin/sh", "-c", `echo x >> ` + starts + `; exit $(($(wc -l < ` + starts + `) + 2))`})
+			registerWith(t, e, "twice", `{"command": `+string(cmd)+`, "settle": "200ms"}`)
+			r := e.Run("gateway", "start", "-p", "twice")
+			assert.Equal(t, 1, r.Code, r.Stdout)
+			assert.Contains(t, r.Stderr, "did not start: command exited with status 3 after ")
+			assert.NotContains(t, r.Stderr, "status 4")
+			e.MustRun("gateway", "stop", "-p", "twice")
+		})
+	}
+}
+
+// logOf is the gateway's log file (s6-log's current).
+func logOf(t *testing.T, e *s6test.Env, name string) string {
+	t.Helper()
+	b, _ := os.ReadFile(filepath.Join(e.Home, "logs", "gateways", name, "current"))
+	return string(b)
 }
 
 // The crash loop: consecutive failures back off 1, 2, 4 s; at max_failures the gateway is

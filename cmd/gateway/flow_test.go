@@ -159,7 +159,7 @@ func TestFlowRegisterStartKillStopUnregister(t *testing.T) {
 	r = e.MustRun("gateway", "unregister", "coder")
 	assert.Contains(t, r.Stdout, "unregistered")
 	assert.NoDirExists(t, e.Slot("coder"))
-	assert.Empty(t, supervisorsOf("gateway-coder"), "s6-svscan was told to drop the supervisors (-an), none lingers")
+	assert.Empty(t, supervisorsOf(e.Scan, "gateway-coder"), "s6-svscan was told to drop the supervisors (-an), none lingers")
 	// Unregistering a running gateway is an operator stop: the next boot keeps it down.
 	r = e.MustRun("gw-reconcile", "--dry-run")
 	assert.Contains(t, r.Stdout, "profile=coder prior_state=stopped action=registered")
@@ -229,21 +229,18 @@ func TestFlowRestartAndAll(t *testing.T) {
 }
 
 // supervisorsOf lists the PIDs of s6-supervise processes running on the service called name
-// (its argv[1], as s6-svscan starts it: "name" or "name/log").
-func supervisorsOf(name string) []int {
+// (its argv[1], as s6-svscan starts it: "name" or "name/log"): children of the test's own
+// s6-svscan, never another test's.
+func supervisorsOf(scan *s6test.Scan, name string) []int {
 	var pids []int
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+	for _, c := range children(scan.PID()) {
+		b, err := os.ReadFile(filepath.Join("/proc", c, "cmdline"))
 		if err != nil {
 			continue
 		}
 		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 		if len(argv) == 2 && filepath.Base(argv[0]) == "s6-supervise" && (argv[1] == name || argv[1] == name+"/log") {
+			pid, _ := strconv.Atoi(c)
 			pids = append(pids, pid)
 		}
 	}

@@ -452,3 +452,34 @@ func fileExists(p string) bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A nested supervision tree (a service that is an s6-svscan, as s6gate's gateways' tree is) is
+// brought down by the stop hook itself (pkg/boot, nested_linux.go): its scanner stopped and
+// killed, its services told to stop — their finish scripts run, their last lines reach their
+// loggers, which stop after them — well within the grace.
+func TestStopBringsANestedTreeDown(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	s.write("etc/services.d/tree/run", "#!/bin/sh\nexec s6-svscan /nested\n", 0o755)
+	for _, n := range []string{"a", "b"} {
+		s.write("nested/"+n+"/run", "#!/bin/sh\ntrap 'echo bye-"+n+"; kill $!; exit 0' TERM\necho $$ > /out/"+n+".pid\nsleep 1000 & wait\n", 0o755)
+		s.write("nested/"+n+"/finish", "#!/bin/sh\necho \"$@\" > /out/"+n+".finish\n", 0o755)
+		s.write("nested/"+n+"/log/run", "#!/bin/sh\nmkdir -p /var/log/"+n+"\nexec s6-log /var/log/"+n+"\n", 0o755)
+	}
+	s.start(modePID1, []string{"S6_SERVICES_GRACETIME=5000", "S6_KILL_GRACETIME=5000"})
+	s.waitContent("out/a.pid")
+	s.waitContent("out/b.pid")
+
+	sent := s.signal(syscall.SIGTERM)
+	assert.Equal(t, 0, s.wait())
+	elapsed := s.ended.Sub(sent)
+	assert.Less(t, elapsed, 2500*time.Millisecond, "stop took %s with 5000 ms grace times", elapsed)
+	logs := s.out.String()
+	assert.Regexp(t, `s6gate-init: stop: tree: nested supervision tree brought down by /init: [12] services and [12] loggers told to stop`, logs)
+	assert.NotContains(t, logs, "still running at the deadline")
+	assert.NotContains(t, logs, "sending KILL")
+	for _, n := range []string{"a", "b"} {
+		assert.Equal(t, "0 0 "+n+"\n", s.read("out/"+n+".finish"), "%s's finish ran after it exited 0", n)
+		assert.Contains(t, s.read("var/log/"+n+"/current"), "bye-"+n, "%s's last line reached its logger", n)
+	}
+}

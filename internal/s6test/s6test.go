@@ -153,6 +153,10 @@ exec "$2" "$3"`, "sh", contenvDir, filepath.Join(ToolsDir, "s6-svscan"), dir)
 	return s
 }
 
+// PID is the s6-svscan's process ID: the root of the test's own supervision tree, to which a
+// test scopes every search for processes (never all of the host's).
+func (s *Scan) PID() int { return s.cmd.Process.Pid }
+
 // Output is what s6-svscan and everything below it (run scripts, s6-log's stdout copy) printed.
 func (s *Scan) Output() string { return s.out.String() }
 

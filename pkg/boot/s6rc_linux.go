@@ -208,7 +208,7 @@ func (s *stage2Run) runProc(ctx context.Context, p s6rc.Proc) (int, error) {
 // s6rcDown is the stop hook's first step: every active s6-rc service down, in reverse
 // dependency order, oneshots' down scripts included (s6-rc -Da change). It waits for stage 2
 // to let go of the live state (a stop during the boot interrupts it).
-func s6rcDown(l layout, log *logger, k knobs) {
+func s6rcDown(l layout, log *logger, k knobs, deadline time.Time) {
 	lookup := func(name string) (string, bool) {
 		v, ok, err := contenv.Lookup(os.Environ(), l.ContEnv, name)
 		return v, ok && err == nil
@@ -222,18 +222,18 @@ func s6rcDown(l layout, log *logger, k knobs) {
 		log.printf("stop: s6-rc: warning: %v: the s6-rc services go down with the others", err)
 		return
 	}
-	lockCtx, cancel := context.WithTimeout(context.Background(), max(k.ServicesGrace, 5*time.Second))
-	unlock, err := lv.Lock(lockCtx, true)
-	cancel()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	unlock, err := lv.Lock(ctx, true)
 	if err != nil {
 		log.printf("stop: s6-rc: warning: %v: the s6-rc services go down with the others", err)
 		return
 	}
 	defer unlock()
-	lv.DownGrace = k.ServicesGrace
+	lv.DownGrace = time.Until(deadline)
 	lv.Hooks = map[string]s6rc.Hook{
 		s6rc.LegacyServices: {Down: func(ctx context.Context) error {
-			return s6rc.LegacyDown(ctx, sys, l.Scandir, l.LegacyServices, k.ServicesGrace)
+			return s6rc.LegacyDown(ctx, sys, l.Scandir, l.LegacyServices, time.Until(deadline))
 		}},
 	}
 	active := lv.Active()
@@ -241,7 +241,7 @@ func s6rcDown(l layout, log *logger, k knobs) {
 		return
 	}
 	start := time.Now()
-	res := lv.Change(context.Background(), active, s6rc.ChangeOptions{Up: false, Force: true})
+	res := lv.Change(ctx, active, s6rc.ChangeOptions{Up: false, Force: true})
 	if res.Code != s6rc.CodeOK {
 		log.printf("stop: s6-rc: some services did not go down cleanly (failed: %s)", orNone(res.Failed))
 	}

@@ -9,13 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/s6gate/s6gate/pkg/contenv"
+	"github.com/s6gate/s6gate/pkg/s6"
 )
 
 // stopHook is <scandir>/.s6-svscan/SIGTERM (and SIGINT, SIGQUIT): s6-svscan runs it as a
@@ -48,10 +49,19 @@ func stopHook(l layout, log *logger, sig string) int {
 		st2 = 0
 	}
 
-	// The s6-rc services first, in reverse dependency order (s6rc_linux.go); then the rest,
-	// each with S6_SERVICES_GRACETIME.
-	s6rcDown(l, log, k)
-	deadline := time.Now().Add(k.ServicesGrace)
+	// One deadline for every step: S6_SERVICES_GRACETIME from the signal on, however long a
+	// step's tools take on a machine busy with a boot.
+	deadline := start.Add(k.ServicesGrace)
+	// Nested supervision trees (the gateways' s6-svscan) are brought down by this hook itself,
+	// beside the steps below (nested_linux.go).
+	svscan := readPidFile(l.svscanPidFile())
+	if svscan == 0 {
+		svscan = 1
+	}
+	nested := downNestedTrees(log, svscan, deadline)
+
+	// The s6-rc services first, in reverse dependency order (s6rc_linux.go); then the rest.
+	s6rcDown(l, log, k, deadline)
 
 	names, err := listServiceDirs(l.Scandir)
 	if err != nil {
@@ -62,7 +72,7 @@ func stopHook(l layout, log *logger, sig string) int {
 	for i, n := range names {
 		dirs[i] = filepath.Join(l.Scandir, n)
 	}
-	down, stuck := servicesDown(l, log, dirs, deadline)
+	down, stuck := servicesDown(log, dirs, deadline)
 	var logs []string
 	for _, d := range down {
 		if st, err := os.Stat(filepath.Join(d, "log")); err == nil && st.IsDir() {
@@ -70,7 +80,8 @@ func stopHook(l layout, log *logger, sig string) int {
 		}
 	}
 	// Loggers last, once their producers are gone, so the last lines are written.
-	servicesDown(l, log, logs, deadline)
+	servicesDown(log, logs, deadline)
+	nested()
 	if st2 > 0 && !waitGone(st2, deadline) {
 		log.printf("stop: the CMD is still running after %d ms", k.ServicesGrace.Milliseconds())
 	}
@@ -108,54 +119,30 @@ func hookKnobs(l layout, log *logger) knobs {
 
 // servicesDown sends "down" to every supervised service in dirs at once and waits, until
 // deadline at most, for all of them to be really down (finish scripts done). It returns the
-// services it brought down and, among them, those still up at the deadline.
-func servicesDown(l layout, log *logger, dirs []string, deadline time.Time) (down, stuck []string) {
-	if len(dirs) == 0 {
-		return nil, nil
-	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+// services it brought down and, among them, those still up at the deadline. It starts no
+// process: "down" is written into each supervisor's control FIFO as s6-svc -d writes it, and
+// the wait reads their status files, so a machine busy with a boot (hundreds of gateways
+// starting) cannot make it overrun the deadline waiting for a tool of its own to run.
+func servicesDown(log *logger, dirs []string, deadline time.Time) (down, stuck []string) {
 	for _, dir := range dirs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out, err := exec.Command(l.tool("s6-svc"), "-d", dir).CombinedOutput()
-			var ee *exec.ExitError
-			switch {
-			case err == nil:
-				mu.Lock()
-				down = append(down, dir)
-				mu.Unlock()
-			case errors.As(err, &ee) && ee.ExitCode() == 100:
-				// no s6-supervise on it (not scanned yet): nothing to bring down
-			default:
-				log.printf("stop: warning: s6-svc -d %s: %v: %s", dir, err, bytes.TrimSpace(out))
-			}
-		}()
+		ok, err := controlDown(dir)
+		switch {
+		case err != nil:
+			log.printf("stop: warning: %s: %v", dir, err)
+		case ok:
+			down = append(down, dir)
+		}
+		// not ok: no s6-supervise on it (not scanned yet): nothing to bring down
 	}
-	wg.Wait()
 	if len(down) == 0 {
 		return nil, nil
 	}
-	// s6-svwait -D is event-driven, but it trusts the status file first, and a service that
-	// was spawned a moment ago may still be recorded as down there. So what it reports is
-	// checked against s6-svstat (up, or our "down" not yet taken into account) and the
-	// wait resumes for what is not really down, until the deadline.
+	// Not down yet: up, or our "down" not yet taken into account (still wanted up).
 	pending := down
 	for {
-		ms := max(1, time.Until(deadline).Milliseconds()) // s6-svwait -t0 would mean "forever"
-		args := append([]string{"-D", "-t", strconv.FormatInt(ms, 10)}, pending...)
-		cmd := exec.Command(l.tool("s6-svwait"), args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 99) {
-			log.printf("stop: warning: s6-svwait: %v: %s", err, bytes.TrimSpace(stderr.Bytes()))
-		}
 		var still []string
 		for _, dir := range pending {
-			if notDown(l, dir) {
+			if notDown(dir) {
 				still = append(still, dir)
 			}
 		}
@@ -169,21 +156,40 @@ func servicesDown(l layout, log *logger, dirs []string, deadline time.Time) (dow
 			}
 			return down, stuck
 		}
-		if err == nil {
-			time.Sleep(5 * time.Millisecond) // a stale "down": let s6-supervise catch up
-		}
+		time.Sleep(min(downPoll, time.Until(deadline)))
 	}
 }
 
-// notDown reports whether the service in dir is up, or still wanted up (s6-supervise has not
-// processed the "down" command yet). Unreadable status counts as down: nothing to wait for.
-func notDown(l layout, dir string) bool {
-	out, err := exec.Command(l.tool("s6-svstat"), "-o", "up,wantedup", dir).Output()
+// downPoll is how often servicesDown looks whether the services went down.
+const downPoll = 10 * time.Millisecond
+
+// controlDown sends "d" to the s6-supervise of the service in dir, as s6-svc -d does. It
+// reports false when no supervisor listens on it.
+func controlDown(dir string) (bool, error) {
+	fd, err := unix.Open(filepath.Join(dir, "supervise", "control"), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("s6-supervise control: %w", err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte("d")); err != nil {
+		return false, fmt.Errorf("s6-supervise control: %w", err)
+	}
+	return true, nil
+}
+
+// notDown reports whether the service in dir is up, still wanted up (s6-supervise has not
+// processed the "down" command yet) or running its finish script, from its status file. Unreadable status counts as down:
+// nothing to wait for.
+func notDown(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "supervise", "status"))
 	if err != nil {
 		return false
 	}
-	f := strings.Fields(string(out))
-	return len(f) == 2 && (f[0] == "true" || f[1] == "true")
+	st, err := s6.ParseStatusFile(b)
+	return err == nil && (st.Up || st.WantUp || st.Finishing)
 }
 
 // signalSvscan sends sig to the s6-svscan that /init became (pid 1, or the pid recorded at

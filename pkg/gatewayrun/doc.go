@@ -18,9 +18,11 @@
 // purpose leaves one first. Everything else is the container or the supervisor tearing down,
 // and the gateway must come back after the restart, so it persists running.
 //
-// Under exec supervision (Options.Exec; exec.go) Run execs the command in place of itself
-// once it has started a transient watcher (Watch), and the slot's finish (Finish) takes the
-// table's decision from how the command ended, for the same states.
+// Under exec supervision (Options.Exec; exec.go) Run records the command running (with the
+// time it will have settled, which the readers honour), tells s6 it is ready and execs the
+// command in place of itself; the slot's finish (Finish) takes the table's decision from how
+// the command ended, for the same states. A profile with a readiness check is supervised by
+// the wrapper all the same.
 //
 // Only the gateway command (internal/cmd/gateway) imports this package; the profile lock it holds is package pidlock, its
 // exit codes 75 and 78 are in package exitcode.

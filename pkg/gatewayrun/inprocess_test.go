@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -330,4 +331,46 @@ func TestStaleReadyFileIsNotReadiness(t *testing.T) {
 	waitRunning(t, home)
 	cancel()
 	assert.Equal(t, 1, exitCode(t, done))
+}
+
+// The back-off a gateway records and waits for after n consecutive failures is exactly the
+// schedule's (1, 2, 4, 8 s; capped at backoff_max), counted from the last failure.
+func TestBackoffIsRecordedOnTheSchedule(t *testing.T) {
+	for _, tt := range []struct {
+		failures int
+		config   string
+		want     time.Duration
+	}{
+		{1, `{}`, time.Second},
+		{2, `{}`, 2 * time.Second},
+		{3, `{}`, 4 * time.Second},
+		{4, `{}`, 8 * time.Second},
+		{4, `{"backoff_max": "5s"}`, 5 * time.Second},
+	} {
+		t.Run(fmt.Sprintf("%d failures %s", tt.failures, tt.config), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			root := newRoot(t, "coder")
+			home := filepath.Join(root, "profiles", "coder")
+			require.NoError(t, os.WriteFile(filepath.Join(home, "profile.json"), []byte(tt.config), 0o600))
+			seedFailures(t, home, tt.failures)
+			done := make(chan int, 1)
+			go func() {
+				done <- gatewayrun.Run(ctx, gatewayrun.Options{
+					Settings: config.Settings{Home: root, User: strconv.Itoa(os.Getuid()), DrainTimeout: 300 * time.Millisecond},
+					Profile:  "coder", Command: []string{"sleep", "1000"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				})
+			}()
+			var st map[string]any
+			s6test.Eventually(t, 10*time.Second, "backing off", func() bool {
+				st = stateIn(t, home)
+				return st["backoff_until"] != nil
+			})
+			last := state.ParseTime(st["last_exit"].(map[string]any)["at"].(string))
+			until := state.ParseTime(st["backoff_until"].(string))
+			assert.Equal(t, tt.want, until.Sub(last))
+			cancel()
+			assert.Equal(t, 1, exitCode(t, done))
+		})
+	}
 }

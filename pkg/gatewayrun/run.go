@@ -40,13 +40,9 @@ type Options struct {
 	Heartbeat time.Duration
 	Logger    *slog.Logger
 	// Exec: exec supervision (GATEWAY_SUPERVISION=exec, set by the slot): a command is exec'd
-	// in place of the gateway (exec.go) instead of run as its child.
+	// in place of the gateway (exec.go) instead of run as its child. A profile with a
+	// readiness check is supervised by the wrapper all the same: the wrapper runs the check.
 	Exec bool
-	// Reserved: descriptors ReserveFDs held free for an exec'd command's ready.notify_fd.
-	Reserved uint64
-	// WatcherProgram: under exec supervision, always settle the command with the watcher
-	// program (`gateway watch`), never with a fork of this process (settle.go).
-	WatcherProgram bool
 
 	spawn func(*exec.Cmd) error // starts the command; (*exec.Cmd).Start, or a fault in tests
 }
@@ -65,13 +61,19 @@ type gateway struct {
 	pid    int
 	start  *uint64
 	policy profile.Policy
+	notify func() // tells s6 the gateway is ready (once; a no-op without a descriptor)
 
 	child      *exec.Cmd
 	exited     chan error // receives the child's Wait result once
 	childStart time.Time
 	readyR     *os.File // read end of the command's readiness pipe (ready.notify_fd)
 	failures   int      // consecutive failures recorded when this gateway started
-	stableRun  bool     // the failed command had run for stable_after: its failure starts a new count
+	// Set by Finish (execEnd: the end of an exec-supervised command), where no resident
+	// gateway did while the command ran what its timers do: the command had run for
+	// stable_after (its failure count is cleared first), or had settled (the run of failures
+	// that down_since dates ended; one that had not was still starting).
+	execEnd, stableRun, settled bool
+	execNext                    bool // exec supervision: the command is exec'd once the back-off is over
 }
 
 // Run runs the gateway until it is stopped and returns its exit code.
@@ -99,7 +101,7 @@ func Run(ctx context.Context, o Options) int {
 	// default action back, as it would get from s6 itself; an ignored one it would inherit.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
-	notify := notifier(o.NotifyFD)
+	g.notify = notifier(o.NotifyFD)
 
 	if st, err := proc.StartTime(g.pid); err == nil {
 		g.start = &st
@@ -123,7 +125,16 @@ func Run(ctx context.Context, o Options) int {
 	}
 
 	argv, env, cfgErr := g.command()
-	until := g.recordStart(time.Now(), o.Exec && cfgErr == nil && len(argv) > 0)
+	execPath := ""
+	if o.Exec && cfgErr == nil && len(argv) > 0 {
+		if g.policy.Ready != (profile.Ready{}) {
+			g.log.Info("the profile has a readiness check: supervised by the wrapper, which runs it (a rule of exec supervision)", "ready", g.policy.Ready.String())
+		} else if execPath, cfgErr = exec.LookPath(argv[0]); cfgErr != nil {
+			cfgErr = fmt.Errorf("start %q: %w", argv[0], cfgErr)
+		}
+	}
+	g.execNext = execPath != ""
+	until := g.recordStart(time.Now(), g.execNext)
 	if cfgErr != nil {
 		return g.finish(FatalConfig, cfgErr.Error(), nil)
 	}
@@ -132,10 +143,8 @@ func Run(ctx context.Context, o Options) int {
 			return code
 		}
 	}
-	if len(argv) > 0 && o.Exec {
-		if code, done := g.execCommand(argv, env, sigs, lock); done {
-			return code
-		}
+	if execPath != "" {
+		return g.execCommand(execPath, argv, env, sigs, lock)
 	}
 	if len(argv) > 0 {
 		if err := g.startChild(argv, env); err != nil {
@@ -150,7 +159,7 @@ func Run(ctx context.Context, o Options) int {
 	}
 
 	g.write(func(s *state.State) { s.GatewayState, s.DownSince = state.Running, "" })
-	notify()
+	g.notify()
 	if g.child == nil {
 		g.log.Info("gateway started: built-in idle gateway (no command configured)", "pid", g.pid, "heartbeat", o.Heartbeat)
 	} else {
@@ -163,14 +172,14 @@ func Run(ctx context.Context, o Options) int {
 // recordStart writes gateway_state=starting with this process's identity and the crash-loop
 // record for this start: a record from another boot is started afresh; in this boot the start
 // counts as a restart. It returns when the back-off after consecutive failures ends (zero:
-// start now). execNext: the command is exec'd next (exec supervision); without a back-off its
-// start is recorded in the same write (command_started_at), so the exec follows one durable
-// write, not two.
+// start now). execNext: the command is exec'd next (exec supervision); without a back-off this
+// one write is the command's record already (running, command_started_at, settle_until:
+// recordExec), so the exec follows one durable write, not two.
 func (g *gateway) recordStart(now time.Time, execNext bool) (until time.Time) {
 	boot := state.CurrentBoot(g.o.Settings.ScanDir)
 	g.write(func(s *state.State) {
 		s.GatewayState, s.PID, s.StartTime, s.ExitReason = state.Starting, g.pid, g.start, ""
-		s.FailedReason, s.BackoffUntil, s.CommandStartedAt = "", "", ""
+		s.FailedReason, s.BackoffUntil, s.CommandStartedAt, s.SettleUntil = "", "", "", ""
 		// An unknown boot ("") never starts the record afresh: that would switch the back-off
 		// and the failure limit off wherever /proc/1 is hidden.
 		if boot != "" && s.BootID != boot {
@@ -187,7 +196,7 @@ func (g *gateway) recordStart(now time.Time, execNext bool) (until time.Time) {
 		}
 		if execNext && until.IsZero() {
 			g.childStart = now
-			s.CommandStartedAt = now.UTC().Format(state.TimeFormat)
+			g.recordExec(s)
 		}
 	})
 	return until
@@ -224,6 +233,9 @@ func (g *gateway) backoff(ctx context.Context, sigs <-chan os.Signal, until time
 				return 0, false
 			}
 			if r, why, stop := g.classify(sig); stop {
+				if g.execNext {
+					return g.stopBeforeExec(sig, r, why), true
+				}
 				return g.shutdown(r, why), true
 			}
 		}
@@ -480,16 +492,17 @@ func (g *gateway) failure(exit *state.Exit, why string, code int) int {
 	limit := g.policy.FailureLimit()
 	var n int
 	g.write(func(s *state.State) {
-		if g.stableRun {
-			s.ConsecutiveFailures = 0
-		}
+		g.clearSettledRun(s)
 		s.ConsecutiveFailures++
 		n = s.ConsecutiveFailures
-		s.LastExit, s.CommandStartedAt, s.PID, s.StartTime = exit, "", 0, nil
+		s.LastExit, s.CommandStartedAt, s.SettleUntil, s.PID, s.StartTime = exit, "", "", 0, nil
 		if s.DownSince == "" {
 			s.DownSince = exit.At
 		}
 		s.ExitReason = ChildExited.String() + ": " + why
+		if g.execEnd && !g.settled {
+			s.GatewayState = state.Starting // a failed start, as the wrapper leaves it
+		}
 		if n >= limit {
 			s.GatewayState = state.Failed
 			s.FailedReason = fmt.Sprintf("%d consecutive failures (limit %d); last: %s", n, limit, why)
@@ -503,6 +516,18 @@ func (g *gateway) failure(exit *state.Exit, why string, code int) int {
 	g.log.Info("command exited; s6 starts the gateway again after a back-off", "status", why,
 		"consecutive_failures", n, "limit", limit, "next_delay", g.policy.Backoff(n))
 	return code
+}
+
+// clearSettledRun does what a resident gateway does while its command runs, for an
+// exec-supervised command that ended (Finish): one that ran for stable_after clears the failure
+// count; one that settled ended the run of failures down_since dates.
+func (g *gateway) clearSettledRun(s *state.State) {
+	if g.stableRun {
+		s.ConsecutiveFailures = 0
+	}
+	if g.execEnd && g.settled {
+		s.DownSince = ""
+	}
 }
 
 // transientStartError reports a start that failed for want of a resource, not because of the
@@ -580,7 +605,8 @@ func (g *gateway) finish(r Reason, why string, exit *state.Exit) int {
 			s.GatewayState = d.State
 		}
 		s.ExitReason = r.String() + ": " + why
-		s.PID, s.StartTime, s.CommandStartedAt, s.BackoffUntil = 0, nil, "", ""
+		s.PID, s.StartTime, s.CommandStartedAt, s.SettleUntil, s.BackoffUntil = 0, nil, "", "", ""
+		g.clearSettledRun(s)
 		if exit != nil {
 			s.LastExit = exit
 		}

@@ -41,6 +41,7 @@ type GatewayStatus struct {
 	ConsecutiveFailures int         `json:"consecutive_failures"` // exits on their own in a row
 	LastExit            *state.Exit `json:"last_exit"`            // how the command last ended, or null
 	BackoffUntil        *time.Time  `json:"backoff_until"`        // the next start waits until then, or null
+	SettleUntil         *time.Time  `json:"settle_until"`         // exec supervision: the command settles (counts as started) then; null once it has
 	Failed              bool        `json:"failed"`               // crash loop or fatal configuration: s6 no longer restarts it (gateway start does)
 	FailedReason        string      `json:"failed_reason,omitempty"`
 	// Healthy: a gateway meant to run is serving (up and ready), or has been down less than
@@ -232,6 +233,13 @@ func (o *Operator) crashLoop(g *GatewayStatus, s state.State, st s6.Status, boot
 			g.BackoffUntil = &t
 		}
 		downSince = state.ParseTime(s.DownSince)
+		// Exec supervision records running when it execs the command, with the time the
+		// command counts as started (settle_until): until then it is starting and not ready,
+		// as a resident gateway would report it, and s6's "ready" (told at the exec) is not.
+		if t := state.ParseTime(s.SettleUntil); s.GatewayState == state.Running && t.After(now) {
+			starting := state.Starting
+			g.GatewayState, g.Ready, g.SettleUntil = &starting, false, &t
+		}
 	}
 	if g.Up && g.Ready && g.BackoffUntil == nil {
 		up := now.Sub(st.Since)

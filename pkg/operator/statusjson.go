@@ -96,6 +96,9 @@ func appendStatus(b []byte, g *GatewayStatus) ([]byte, bool) {
 	if b, ok = appendTimePtr(append(b, ","+field+`backoff_until": `...), g.BackoffUntil); !ok {
 		return b, false
 	}
+	if b, ok = appendTimePtr(append(b, ","+field+`settle_until": `...), g.SettleUntil); !ok {
+		return b, false
+	}
 	b = strconv.AppendBool(append(b, ","+field+`failed": `...), g.Failed)
 	if g.FailedReason != "" {
 		b = appendString(append(b, ","+field+`failed_reason": `...), g.FailedReason)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/s6gate/s6gate/pkg/marker"
+	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/profileuid"
 	"github.com/s6gate/s6gate/pkg/s6"
@@ -319,7 +320,8 @@ func (o *Operator) mark(name string, pid int, restart bool) {
 // waitUp waits until the gateway is up and ready — as a process other than before's when
 // newProcess is set (restart) — and, with o.Settle, until its command has been up that long.
 // Ready means settled: the gateway reports ready only once its command has stayed up for the
-// profile's settle time and passed its readiness check. It fails fast when the command ends
+// profile's settle time and passed its readiness check (under exec supervision s6 hears
+// "ready" at the exec, and the record's settle_until says when the command has settled). It fails fast when the command ends
 // first (the crash-loop count, which the verb cleared, is no longer zero) and when s6 has
 // given up on it (finish exited 125): down, not wanted up, and s6 has acted since before —
 // the last part tells "gave up" from "has not processed our command yet" (see actedSince).
@@ -349,7 +351,13 @@ func (o *Operator) waitUp(ctx context.Context, name string, before s6.Status, ne
 			gaveUp = true
 			return true
 		}
-		if !st.Up || (needReady && !st.Ready) || (newProcess && st.PID == before.PID) {
+		if !st.Up || (needReady && !st.Ready) || (newProcess && st.PID == before.PID) || settling(rec, st.PID, time.Now()) {
+			return false
+		}
+		if rec.SettleUntil != "" && !proc.Alive(rec.PID, rec.StartTime) {
+			// Settled by the clock, but s6-supervise has not seen the command's death yet
+			// (a zombie it has not reaped is no live command): the slot's finish will record
+			// it, and the next look tells the failure.
 			return false
 		}
 		return o.Settle <= 0 || o.settledFor(rec, st.PID, o.Settle)
@@ -389,6 +397,13 @@ func actedSince(before, st s6.Status) bool {
 
 // startFailureLogLines is how many log lines a failed start shows.
 const startFailureLogLines = 10
+
+// settling reports whether the record says that the command of the gateway pid is still
+// settling: exec supervision records running and tells s6 "ready" when it execs the command,
+// which counts as started only once it has run until settle_until.
+func settling(rec state.State, pid int, now time.Time) bool {
+	return rec.PID == pid && rec.GatewayState == state.Running && state.ParseTime(rec.SettleUntil).After(now)
+}
 
 // settledFor reports whether the command of the gateway pid has been running for at least d.
 func (o *Operator) settledFor(rec state.State, pid int, d time.Duration) bool {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,4 +58,21 @@ func TestReadSelfAndAlive(t *testing.T) {
 	_, err = proc.Read(cmd.Process.Pid)
 	assert.ErrorIs(t, err, fs.ErrNotExist, "reaped process is gone")
 	assert.False(t, proc.Alive(cmd.Process.Pid, nil))
+}
+
+// A zombie (a process that exited and was not reaped yet) is not alive, with or without its
+// start time: an exec-supervised command that died is a zombie until s6-supervise reaps it.
+func TestZombieIsNotAlive(t *testing.T) {
+	cmd := exec.Command("true")
+	require.NoError(t, cmd.Start())
+	pid := cmd.Process.Pid
+	var st proc.Stat
+	require.Eventually(t, func() bool {
+		s, err := proc.Read(pid) // not reaped yet: still there
+		st = s
+		return err == nil && s.State == 'Z'
+	}, 10*time.Second, 10*time.Millisecond, "the child to exit")
+	assert.False(t, proc.Alive(pid, nil))
+	assert.False(t, proc.Alive(pid, &st.StartTime))
+	require.NoError(t, cmd.Wait())
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -179,5 +180,28 @@ func TestMaxProcessesPolicy(t *testing.T) {
 		require.Error(t, err, bad)
 		assert.Equal(t, exitcode.Usage, exitcode.Of(err))
 		assert.Contains(t, err.Error(), `"max_processes"`)
+	}
+}
+
+// The back-off schedule is exactly 1, 2, 4 … s after 1, 2, 3 … consecutive failures, capped
+// at backoff_max (60 s by default); none before the first failure.
+func TestBackoffSchedule(t *testing.T) {
+	s := time.Second
+	for _, tt := range []struct {
+		name string
+		max  time.Duration
+		want []time.Duration // for n = 0, 1, 2, …
+	}{
+		{"default cap", 0, []time.Duration{0, 1 * s, 2 * s, 4 * s, 8 * s, 16 * s, 32 * s, 60 * s, 60 * s, 60 * s}},
+		{"backoff_max 5s", 5 * s, []time.Duration{0, 1 * s, 2 * s, 4 * s, 5 * s, 5 * s}},
+		{"backoff_max below the first delay", 500 * time.Millisecond, []time.Duration{0, 500 * time.Millisecond, 500 * time.Millisecond}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := profile.Policy{BackoffMax: tt.max}
+			for n, want := range tt.want {
+				assert.Equal(t, want, p.Backoff(n), "after %d failures", n)
+			}
+			assert.Equal(t, time.Duration(0), p.Backoff(-1))
+		})
 	}
 }

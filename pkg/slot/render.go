@@ -248,9 +248,10 @@ func finishScript(s Spec) string {
 		"case \"$1\" in %d|%d) exit 125 ;; esac\nexit 0\n", Name(s.Profile), exitcode.FatalConfig, exitcode.GaveUp, exitcode.FatalConfig, exitcode.GaveUp)
 }
 
-// execKillMarginMS is what an exec slot's timeout-kill adds to GATEWAY_DRAIN_TIMEOUT: a start
-// that falls back to the wrapper (its watcher could not start) drains for GATEWAY_DRAIN_TIMEOUT
-// itself and then records its decision, which s6's SIGKILL must not cut short.
+// execKillMarginMS is what an exec slot's timeout-kill adds to GATEWAY_DRAIN_TIMEOUT: a profile
+// with a readiness check runs under the wrapper in an exec slot, drains for
+// GATEWAY_DRAIN_TIMEOUT itself and then records its decision, which s6's SIGKILL must not cut
+// short.
 const execKillMarginMS = 1000
 
 // killTimeout is the slot's timeout-kill in ms: under exec supervision s6 itself bounds the

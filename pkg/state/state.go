@@ -65,6 +65,7 @@ type State struct {
 	// (BootID); a gateway that finds another boot's record starts it afresh.
 	BootID              string `json:"boot_id,omitempty"`
 	CommandStartedAt    string `json:"command_started_at,omitempty"`   // RFC 3339 (ns), while the command runs
+	SettleUntil         string `json:"settle_until,omitempty"`         // RFC 3339 (ns), exec supervision: the command counts as started once it has run until then
 	Restarts            int    `json:"restarts,omitempty"`             // starts of the command after the first, this boot
 	ConsecutiveFailures int    `json:"consecutive_failures,omitempty"` // exits on its own in a row, not yet cleared by a stable run or an operator start
 	LastExit            *Exit  `json:"last_exit,omitempty"`
@@ -107,7 +108,7 @@ func ParseTime(s string) time.Time {
 
 // owned lists the keys State writes; Update replaces exactly these.
 var owned = []string{"gateway_state", "desired_state", "pid", "start_time", "exit_reason", "updated_at",
-	"boot_id", "command_started_at", "restarts", "consecutive_failures", "last_exit", "backoff_until", "failed_reason", "down_since"}
+	"boot_id", "command_started_at", "settle_until", "restarts", "consecutive_failures", "last_exit", "backoff_until", "failed_reason", "down_since"}
 
 // Intent is the run intent the boot reconciler acts on (SPEC §9.3): desired_state when set,
 // else gateway_state, where draining and degraded count as running. So does starting: a
@@ -144,6 +145,7 @@ const (
 	kUpdatedAt
 	kBootID
 	kCommandStartedAt
+	kSettleUntil
 	kRestarts
 	kConsecutiveFailures
 	kLastExit
@@ -172,6 +174,8 @@ func keyIndex(k string) int {
 		return kBootID
 	case "command_started_at":
 		return kCommandStartedAt
+	case "settle_until":
+		return kSettleUntil
 	case "restarts":
 		return kRestarts
 	case "consecutive_failures":
@@ -258,6 +262,8 @@ func parse(b []byte, wantRaw bool) (State, map[string]json.RawMessage, error) {
 			decodeString(v, &s.BootID)
 		case kCommandStartedAt:
 			decodeString(v, &s.CommandStartedAt)
+		case kSettleUntil:
+			decodeString(v, &s.SettleUntil)
 		case kRestarts:
 			decodeInt(v, &s.Restarts)
 		case kConsecutiveFailures:
@@ -488,17 +494,6 @@ func Update(home *safedir.Dir, now time.Time, change func(*State)) (warning erro
 		return warning, fmt.Errorf("update state: %w", err)
 	}
 	return warning, nil
-}
-
-// Apply returns what Update would write at now over a state file holding b, without writing
-// it: a caller that must write it later without Go (the exec-supervised gateway's settle
-// child) prepares the bytes with it. A file that does not parse is an error.
-func Apply(b []byte, now time.Time, change func(*State)) ([]byte, error) {
-	s, raw, err := parse(b, true)
-	if err != nil {
-		return nil, err
-	}
-	return encode(s, raw, now, change)
 }
 
 // encode applies change to s, stamps updated_at and returns the document: raw's members with

@@ -14,15 +14,14 @@ import (
 	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 
-// The hidden verbs of exec supervision (docs/gateway.md, "Exec supervision"), for the slot's
+// The hidden verb of exec supervision (docs/gateway.md, "Exec supervision"), for the slot's
 // own use, not operators':
 //
-//	gateway watch SPEC                      the transient watcher `gateway run` starts
 //	gateway finish -p NAME -- CODE SIGNAL…  the slot's finish, with s6-supervise's arguments
 //
-// hidden runs one of them and reports whether verb was one.
+// hidden runs it and reports whether verb was it.
 func hidden(verb string, args []string, stderr io.Writer) (int, bool) {
-	if verb != gatewayrun.WatchVerb && verb != "finish" {
+	if verb != "finish" {
 		return 0, false
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
@@ -31,12 +30,6 @@ func hidden(verb string, args []string, stderr io.Writer) (int, bool) {
 		return cli.Fail(stderr, "gateway", verb, err), true
 	}
 	runtime.GOMAXPROCS(1)
-	if verb == gatewayrun.WatchVerb {
-		if len(args) != 1 {
-			return cli.Fail(stderr, "gateway", verb, exitcode.Usagef("want one argument")), true
-		}
-		return gatewayrun.Watch(settings, args[0], log), true
-	}
 	if len(args) < 3 || args[0] != "-p" || (len(args) > 2 && args[2] != "--") {
 		fmt.Fprintln(stderr, "usage: gateway finish -p NAME -- CODE SIGNAL [SERVICE]")
 		return exitcode.Usage, true

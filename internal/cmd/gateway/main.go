@@ -75,10 +75,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	var reserved uint64
-	if verb == "run" && settings.Supervision == profile.SupervisionExec {
-		reserved = gatewayrun.ReserveFDs() // before any file is opened (pkg/gatewayrun, exec.go)
-	}
 	// The container's own services are the root tree's, readable only by root: the health
 	// check looks at them first (reading s6's status files, nothing else), then becomes the
 	// service user like every verb.
@@ -115,9 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return gatewayrun.Run(ctx, gatewayrun.Options{
 			Settings: settings, Profile: c.profile, Replace: c.replace, Command: c.command,
 			NotifyFD: notify, Heartbeat: beat, Logger: slog.New(slog.NewTextHandler(stderr, nil)),
-			Exec: exec, Reserved: reserved,
-			// The escape hatch from the settle fork (docs/operations.md, "Exec supervision").
-			WatcherProgram: os.Getenv("S6GATE_SETTLE_FORK") == "0",
+			Exec: exec,
 		})
 	}
 	op := operator.New(settings, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))

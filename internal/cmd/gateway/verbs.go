@@ -274,6 +274,8 @@ func statusNote(g operator.GatewayStatus, now time.Time) string {
 		return "failed: " + g.FailedReason + "; start it again with: gateway start -p " + g.Profile
 	case g.BackoffUntil != nil:
 		return fmt.Sprintf("backing off after %d consecutive failures; next start in %s", g.ConsecutiveFailures, roundDuration(g.BackoffUntil.Sub(now)))
+	case g.SettleUntil != nil:
+		return "settling: counts as started in " + roundDuration(g.SettleUntil.Sub(now))
 	case !g.Up && g.ExitReason != "":
 		return g.ExitReason
 	case !g.Healthy:
