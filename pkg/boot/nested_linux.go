@@ -13,8 +13,9 @@ import (
 	"github.com/s6gate/s6gate/pkg/s6"
 )
 
-// A nested supervision tree is a service of the root tree whose process is itself an
-// s6-svscan (s6gate's gateways' tree is one: /etc/services.d/s6gate-gateways). Its own
+// A nested supervision tree is a service of the root tree whose process is itself a scanner,
+// an s6-svscan or s6gate's gw-svscan (s6gate's gateways' tree is one:
+// /etc/services.d/s6gate-gateways). Its own
 // s6-svscan would bring it down on the SIGTERM that the service's s6-supervise sends, but
 // s6-svscan handles a signal only between two scans, and a scan starts every service it has
 // not started yet, one fork after another: the first scan after a boot starts all of them. When
@@ -53,7 +54,7 @@ func nestedTrees(svscan int) []nestedTree {
 		}
 		for _, c := range childrenOf(sup) {
 			st, err := proc.Read(c)
-			if err != nil || st.Comm != "s6-svscan" {
+			if err != nil || !isScanner(st.Comm) {
 				continue
 			}
 			dir, err := os.Readlink("/proc/" + strconv.Itoa(sup) + "/cwd")
@@ -65,6 +66,10 @@ func nestedTrees(svscan int) []nestedTree {
 	}
 	return out
 }
+
+// isScanner reports whether comm names a scanner: s6-svscan, or gw-svscan (the gateways'
+// scanner when the container runs as root; it starts and stops supervisors as s6-svscan does).
+func isScanner(comm string) bool { return comm == "s6-svscan" || comm == "gw-svscan" }
 
 // childrenOf lists the children of pid (every thread's), from /proc.
 func childrenOf(pid int) []int {
