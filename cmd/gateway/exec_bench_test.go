@@ -106,7 +106,7 @@ func measureSupervision(b *testing.B, mode string) map[string]float64 {
 		"kB-PSS/gateway-wrapper":       wrapper / n,
 	}
 
-	cg, ok := cpuacctGroup(b, scanPID(scan))
+	cg, ok := cpuacctGroup(b, scan.PID())
 	if !ok {
 		scan.Stop(b)
 		return r
@@ -171,23 +171,6 @@ func statOf(pid int) (string, int) {
 	return string(data[open+1 : end]), ppid
 }
 
-// scanPID is the PID of the Scan's s6-svscan: the one whose argv names its directory.
-func scanPID(s *s6test.Scan) int {
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
-		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
-		if len(args) == 2 && filepath.Base(args[0]) == "s6-svscan" && args[1] == s.Dir {
-			return pid
-		}
-	}
-	return 0
-}
-
 // cpuacctGroup makes a cpuacct cgroup (v1) and moves the process tree under root into it,
 // so that its usage is the CPU time the tree spends from now on. ok is false where there is
 // no such cgroup or no right to make one.
@@ -201,25 +184,8 @@ func cpuacctGroup(b *testing.B, root int) (string, bool) {
 		return "", false
 	}
 	b.Cleanup(func() { _ = os.Remove(cg) })
-	parent := map[int]int{}
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		if pid, err := strconv.Atoi(d.Name()); err == nil {
-			_, parent[pid] = statOf(pid)
-		}
-	}
-	in := func(pid int) bool {
-		for ; pid > 1; pid = parent[pid] {
-			if pid == root {
-				return true
-			}
-		}
-		return false
-	}
-	for pid := range parent {
-		if in(pid) {
-			_ = os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
-		}
+	for _, p := range append(s6test.Descendants(root), s6test.Proc{PID: root}) {
+		_ = os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(p.PID)), 0o644)
 	}
 	return cg, true
 }

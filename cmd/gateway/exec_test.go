@@ -59,19 +59,13 @@ func children(pid int) []string {
 	return out
 }
 
-// watchers lists the PIDs of `gateway watch` processes for profile name.
+// watchers lists the PIDs of `gateway watch` processes for profile name below this test
+// process.
 func watchers(name string) []int {
 	var out []int
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		b, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
-		args := strings.Split(string(b), "\x00")
-		if len(args) > 2 && args[1] == "watch" && strings.Contains(args[2], `"profile":"`+name+`"`) {
-			out = append(out, pid)
+	for _, p := range s6test.OwnProcesses() {
+		if args := p.Argv; len(args) > 2 && args[1] == "watch" && strings.Contains(args[2], `"profile":"`+name+`"`) {
+			out = append(out, p.PID)
 		}
 	}
 	return out
@@ -103,6 +97,7 @@ func TestExecSupervisionStartKillRestartStop(t *testing.T) {
 	st := s6Status(t, e, "x")
 	require.True(t, st.Up && st.Ready)
 	pid := st.PID
+	s6test.WaitExec(t, pid, "sh")
 	comm, ppid := procStat(t, pid)
 	assert.Equal(t, "sh", comm, "the command itself is the supervised process")
 	pcomm, _ := procStat(t, ppid)
@@ -277,6 +272,11 @@ func TestExecSupervisionCrashLoop(t *testing.T) {
 func TestExecSupervisionReadiness(t *testing.T) {
 	e := s6test.NewEnv(t, nil)
 	e.Start()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log("supervision tree output:\n" + e.Scan.Output())
+		}
+	})
 	for _, tt := range []struct{ name, ready, script string }{
 		{"file", `{"file": %q}`, `sleep 1.5; touch %[1]q; exec sleep 1000`},
 		{"notify", `{"notify_fd": 5}`, `sleep 1.5; touch %[1]q; echo >&5; exec sleep 1000`},
@@ -293,8 +293,9 @@ func TestExecSupervisionReadiness(t *testing.T) {
 			assert.FileExists(t, flag, "start returned before the command said it was ready")
 			st := fullStatusOf(t, e, tt.name)
 			assert.True(t, st.Ready)
-			comm, _ := procStat(t, *st.PID)
-			assert.Equal(t, "sleep", comm, "exec supervision: the command is the supervised process: %s", e.Scan.Output())
+			// Ready is said before the script's last exec: wait for it. Under the wrapper the
+			// supervised process would stay `gateway` and this would fail.
+			s6test.WaitExec(t, *st.PID, "sleep")
 		})
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -229,26 +228,9 @@ func TestFlowRestartAndAll(t *testing.T) {
 }
 
 // supervisorsOf lists the PIDs of s6-supervise processes running on the service called name
-// (its argv[1], as s6-svscan starts it: "name" or "name/log").
-func supervisorsOf(name string) []int {
-	var pids []int
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(argv) == 2 && filepath.Base(argv[0]) == "s6-supervise" && (argv[1] == name || argv[1] == name+"/log") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// (its argv[1], as s6-svscan starts it: "name" or "name/log") below this test process: another
+// test run's tree has a "gateway-x" too.
+func supervisorsOf(name string) []int { return s6test.Supervisors(os.Getpid(), name) }
 
 // An unprivileged operator (the service user, as with `docker exec -u gateway`) and root
 // (the `docker exec` default) run every verb on each other's gateways; whatever root creates
