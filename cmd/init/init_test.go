@@ -219,7 +219,9 @@ func TestStopKillsStubbornService(t *testing.T) {
 	assert.Equal(t, 0, s.wait())
 	elapsed := s.ended.Sub(sent)
 	assert.GreaterOrEqual(t, elapsed, 1400*time.Millisecond, "the stubborn service had its grace")
-	assert.Less(t, elapsed, 4*time.Second)
+	// The grace times themselves are pinned by the log lines below; past them the stop only
+	// has to end (4 s was once 4.7 s beside two busy loops per core and another test run).
+	assert.Less(t, elapsed, 1500*time.Millisecond+promptStop)
 	logs := s.out.String()
 	assert.Contains(t, logs, "s6gate-init: stop: 1 of 2 services still up after 500 ms: stubborn")
 	assert.Contains(t, logs, "still alive after 1000 ms: sending KILL")

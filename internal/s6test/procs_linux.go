@@ -46,11 +46,19 @@ func Descendants(pid int) []Proc {
 func OwnProcesses() []Proc { return Descendants(os.Getpid()) }
 
 // Supervisors lists the PIDs of the s6-supervise processes below root that supervise the
-// service called name: its argv[1], as s6-svscan starts them, is "name" or "name/log".
+// service called name: its argv[1], as s6-svscan starts them, is "name" or "name/log". A child
+// that an s6-supervise has forked to start the service and that has not exec'd the run script
+// yet has the same command line: it is left out (its parent is an s6-supervise, a
+// supervisor's is s6-svscan).
 func Supervisors(root int, name string) []int {
+	procs := Descendants(root)
+	supervise := map[int]bool{}
+	for _, p := range procs {
+		supervise[p.PID] = p.Comm == "s6-supervise"
+	}
 	var pids []int
-	for _, p := range Descendants(root) {
-		if len(p.Argv) == 2 && filepath.Base(p.Argv[0]) == "s6-supervise" && (p.Argv[1] == name || p.Argv[1] == name+"/log") {
+	for _, p := range procs {
+		if len(p.Argv) == 2 && filepath.Base(p.Argv[0]) == "s6-supervise" && (p.Argv[1] == name || p.Argv[1] == name+"/log") && !supervise[p.PPID] {
 			pids = append(pids, p.PID)
 		}
 	}

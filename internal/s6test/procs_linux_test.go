@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,4 +65,33 @@ func TestSupervisorsAreScopedToTheirTree(t *testing.T) {
 	slices.Sort(both)
 	assert.Equal(t, both, all)
 	assert.Empty(t, scans[0].Supervisors("sv"), "the name is matched whole")
+}
+
+// An s6-supervise forks to start its service, and until that child has exec'd the run script
+// it has the supervisor's command line: it is not a second supervisor. Stood in for here by
+// a shell started as "s6-supervise svc" whose child, started the same way, does not exec.
+func TestSupervisorsLeaveOutAForkBeforeItsExec(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "s6-supervise")
+	require.NoError(t, os.Symlink("/bin/sh", fake))
+	s6test.WriteFile(t, filepath.Join(dir, "svc"), `if [ -z "$CHILD" ]; then CHILD=1 `+fake+` svc & wait; else sleep 1000; fi`+"\n")
+	cmd := exec.Command(fake, "svc")
+	cmd.Dir = dir
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		for _, p := range s6test.Descendants(cmd.Process.Pid) {
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	s6test.Eventually(t, 10*time.Second, "the fake supervisor's child running its sleep", func() bool {
+		for _, p := range s6test.Descendants(cmd.Process.Pid) {
+			if p.Comm == "sleep" {
+				return true
+			}
+		}
+		return false
+	})
+	assert.Equal(t, []int{cmd.Process.Pid}, s6test.Supervisors(os.Getpid(), "svc"))
 }
