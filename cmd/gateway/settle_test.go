@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,27 +24,16 @@ import (
 // stayed up for its settle time, tells s6 the slot is ready, logs "gateway started", and holds
 // none of the command's descriptors meanwhile (not the profile lock).
 
-// settlers lists the PIDs of gateway-settle processes whose parent is one of ppids.
+// settlers lists the PIDs of gateway-settle processes whose parent is one of ppids, read from
+// their children (a walk of every process of the host finds another test run's, and beside a
+// fork bomb it took longer than the settle time it was meant to see into).
 func settlers(ppids []int) []int {
 	var out []int
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < 0 || s[open+1:end] != gatewayrun.SettleName {
-			continue
-		}
-		f := strings.Fields(s[end+2:])
-		if ppid, _ := strconv.Atoi(f[1]); slices.Contains(ppids, ppid) {
-			out = append(out, pid)
+	for _, ppid := range ppids {
+		for _, p := range s6test.Descendants(ppid) {
+			if p.PPID == ppid && p.Comm == gatewayrun.SettleName {
+				out = append(out, p.PID)
+			}
 		}
 	}
 	return out
