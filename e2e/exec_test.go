@@ -24,8 +24,13 @@ func TestExecSupervisionAcrossDockerStopAndStart(t *testing.T) {
 	b.gw("register", "down", "--start", "--", "sleep", "100000")
 	for _, p := range append(profiles, "down") {
 		st := b.waitUp(p)
-		_, comm := b.exec("", "cat", "/proc/"+strconv.Itoa(*st.PID)+"/comm")
-		assert.Equal(t, "sleep", strings.TrimSpace(comm), "%s: the command is the supervised process", p)
+		// Up is seen before the exec of the command: wait for it (under the wrapper the
+		// supervised process would stay `gateway`).
+		var comm string
+		eventually(t, 10*time.Second, p+": the command is the supervised process", func() bool {
+			_, comm = b.exec("", "cat", "/proc/"+strconv.Itoa(*st.PID)+"/comm")
+			return strings.TrimSpace(comm) == "sleep"
+		})
 		assert.Equal(t, "running", b.state(p)["gateway_state"], p)
 	}
 	b.gw("stop", "-p", "down")

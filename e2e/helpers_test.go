@@ -18,16 +18,19 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
+// helpersTag is the tag of this run's fixture image: a name of its own, so that a second test
+// run beside this one (another image under test) cannot retag it; TestMain removes it.
+var helpersTag = randomName("s6gate-e2e-helpers:")
+
 // fixtureImage is e2e/testdata/helpers built FROM the image under test: an image that uses
 // s6-overlay's helpers (with-contenv shebangs, logutil-service, with-retries, the
 // s6-portable-utils commands, fix-attrs.d) the way s6-overlay images do.
 var fixtureImage = sync.OnceValues(func() (string, error) {
-	tag := "s6gate-e2e-helpers:latest" // rebuilt (from the build cache) by every run
-	out, err := exec.Command("docker", "build", "-q", "-t", tag, "--build-arg", "BASE="+Image, "testdata/helpers").CombinedOutput()
+	out, err := exec.Command("docker", "build", "-q", "-t", helpersTag, "--build-arg", "BASE="+Image, "testdata/helpers").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("docker build testdata/helpers: %v: %s", err, out)
 	}
-	return tag, nil
+	return helpersTag, nil
 })
 
 // helperBox is a running container of the fixture image.

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,11 @@ func TestMain(m *testing.M) {
 		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	}
 	prerequisite = checkEngine()
-	os.Exit(m.Run())
+	code := m.Run()
+	if prerequisite == "" {
+		_ = exec.Command("docker", "image", "rm", "-f", helpersTag).Run() // built by the helpers tests, if they ran
+	}
+	os.Exit(code)
 }
 
 func checkEngine() string {

@@ -179,25 +179,8 @@ func cpuacctGroup(b *testing.B, root int) (string, bool) {
 		return "", false
 	}
 	b.Cleanup(func() { _ = os.Remove(cg) })
-	parent := map[int]int{}
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		if pid, err := strconv.Atoi(d.Name()); err == nil {
-			_, parent[pid] = statOf(pid)
-		}
-	}
-	in := func(pid int) bool {
-		for ; pid > 1; pid = parent[pid] {
-			if pid == root {
-				return true
-			}
-		}
-		return false
-	}
-	for pid := range parent {
-		if in(pid) {
-			_ = os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
-		}
+	for _, p := range append(s6test.Descendants(root), s6test.Proc{PID: root}) {
+		_ = os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(p.PID)), 0o644)
 	}
 	return cg, true
 }

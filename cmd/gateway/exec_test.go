@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +65,14 @@ func children(pid int) []string {
 
 func s6Status(t *testing.T, e *s6test.Env, name string) s6.Status {
 	t.Helper()
-	st, err := s6.Tools{Dir: e.CommandDir}.ReadStatus(t.Context(), e.Slot(name))
+	var st s6.Status
+	var err error
+	// The s6-supervise that a register just started may not have written its status yet (on
+	// a busy machine it may not have run at all): that reading is "not yet", not a failure.
+	s6test.Eventually(t, 10*time.Second, "s6-supervise of "+name+" to write its status", func() bool {
+		st, err = s6.Tools{Dir: e.CommandDir}.ReadStatus(t.Context(), e.Slot(name))
+		return !errors.Is(err, s6.ErrNoStatus)
+	})
 	require.NoError(t, err)
 	return st
 }

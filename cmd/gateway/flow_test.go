@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -228,24 +227,9 @@ func TestFlowRestartAndAll(t *testing.T) {
 	assert.Equal(t, 0, r.Code, "c itself is fine: %s", r.Stderr)
 }
 
-// supervisorsOf lists the PIDs of s6-supervise processes running on the service called name
-// (its argv[1], as s6-svscan starts it: "name" or "name/log"): children of the test's own
-// s6-svscan, never another test's.
-func supervisorsOf(scan *s6test.Scan, name string) []int {
-	var pids []int
-	for _, c := range children(scan.PID()) {
-		b, err := os.ReadFile(filepath.Join("/proc", c, "cmdline"))
-		if err != nil {
-			continue
-		}
-		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(argv) == 2 && filepath.Base(argv[0]) == "s6-supervise" && (argv[1] == name || argv[1] == name+"/log") {
-			pid, _ := strconv.Atoi(c)
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// supervisorsOf lists the PIDs of the s6-supervise processes of the service called name (and
+// of its logger) in the test's own supervision tree, never another test's.
+func supervisorsOf(scan *s6test.Scan, name string) []int { return scan.Supervisors(name) }
 
 // An unprivileged operator (the service user, as with `docker exec -u gateway`) and root
 // (the `docker exec` default) run every verb on each other's gateways; whatever root creates

@@ -38,18 +38,23 @@ func TestGatewayRunStartsOnOnePAndTheCommandDoesNot(t *testing.T) {
 	assert.Equal(t, "1", environOf(t, wrapper)["GOMAXPROCS"], "gateway run's own")
 	kids := children(wrapper)
 	require.Len(t, kids, 1)
+	// /proc/PID/environ is what the last exec got: the command's once it exec'd sleep.
+	s6test.WaitExec(t, atoi(t, kids[0]), "sleep")
 	env := environOf(t, atoi(t, kids[0]))
 	assert.NotContains(t, env, "GOMAXPROCS", "the command's: the environment had none")
 	assert.NotContains(t, env, "S6GATE_GOMAXPROCS")
 
 	kids = children(s6Status(t, e, "p").PID)
 	require.Len(t, kids, 1)
+	s6test.WaitExec(t, atoi(t, kids[0]), "sleep")
 	assert.Equal(t, "3", environOf(t, atoi(t, kids[0]))["GOMAXPROCS"], "the profile's own")
 
 	// Under exec supervision the command is the process gateway run became.
 	registerWith(t, e, "x", `{"command": ["/bin/sleep", "1000"], "supervision": "exec"}`)
 	e.MustRun("gateway", "start", "-p", "x")
-	env = environOf(t, s6Status(t, e, "x").PID)
+	pid := s6Status(t, e, "x").PID
+	s6test.WaitExec(t, pid, "sleep")
+	env = environOf(t, pid)
 	assert.NotContains(t, env, "GOMAXPROCS", "exec: the command's")
 	assert.NotContains(t, env, "S6GATE_GOMAXPROCS")
 }

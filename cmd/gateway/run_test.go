@@ -103,7 +103,7 @@ func (g *gw) wait() int {
 	select {
 	case <-g.done:
 		return g.status
-	case <-time.After(15 * time.Second):
+	case <-time.After(60 * time.Second): // a deadline for a hang, not a bound on a busy machine
 		g.t.Fatalf("gateway did not exit; output:\n%s", g.out.String())
 		return -1
 	}
@@ -234,7 +234,9 @@ func TestWrapperForwardsSignalsAndDrainsTheChild(t *testing.T) {
 	root := newRoot(t, "coder")
 	flag := filepath.Join(t.TempDir(), "hup")
 	script := `trap 'echo hup > ` + flag + `' HUP; trap 'echo child-got-term; exit 0' TERM; echo child-started; while :; do sleep 0.05; done`
-	g := startGateway(t, root, "coder", []string{"--", "sh", "-c", script}, nil)
+	// The drain is the child's time to act on SIGTERM (a shell ends its `sleep 0.05` first):
+	// generous, so that a busy machine does not turn the drain into a kill.
+	g := startGateway(t, root, "coder", []string{"--", "sh", "-c", script}, []string{"GATEWAY_DRAIN_TIMEOUT=10s"})
 	g.waitState("running")
 	// The child's own line, printed once its traps are set (the gateway's log line that quotes
 	// the script must not count, or SIGHUP can arrive before the trap and kill the child).

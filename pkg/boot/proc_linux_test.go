@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/s6gate/s6gate/internal/s6test"
 	"github.com/s6gate/s6gate/pkg/proc"
 )
 
@@ -121,11 +122,11 @@ func TestReaper(t *testing.T) {
 	assert.Equal(t, 0, statusCode(ws))
 	// Eventually every orphan has exited and been reaped: this process has no child left, not
 	// even a zombie. Without the reaper the zombies would stay until the deadline.
-	children := func() []proc.Stat {
-		procs, err := listProcs("/proc")
-		require.NoError(t, err)
-		var c []proc.Stat
-		for _, p := range procs {
+	// This process's children, zombies included, read from its own children lists: not a walk
+	// of every process of the host, which takes as long as the host is busy.
+	children := func() []s6test.Proc {
+		var c []s6test.Proc
+		for _, p := range s6test.Descendants(os.Getpid()) {
 			if p.PPID == os.Getpid() {
 				c = append(c, p)
 			}

@@ -174,21 +174,31 @@ func TestRunInProcessRefusesAHeldLock(t *testing.T) {
 	assert.Equal(t, 1, exitCode(t, done))
 }
 
+// reservedPort binds a TCP socket to a free port of 127.0.0.1 without listening on it: a
+// connection to addr is refused until listen is called, and meanwhile no other process (a
+// concurrent test run's connection, say) can take the port, as it could after a Close.
+func reservedPort(t *testing.T) (addr string, listen func()) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	sa, err := syscall.Getsockname(fd)
+	require.NoError(t, err)
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	return addr, func() { require.NoError(t, syscall.Listen(fd, 16)) }
+}
+
 // The tcp readiness check: the gateway reports running only once the declared port accepts.
 func TestReadinessTCPWaitsForTheListener(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close()) // nothing listens yet
+	addr, listen := reservedPort(t) // nothing listens yet
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done, home, logs := runInProcess(t, ctx, []string{"sleep", "1000"}, `{"ready": {"tcp": "`+addr+`"}, "settle": "0s"}`)
 	s6test.Eventually(t, 10*time.Second, "command started", func() bool { return stateIn(t, home)["command_started_at"] != nil })
 	time.Sleep(300 * time.Millisecond) // several check intervals with nothing listening
 	assert.Equal(t, "starting", stateIn(t, home)["gateway_state"], "not ready while the port refuses")
-	l, err = net.Listen("tcp", addr)
-	require.NoError(t, err)
-	defer l.Close()
+	listen() // the kernel completes the connections: nobody needs to accept them
 	waitRunning(t, home)
 	// The start line follows the state write: wait for it, it says which check passed.
 	s6test.Eventually(t, 10*time.Second, "the start line names the check", func() bool {
@@ -294,7 +304,7 @@ func TestStableCommandClearsItsFailureCount(t *testing.T) {
 	defer cancel()
 	root := newRoot(t, "coder")
 	home := filepath.Join(root, "profiles", "coder")
-	require.NoError(t, os.WriteFile(filepath.Join(home, "profile.json"), []byte(`{"stable_after": "700ms", "settle": "0s"}`), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(home, "profile.json"), []byte(`{"stable_after": "2s", "settle": "0s"}`), 0o600))
 	d, err := safedir.Open(home, "")
 	require.NoError(t, err)
 	_, err = state.Update(d, time.Now(), func(s *state.State) { s.BootID, s.ConsecutiveFailures = state.CurrentBoot(""), 2 }) // no last exit: no back-off

@@ -401,6 +401,9 @@ func TestProfileEnvironmentNeverReachesRoot(t *testing.T) {
 		child = append(child, strings.Fields(string(b))...)
 	}
 	require.Len(t, child, 1, "the gateway's command")
+	childPID, err := strconv.Atoi(child[0])
+	require.NoError(t, err)
+	s6test.WaitExec(t, childPID, filepath.Base(sleeper)) // environ is what its last exec got
 	environ, err := os.ReadFile("/proc/" + child[0] + "/environ")
 	require.NoError(t, err)
 	assert.Contains(t, strings.Split(string(environ), "\x00"), "PATH="+evil+":/usr/bin:/bin")

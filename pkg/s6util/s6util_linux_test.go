@@ -291,15 +291,17 @@ func TestWithRetries(t *testing.T) {
 		b, _ := os.ReadFile(count)
 		return strings.Count(string(b), "\n")
 	}
-	if code, _, _ := run(t, "with-retries", "-n", "2", script); code != 1 || lines() != 2 {
+	// Each attempt may take its time: the default limit (500 ms) is not the script's to meet
+	// on a busy machine (beside two busy loops per core it once was not).
+	if code, _, _ := run(t, "with-retries", "-n", "2", "-t", "20000", script); code != 1 || lines() != 2 {
 		t.Errorf("with-retries -n 2 = %d after %d runs, want 1 after 2", code, lines())
 	}
 	os.Remove(count)
-	if code, _, _ := run(t, "with-retries", script); code != 0 || lines() != 3 {
+	if code, _, _ := run(t, "with-retries", "-t", "20000", script); code != 0 || lines() != 3 {
 		t.Errorf("with-retries (default 3) = %d after %d runs, want 0 after 3", code, lines())
 	}
 	os.Remove(count)
-	if code, _, _ := run(t, "with-retries", "-n", "5", script); code != 0 || lines() != 3 {
+	if code, _, _ := run(t, "with-retries", "-n", "5", "-t", "20000", script); code != 0 || lines() != 3 {
 		t.Errorf("with-retries -n 5 = %d after %d runs, want 0 after 3 (stops at success)", code, lines())
 	}
 	// -t: each attempt is killed after the time-out.

@@ -60,7 +60,12 @@ func Acquire(ctx context.Context, scandir, profile string) (*Lock, error) {
 
 // Locks is the open lock directory of a scan directory, for a caller that takes many verb
 // locks in a row (the boot reconciler): it is opened (and made) once, not per lock.
-type Locks struct{ dir *safedir.Dir }
+type Locks struct {
+	dir *safedir.Dir
+	// opened, set only by this package's tests, runs between opening a lock file and locking
+	// it: the window in which a file replaced at the name is what the re-check catches.
+	opened func(profile string)
+}
 
 // OpenLocks opens, creating it if need be, the lock directory of scandir.
 func OpenLocks(scandir string) (*Locks, error) {
@@ -84,6 +89,9 @@ func (l *Locks) Acquire(ctx context.Context, profile string) (*Lock, error) {
 		f, err := locks.OpenFile(profile, unix.O_RDWR|unix.O_CREAT, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("verb lock: %w", err)
+		}
+		if l.opened != nil {
+			l.opened(profile)
 		}
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {

@@ -64,7 +64,8 @@ func TestBusyAfterTheDeadline(t *testing.T) {
 
 // A lock file deleted and made again by hand while a verb holds it and another waits: the
 // waiter ends up holding the file that is at the name now — never a deleted inode — so a third
-// caller still has to wait for it.
+// caller still has to wait for it. (A waiter opens the name anew on every try; a swap between
+// its open and its lock is TestRecheckAfterTheLockDropsAReplacedFile's.)
 func TestLockFileDeletedWhileWaitingIsRelocked(t *testing.T) {
 	scan := t.TempDir()
 	held, err := verblock.Acquire(context.Background(), scan, "coder")
