@@ -9,8 +9,11 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/isolate"
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/pidlock"
 	"github.com/s6gate/s6gate/pkg/profile"
@@ -55,8 +58,18 @@ func (g *gateway) execCommand(path string, argv, env []string, sigs chan os.Sign
 	if _, err := lock.KeepAcrossExec(); err != nil {
 		return g.startFailedOrFatal(err)
 	}
-	// What the command runs as and within (credentials, resource limits) is set here, last
-	// before s6 hears "ready" and the exec; a failure is returned like a failed exec below.
+	// What the command runs as and within: the profile's own uid, all three ids, and its
+	// process limit (isolate.Become), last before s6 hears "ready" and the exec. Whether that
+	// uid may run the program is asked first (access(2) answers for the real uid, the
+	// profile's): once the gateway has become the profile's it can no longer write its state.
+	if g.isolated {
+		if err := unix.Access(path, unix.X_OK); err != nil {
+			return g.finish(FatalConfig, fmt.Sprintf("start %q: not executable by the profile's uid %d: %v", argv[0], g.uid, err), nil)
+		}
+		if err := isolate.Become(g.uid, g.limit); err != nil {
+			return g.finish(FatalConfig, err.Error(), nil)
+		}
+	}
 
 	// s6 hears "ready" now: whether the command has settled is the readers' to tell, from the
 	// record's settle_until. The descriptor is close-on-exec (notifier): the command never
@@ -134,6 +147,11 @@ func Finish(o FinishOptions) int {
 	if profile.Validate(o.Profile) != nil {
 		return byItself()
 	}
+	// The command is gone: so is everything it left running (isolated, every process of the
+	// profile's uid), before anything is recorded and before s6 starts the slot again.
+	uid, isolated := isolate.Current(o.Settings.UIDs)
+	ender := &gateway{log: log, uid: uid, isolated: isolated}
+	ender.endTree()
 	home, err := safedir.Open(o.Settings.Home, profile.HomeRel(o.Profile))
 	if err != nil {
 		log.Error("finish: profile home unusable", "err", err)
@@ -146,7 +164,8 @@ func Finish(o FinishOptions) int {
 	}
 	now := time.Now()
 	g := &gateway{o: Options{Settings: o.Settings, Profile: o.Profile}, log: log, home: home,
-		pid: s.PID, start: s.StartTime, childStart: state.ParseTime(s.CommandStartedAt)}
+		pid: s.PID, start: s.StartTime, childStart: state.ParseTime(s.CommandStartedAt),
+		uid: uid, isolated: isolated}
 	if _, _, err := g.command(); err != nil {
 		log.Warn("finish: profile.json unusable; default policy", "err", err)
 	}

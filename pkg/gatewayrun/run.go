@@ -19,6 +19,7 @@ import (
 
 	"github.com/s6gate/s6gate/pkg/config"
 	"github.com/s6gate/s6gate/pkg/exitcode"
+	"github.com/s6gate/s6gate/pkg/isolate"
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/pidlock"
 	"github.com/s6gate/s6gate/pkg/proc"
@@ -74,6 +75,12 @@ type gateway struct {
 	// that down_since dates ended; one that had not was still starting).
 	execEnd, stableRun, settled bool
 	execNext                    bool // exec supervision: the command is exec'd once the back-off is over
+
+	// Isolation (package isolate): the profile's own uid, when this gateway runs under an
+	// isolated supervisor (real uid the profile's), and the process limit its command gets.
+	uid      int
+	isolated bool
+	limit    int
 }
 
 // Run runs the gateway until it is stopped and returns its exit code.
@@ -125,6 +132,9 @@ func Run(ctx context.Context, o Options) int {
 	}
 
 	argv, env, cfgErr := g.command()
+	if cfgErr == nil && len(argv) > 0 {
+		cfgErr = g.confine()
+	}
 	execPath := ""
 	if o.Exec && cfgErr == nil && len(argv) > 0 {
 		if g.policy.Ready != (profile.Ready{}) {
@@ -383,7 +393,11 @@ func (g *gateway) startChild(argv, env []string) error {
 		cmd.ExtraFiles[fd-3] = w
 		g.readyR, readyW = r, w
 	}
-	err := g.o.spawn(cmd)
+	spawn := g.o.spawn
+	if g.isolated {
+		spawn = func(c *exec.Cmd) error { return isolate.Start(c, g.uid, g.limit) }
+	}
+	err := spawn(cmd)
 	if readyW != nil {
 		readyW.Close() // the child has its copy; EOF then means the child closed it
 	}
@@ -489,6 +503,7 @@ func (g *gateway) startFailed(err error) int {
 // failed and exits GaveUp, which its slot's finish turns into "do not restart". Otherwise s6
 // starts the gateway again, which backs off first; the gateway exits code.
 func (g *gateway) failure(exit *state.Exit, why string, code int) int {
+	g.endTree()
 	limit := g.policy.FailureLimit()
 	var n int
 	g.write(func(s *state.State) {
@@ -599,6 +614,12 @@ func (g *gateway) shutdown(r Reason, why string) int {
 // finish persists the decision for r (and how the command ended, when there was one) and
 // returns the exit code.
 func (g *gateway) finish(r Reason, why string, exit *state.Exit) int {
+	// What the command left running ends before the record, unless the container or the
+	// supervisor is tearing down (the state stays running, the tree goes down with it, and a
+	// thousand gateways stopping at once do not each walk /proc): the next start ends it too.
+	if r != Unplanned {
+		g.endTree()
+	}
 	d := Decide(r)
 	g.write(func(s *state.State) {
 		if d.State != "" {
@@ -671,5 +692,45 @@ func notifier(fd int) func() {
 	return func() {
 		_, _ = unix.Write(fd, []byte("\n"))
 		_ = unix.Close(fd)
+	}
+}
+
+// confine prepares the profile's command to run as the profile's own (SPEC §13): under an
+// isolated supervisor (isolate.Current) the home is made ready for its uid and what an earlier
+// run of the profile left running is ended; the command's own directory is made when the slot
+// made it the command's HOME. An error is a fatal configuration: the command never runs as
+// anything but what the slot asked for.
+func (g *gateway) confine() error {
+	g.uid, g.isolated = isolate.Current(g.o.Settings.UIDs)
+	root := g.o.Settings.Home
+	if g.isolated || os.Getenv("HOME") == profile.CommandHome(root, g.o.Profile) {
+		uid := 0
+		if g.isolated {
+			uid = g.uid
+		}
+		if _, err := isolate.PrepareHome(root, g.o.Profile, uid); err != nil {
+			return fmt.Errorf("the home of the profile's uid %d: %w", uid, err)
+		}
+	}
+	if !g.isolated {
+		return nil
+	}
+	g.limit = isolate.Limit(g.o.Settings, g.policy, isolate.PidsMax())
+	g.endTree()
+	return nil
+}
+
+// endTree ends every process of the profile's uid (the command's whole tree, whatever it
+// forked or daemonised) before the gateway records how it ended: a stop is never recorded
+// while any of it runs.
+func (g *gateway) endTree() {
+	if !g.isolated {
+		return
+	}
+	n, err := isolate.KillAll(g.uid)
+	if err != nil {
+		g.log.Error("cannot end every process of the profile", "uid", g.uid, "err", err)
+	} else if n > 0 {
+		g.log.Warn("ended processes of the profile that outlived its command", "uid", g.uid, "processes", n)
 	}
 }

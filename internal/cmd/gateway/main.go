@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/s6gate/s6gate/internal/cli"
@@ -23,6 +25,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/svchealth"
 	"github.com/s6gate/s6gate/pkg/svcuser"
+	"github.com/s6gate/s6gate/pkg/svscan"
 )
 
 const usage = `usage:
@@ -65,7 +68,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c, err := parse(verb, args[1:])
 	if err == nil {
-		// First thing, before anything reads the environment (the settings included).
+		// First thing, before anything reads the environment (the settings included): the
+		// container's variables that an isolated supervisor's start dropped come back (gw-svscan
+		// carried them), then the slot's --setenv, which the profile may use to override them.
+		if verb == "run" {
+			restoreKeptEnv()
+		}
 		err = slot.ApplySetenv(c.setenv)
 	}
 	if err != nil {
@@ -125,4 +133,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	return exitcode.OK
+}
+
+// restoreKeptEnv puts back in this process's environment the variables gw-svscan carried
+// past an isolated slot's supervisor (svscan.RestoreKeptEnv), when there are any.
+func restoreKeptEnv() {
+	env := os.Environ()
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, svscan.KeepEnvPrefix) }) {
+		return
+	}
+	os.Clearenv()
+	for _, kv := range svscan.RestoreKeptEnv(env) {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			os.Setenv(k, v)
+		}
+	}
 }
