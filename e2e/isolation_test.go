@@ -53,11 +53,16 @@ func TestForkBombStaysInItsProfile(t *testing.T) {
 	code, out := b.exec("gateway", "sh", "-c", `mkdir -p /opt/data/profiles/n2 && printf '{"supervision":"exec"}' > /opt/data/profiles/n2/profile.json`)
 	require.Equal(t, 0, code, out)
 	b.gw("register", "n2", "--start", "--", "sh", "-c", forking)
-	bomb := `while (1) { fork; select(undef, undef, undef, 0.01) }`
+	// Every child leaves the process group and the session (setsid), so only a stop that ends
+	// the profile's whole uid, not the command's process group, can end it.
+	bomb := `use POSIX; while (1) { my $p = fork; POSIX::setsid() if defined $p && $p == 0; select(undef, undef, undef, 0.01) }`
 	b.gw("register", "bomb", "--start", "--", "perl", "-e", bomb)
+	code, out = b.exec("gateway", "sh", "-c", `mkdir -p /opt/data/profiles/xbomb && printf '{"supervision":"exec"}' > /opt/data/profiles/xbomb/profile.json`)
+	require.Equal(t, 0, code, out)
+	b.gw("register", "xbomb", "--", "perl", "-e", bomb)
 
 	uid := b.uidOf("bomb")
-	for _, n := range []string{"n1", "n2"} {
+	for _, n := range []string{"n1", "n2", "xbomb"} {
 		assert.NotEqual(t, uid, b.uidOf(n), "every profile has a uid of its own")
 	}
 	eventually(t, 60*time.Second, "the bomb to reach its limit", func() bool { return b.procsOf(uid) >= 110 })
@@ -71,10 +76,19 @@ func TestForkBombStaysInItsProfile(t *testing.T) {
 		assert.NotEqual(t, *before.PID, *after.PID, "%s restarted into a new process", n)
 	}
 
-	// Stopping the bomb ends all of it, and only then is it recorded stopped.
+	// Stopping the bomb ends all of it, and only then is it recorded stopped: under the
+	// wrapper, and under exec supervision (where the slot's finish does it).
 	b.gw("stop", "-p", "bomb")
 	assert.Equal(t, 0, b.procsOf(uid), "no process of the bomb's profile is left")
 	assert.Equal(t, "stopped", b.state("bomb")["gateway_state"])
+	xuid := b.uidOf("xbomb")
+	b.gw("start", "-p", "xbomb")
+	eventually(t, 60*time.Second, "the exec-supervised bomb to reach its limit", func() bool { return b.procsOf(xuid) >= 110 })
+	b.gw("stop", "-p", "xbomb")
+	eventually(t, 10*time.Second, "the exec-supervised bomb recorded stopped", func() bool {
+		return b.state("xbomb")["gateway_state"] == "stopped"
+	})
+	assert.Equal(t, 0, b.procsOf(xuid), "no process of the exec-supervised bomb's profile is left")
 	for _, n := range []string{"n1", "n2"} {
 		assert.True(t, b.status(n).Up, "%s still runs", n)
 	}
@@ -113,7 +127,8 @@ func TestProfileCannotTouchAnother(t *testing.T) {
 		{"svc-down", `s6-svc -d /run/gateways/gateway-b`},
 		{"svc-control", `printf d > /run/gateways/gateway-b/supervise/control`},
 		{"lock", `exec 9>>/run/gateways/.s6gate-locks/b`},
-		{"kill", `kill -STOP ` + strconv.Itoa(*sb.PID)},
+		{"kill-gateway", `kill -STOP ` + strconv.Itoa(*sb.PID)},
+		{"kill-command", `kill -STOP $(cat /proc/` + strconv.Itoa(*sb.PID) + `/task/*/children)`},
 		{"uid-claim", `ln -s b /opt/data/.s6gate-uids/` + strconv.Itoa(b.uidOf("b"))},
 		{"data-root", `echo x > /opt/data/planted`},
 		{"own-dir", `echo x > "$HOME/mine"`},
@@ -148,12 +163,19 @@ func TestProfileCannotTouchAnother(t *testing.T) {
 	assert.Equal(t, *sb.PID, *after.PID)
 	assert.Equal(t, "running", b.state("b")["desired_state"])
 
-	// What runs as what: a's command (real, effective, saved uid all a's, no groups), its
-	// supervisor (real uid a's, effective the service user's).
+	// What runs as what: a's gateway (the supervised process, under the wrapper) has a's uid
+	// as its real uid and the service user as its effective one; its command, a's uid all
+	// three, with no groups.
 	ua := b.uidOf("a")
 	sa := b.status("a")
-	_, out := b.exec("", "sh", "-c", fmt.Sprintf("grep -E '^(Uid|Gid|Groups):' /proc/%d/status | tr -s '\\t ' ' '", *sa.PID))
+	ids := func(pid string) string {
+		_, out := b.exec("", "sh", "-c", "grep -E '^(Uid|Gid|Groups):' /proc/"+pid+"/status | tr -s '\\t ' ' '")
+		return out
+	}
 	u := strconv.Itoa(ua)
+	assert.Contains(t, ids(strconv.Itoa(*sa.PID)), "Uid: "+u+" 10000 10000 10000")
+	_, child := b.exec("", "sh", "-c", fmt.Sprintf("cat /proc/%d/task/*/children", *sa.PID))
+	out := ids(strings.Fields(child)[0])
 	assert.Contains(t, out, "Uid: "+u+" "+u+" "+u+" "+u)
 	assert.Contains(t, out, "Gid: "+u+" "+u+" "+u+" "+u)
 	assert.Regexp(t, `Groups: ?\n`, out)
