@@ -107,7 +107,7 @@ func (c *Claims) Allocate(name string) (int, error) {
 		if err != nil || uid != 0 {
 			return uid, err
 		}
-		err = unix.Symlinkat(name, c.d.Fd(), strconv.Itoa(free))
+		err = safedir.SymlinkAt(name, c.d.Fd(), strconv.Itoa(free))
 		if errors.Is(err, unix.EEXIST) {
 			continue // another profile claimed it meanwhile: probe again
 		}
@@ -145,7 +145,7 @@ func (c *Claims) probe(name string) (uid, free int, err error) {
 	buf := make([]byte, 256)
 	for i := range size {
 		u := c.r.First + (start+i)%size
-		n, err := unix.Readlinkat(c.d.Fd(), strconv.Itoa(u), buf)
+		n, err := safedir.ReadlinkAt(c.d.Fd(), strconv.Itoa(u), buf)
 		switch {
 		case errors.Is(err, unix.ENOENT):
 			return 0, u, nil

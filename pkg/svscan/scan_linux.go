@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/s6gate/s6gate/pkg/safedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -370,7 +371,7 @@ func (s *scanner) scan() {
 // readNames lists the scan directory through a descriptor of its own (the directory opened
 // at start, never its path).
 func (s *scanner) readNames() ([]string, error) {
-	fd, err := unix.Openat(s.dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := safedir.OpenAt(s.dir, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -385,8 +386,8 @@ func (s *scanner) check(name string) {
 	if strings.HasPrefix(name, ".") {
 		return
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(s.dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	st, err := safedir.LstatAt(s.dir, name)
+	if err != nil {
 		s.log.Warn("cannot stat an entry; retrying in 3 s", "entry", name, "err", err.Error())
 		s.later(time.Now().Add(dirRetry))
 		return
@@ -452,7 +453,7 @@ func (s *scanner) check(name string) {
 // openEntry opens the service directory name, without following a symlink, and checks that
 // it is still the directory dev/ino.
 func (s *scanner) openEntry(name string, dev, ino uint64) (int, error) {
-	fd, err := unix.Openat(s.dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := safedir.OpenAt(s.dir, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return -1, err
 	}
@@ -475,8 +476,8 @@ func (s *scanner) hasLog(name string, dev, ino uint64) (bool, error) {
 		return false, err
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstatat(fd, "log", &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+	st, err := safedir.LstatAt(fd, "log")
+	if errors.Is(err, unix.ENOENT) {
 		return false, nil
 	} else if err != nil {
 		return false, err
@@ -637,19 +638,19 @@ func (s *scanner) notifyReady() {
 // directory) has its supervise/control FIFO open for reading. Nothing on the way is followed
 // and nothing but a FIFO is ever opened for writing.
 func (s *scanner) listening(dir string) bool {
-	fd, err := unix.Openat(s.dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := safedir.OpenAt(s.dir, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return false
 	}
 	for _, c := range append(strings.Split(dir, "/"), "supervise") {
-		next, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		next, err := safedir.OpenAt(fd, c, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 		unix.Close(fd)
 		if err != nil {
 			return false
 		}
 		fd = next
 	}
-	p, err := unix.Openat(fd, "control", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	p, err := safedir.OpenAt(fd, "control", unix.O_PATH, 0)
 	unix.Close(fd)
 	if err != nil {
 		return false
