@@ -47,6 +47,13 @@ func TestBadUsageExits2WithOneLineAndChangesNothing(t *testing.T) {
 		{[]string{"register", "UPPER"}, `"UPPER"`},
 		{[]string{"register", "ok", "--env", "BAD-NAME=1"}, `"BAD-NAME"`},
 		{[]string{"register", "ok", "--env", "NOVALUE"}, `"NOVALUE"`},
+		// Names the slot or s6gate itself sets: refused, not silently overridden.
+		{[]string{"register", "ok", "--env", "S6GATE_SETENV_X=1"}, `"S6GATE_SETENV_X" is reserved`},
+		{[]string{"register", "ok", "--env", "S6GATE_CONTENV=1"}, `"S6GATE_CONTENV" is reserved`},
+		{[]string{"register", "ok", "--env", "S6GATE_KEEPENV_PATH=/x"}, `"S6GATE_KEEPENV_PATH" is reserved`},
+		{[]string{"register", "ok", "--env", "OK=1", "--env", "GATEWAY_HOME=/tmp"}, `"GATEWAY_HOME" is reserved`},
+		{[]string{"register", "ok", "--env", "GATEWAY_SUPERVISION=exec"}, `"GATEWAY_SUPERVISION" is reserved`},
+		{[]string{"register", "ok", "--env", "GATEWAY_NOTIFY_FD=5"}, `"GATEWAY_NOTIFY_FD" is reserved`},
 		{[]string{"register"}, "exactly one profile NAME"},
 		{[]string{"register", "a", "b"}, "exactly one profile NAME"},
 		{[]string{"unregister", "../x"}, `"../x"`},
