@@ -128,7 +128,6 @@ func (o *Operator) begin(ctx context.Context, name string, registered bool) (con
 			cancel()
 			return nil, nil, err
 		}
-		o.duringFirstScan(ctx, func() bool { ok, _ := s6.Listening(o.slotDir(name)); return ok })
 	}
 	lock, err := verblock.Acquire(ctx, o.Settings.ScanDir, name)
 	if err != nil {
@@ -144,22 +143,6 @@ func (o *Operator) begin(ctx context.Context, name string, registered bool) (con
 		}
 	}
 	return ctx, release, nil
-}
-
-// duringFirstScan polls done (every 10 ms) while the gateways' scanner is younger than
-// FirstScan and ctx lasts, and reports whether done held. The scanner answers on its control
-// FIFO — which is all waitBoot waits for — before its first scan has started the supervisor of
-// every slot the boot registered: for about a second after a boot, a registered slot has no
-// supervisor yet. A scanner whose age cannot be told is taken as young (the wait is bounded by
-// ctx); an older one has scanned, so done is checked once.
-func (o *Operator) duringFirstScan(ctx context.Context, done func() bool) bool {
-	return poll(ctx, func() bool {
-		if done() {
-			return true
-		}
-		age, ok := s6.ScannerAge(o.Settings.ScanDir)
-		return ok && age >= o.FirstScan
-	}) && done()
 }
 
 // TimeoutError means a gateway did not reach the wanted state in time.

@@ -128,6 +128,22 @@ func (o *Operator) Status(ctx context.Context, names []string) ([]GatewayStatus,
 	return out, nil
 }
 
+// duringFirstScan polls done (every 10 ms) while the gateways' scanner is younger than
+// FirstScan and ctx lasts, and reports whether done held. The scanner answers on its control
+// FIFO — which is all waitBoot waits for — before its first scan has started the supervisor of
+// every slot the boot registered: for about a second after a boot, a registered slot has no
+// supervisor yet. A scanner whose age cannot be told is taken as young (the wait is bounded by
+// ctx); an older one has scanned, so done is checked once.
+func (o *Operator) duringFirstScan(ctx context.Context, done func() bool) bool {
+	return poll(ctx, func() bool {
+		if done() {
+			return true
+		}
+		age, ok := s6.ScannerAge(o.Settings.ScanDir)
+		return ok && age >= o.FirstScan
+	}) && done()
+}
+
 // notSupervised is the Problem of a row whose slot has no supervisor, until awaitSupervisors
 // words the cause.
 const notSupervised = "no supervisor"
