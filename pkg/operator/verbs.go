@@ -36,7 +36,7 @@ type RegisterOptions struct {
 // desired_state as they were, the home only if this call created it).
 func (o *Operator) Register(ctx context.Context, name string, opt RegisterOptions) (Result, error) {
 	for _, k := range slices.Sorted(maps.Keys(opt.Env)) {
-		if err := profile.ValidateEnvName(k); err != nil {
+		if err := profile.ValidateProfileEnvName(k); err != nil {
 			return Result{}, err
 		}
 	}

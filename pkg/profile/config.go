@@ -44,6 +44,44 @@ func ValidateEnvName(name string) error {
 	return nil
 }
 
+// ReservedEnvError reports a variable name a profile may not set: the slot sets it itself
+// (the profile's value would be silently overridden) or s6gate uses it to pass its own values.
+type ReservedEnvError struct{ Name string }
+
+func (e *ReservedEnvError) Error() string {
+	return fmt.Sprintf("environment variable %q is reserved: %s", e.Name, reservedWhy(e.Name))
+}
+
+// ExitCode marks a reserved name as bad usage.
+func (e *ReservedEnvError) ExitCode() int { return exitcode.Usage }
+
+// reservedEnv are the names a slot's run script sets for `gateway run` after the profile's
+// own variables (pkg/slot, setenvArgs), so a profile's value for them never takes effect.
+var reservedEnv = []string{"GATEWAY_HOME", "GATEWAY_NOTIFY_FD", "GATEWAY_SUPERVISION"}
+
+// ReservedEnvPrefix is s6gate's own namespace: S6GATE_CONTENV, S6GATE_SETENV_* (the carriers
+// of the profile's values), S6GATE_KEEPENV_* (gw-svscan's carriers), S6GATE_GOMAXPROCS.
+const ReservedEnvPrefix = "S6GATE_"
+
+func reservedWhy(name string) string {
+	if strings.HasPrefix(name, ReservedEnvPrefix) {
+		return "the " + ReservedEnvPrefix + "* names carry s6gate's own values between its processes"
+	}
+	return "the slot sets it for the gateway itself"
+}
+
+// ValidateProfileEnvName is ValidateEnvName for a variable an operator gives a profile
+// (register --env, gw-render --env): a reserved name is a *ReservedEnvError.
+func ValidateProfileEnvName(name string) error {
+	if err := ValidateEnvName(name); err != nil {
+		return err
+	}
+	if strings.HasPrefix(name, ReservedEnvPrefix) || slices.Contains(reservedEnv, name) {
+		return &ReservedEnvError{Name: name}
+	}
+	return nil
+}
+
 // Config is profile.json: {"command": [argv...], "env": {"K": "V"}} plus the start and restart
 // policy (Policy). Keys it does not know are kept and written back unchanged.
 type Config struct {
@@ -111,8 +149,8 @@ func (c Config) Marshal() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// ParseEnv parses NAME=VALUE arguments (--env) into a map, validating the names. Errors are
-// usage errors naming the argument.
+// ParseEnv parses NAME=VALUE arguments (--env) into a map, validating the names and refusing
+// reserved ones (ValidateProfileEnvName). Errors are usage errors naming the argument.
 func ParseEnv(pairs []string) (map[string]string, error) {
 	env := map[string]string{}
 	for _, p := range pairs {
@@ -120,7 +158,7 @@ func ParseEnv(pairs []string) (map[string]string, error) {
 		if !ok {
 			return nil, exitcode.Usagef("--env %q: want NAME=VALUE", p)
 		}
-		if err := ValidateEnvName(k); err != nil {
+		if err := ValidateProfileEnvName(k); err != nil {
 			return nil, err
 		}
 		env[k] = v

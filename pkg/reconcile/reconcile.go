@@ -317,9 +317,16 @@ func Run(ctx context.Context, o Options) ([]Entry, error) {
 	}
 
 	if !o.DryRun {
-		tools := s6.Tools{Dir: s.CommandDir}
-		if err := tools.Run(ctx, s.ScanDir, "rescan", "s6-svscanctl", "-a", s.ScanDir); err != nil {
-			o.Log.Info("rescan not possible yet (s6-svscan will scan at start)", "err", err)
+		// At boot the gateways' scanner starts after this run and scans when it starts: no
+		// rescan to ask for, and nothing worth a line (it read like an error at every boot).
+		// A scanner that answers but refuses the rescan is worth a warning.
+		if up, _ := s6.ScannerUp(s.ScanDir); up {
+			tools := s6.Tools{Dir: s.CommandDir}
+			if err := tools.Run(ctx, s.ScanDir, "rescan", "s6-svscanctl", "-a", s.ScanDir); err != nil {
+				o.Log.Warn("rescan failed; the slots are supervised at the scanner's next scan", "err", err)
+			}
+		} else {
+			o.Log.Debug("no s6-svscan on the scan directory yet; it scans when it starts", "scandir", s.ScanDir)
 		}
 	}
 	writeLines(o, entries)

@@ -40,9 +40,32 @@ var flagsOf = map[string][]string{
 func parse(verb string, args []string) (*cmdline, error) {
 	want, ok := flagsOf[verb]
 	if !ok {
-		return nil, exitcode.Usagef("unknown verb %q (want run, register, unregister, start, stop, restart, status, list or logs)", verb)
+		return nil, errUnknownVerb(verb)
 	}
 	c := &cmdline{}
+	fs := flagSet(verb, want, c)
+	a, err := cli.Parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	return check(verb, c, a)
+}
+
+// verbHelp is `gateway VERB --help` and `gateway help VERB`: the verb's synopsis and flags.
+func verbHelp(verb string) (string, error) {
+	want, ok := flagsOf[verb]
+	if !ok {
+		return "", errUnknownVerb(verb)
+	}
+	return cli.VerbHelp(usage, "gateway", verb, flagSet(verb, want, &cmdline{})), nil
+}
+
+func errUnknownVerb(verb string) error {
+	return exitcode.Usagef("unknown verb %q (want run, register, unregister, start, stop, restart, status, list or logs)", verb)
+}
+
+// flagSet defines the flags want of verb on c.
+func flagSet(verb string, want []string, c *cmdline) *flag.FlagSet {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	for _, f := range want {
 		switch f {
@@ -70,10 +93,11 @@ func parse(verb string, args []string) (*cmdline, error) {
 			c.logs.define(fs, f)
 		}
 	}
-	a, err := cli.Parse(fs, args)
-	if err != nil {
-		return nil, err
-	}
+	return fs
+}
+
+// check completes c from what Parse found and checks the combination.
+func check(verb string, c *cmdline, a cli.Args) (*cmdline, error) {
 	if a.DashDash {
 		c.command = a.Command
 	}

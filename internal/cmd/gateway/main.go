@@ -4,8 +4,10 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +40,8 @@ const usage = `usage:
   gateway status [-p NAME] [--json] [--check] [--timeout D]
   gateway list [--json] [--timeout D]
   gateway logs [-p NAME | --all] [-n N] [-f] [--timeout D]
+  gateway help [VERB]
+  gateway version
 `
 
 // Main runs gateway with argv (argv[0] is the name it was started under; the
@@ -52,11 +56,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitcode.Usage
 	}
 	if cli.IsHelp(args[0]) {
+		if args[0] == "help" && len(args) > 1 { // gateway help VERB
+			text, err := verbHelp(args[1])
+			if err != nil {
+				return cli.Fail(stderr, "gateway", "help", err)
+			}
+			fmt.Fprint(stdout, text)
+			return exitcode.OK
+		}
 		fmt.Fprint(stdout, usage)
 		return exitcode.OK
 	}
+	if cli.IsVersion(args[0]) {
+		cli.PrintVersion(stdout, "gateway", cmp.Or(os.Getenv("S6_COMMAND_DIR"), config.DefaultCommandDir))
+		return exitcode.OK
+	}
 	verb := args[0]
-	if code, ok := hidden(verb, args[1:], stderr); ok {
+	if code, ok := hidden(verb, args[1:], stdout, stderr); ok {
 		return code
 	}
 	fail := func(err error) int {
@@ -67,6 +83,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cli.Fail(stderr, "gateway", verb, err)
 	}
 	c, err := parse(verb, args[1:])
+	if errors.Is(err, flag.ErrHelp) { // gateway VERB --help
+		text, _ := verbHelp(verb)
+		fmt.Fprint(stdout, text)
+		return exitcode.OK
+	}
 	if err == nil {
 		// First thing, before anything reads the environment (the settings included): the
 		// container's variables that an isolated supervisor's start dropped come back (gw-svscan
