@@ -78,7 +78,7 @@ func (o *Operator) checkNotRunning(ctx context.Context, name string, registered 
 // may not remove — what the command, as its own uid, made in directories of its own — stays,
 // sealed (mode 0700), until root removes it after the next boot (gw-reconcile --remove-old).
 // Running it again finishes what a killed one began.
-func (o *Operator) purge(name string) (string, error) {
+func (o *Operator) purge(name string) (note string, uid int, err error) {
 	var left []string
 	for _, d := range []struct{ parent, what string }{
 		{profile.ProfilesDir, "home"},
@@ -86,24 +86,34 @@ func (o *Operator) purge(name string) (string, error) {
 	} {
 		n, err := o.purgeDir(d.parent, name)
 		if err != nil {
-			return "", fmt.Errorf("purge the %s of '%s': %w", d.what, name, err)
+			return "", 0, fmt.Errorf("purge the %s of '%s': %w", d.what, name, err)
 		}
 		if n != "" {
 			left = append(left, n)
 		}
 	}
-	uid, err := profileuid.Retire(o.Settings, name)
+	uid, err = profileuid.Retire(o.Settings, name)
 	if err != nil {
-		return "", fmt.Errorf("retire the uid of '%s': %w", name, err)
+		return "", 0, fmt.Errorf("retire the uid of '%s': %w", name, err)
 	}
-	note := "unregistered and purged: its home and logs are deleted"
+	note = "unregistered and purged: its home and logs are deleted"
 	if uid > 0 {
 		note += fmt.Sprintf(", its uid %d retired", uid)
 	}
 	if len(left) > 0 {
 		note += "; what its command made that the service user may not remove (" + strings.Join(left, ", ") + ") is removed after the next container restart"
 	}
-	return note, nil
+	return note, uid, nil
+}
+
+// openHomeStat tells whether the profile's home exists (its Lstat, without following it).
+func (o *Operator) openHomeStat(name string) (bool, error) {
+	home, err := o.openHome(name)
+	if err != nil {
+		return false, err
+	}
+	home.Close()
+	return true, nil
 }
 
 // purgeDir moves <root>/parent/name aside (one rename to a PurgedPrefix name in parent,

@@ -227,6 +227,8 @@ func (o *Operator) Unregister(ctx context.Context, name string, opt UnregisterOp
 	}
 	defer release()
 	registered := slot.Check(o.Settings.ScanDir, name) == nil
+	_, herr := o.openHomeStat(name)
+	hadHome := herr == nil
 	if opt.Purge {
 		if err := o.checkNotRunning(ctx, name, registered); err != nil {
 			return Result{Profile: name}, err
@@ -256,7 +258,10 @@ func (o *Operator) Unregister(ctx context.Context, name string, opt UnregisterOp
 	if !opt.Purge {
 		return Result{Profile: name, Note: "unregistered (its data stays in " + profile.Home(o.Settings.Home, name) + "; delete it with: gateway unregister " + name + " --purge)"}, nil
 	}
-	note, err := o.purge(name)
+	note, uid, err := o.purge(name)
+	if err == nil && !registered && !hadHome && uid == 0 {
+		note = "not registered and no data; nothing to do"
+	}
 	return Result{Profile: name, Note: note}, err
 }
 
