@@ -163,6 +163,18 @@ func TestUnregisterSticksAndRegisterStartsAfresh(t *testing.T) {
 	assert.Contains(t, r.Stdout, "profile=old prior_state=stopped action=")
 	assert.NotContains(t, r.Stdout, "action=unregistered")
 
+	// A home prepared by hand (never unregistered) keeps its profile.json, with the given
+	// variables in place of its own: never merged.
+	require.NoError(t, os.MkdirAll(e.ProfileHome("prep"), 0o750))
+	require.NoError(t, os.Chown(e.ProfileHome("prep"), e.UID, e.GID))
+	editProfile(t, e, "prep", `{"env": {"HANDMADE": "1"}, "settle": "0s"}`)
+	e.MustRun("gateway", "register", "prep", "--env", "GIVEN=2")
+	b, err = os.ReadFile(filepath.Join(e.ProfileHome("prep"), "profile.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "GIVEN")
+	assert.Contains(t, string(b), `"settle"`, "the policy of a prepared profile.json stays")
+	assert.NotContains(t, string(b), "HANDMADE", "env from register replaces the file's: no merge")
+
 	r = e.Run("gateway", "unregister", "default")
 	assert.Equal(t, 2, r.Code, r.Stderr)
 	assert.Contains(t, r.Stderr, "always registered")
