@@ -13,7 +13,8 @@
 //
 // A profile's uid is found by probing: it starts at a slot given by a hash of the name and
 // walks on to the next uid while a slot holds another name's claim. Claims are never removed,
-// so a probe chain never breaks. The directory belongs to the service user and is open to no
+// so a probe chain never breaks: a purged profile's claim is retired instead (Retire: it then
+// points at a name no profile can have), so its uid is never handed out again. The directory belongs to the service user and is open to no
 // one else: a claims directory that anyone else could write is refused, since whoever writes
 // a claim decides which uid a profile runs as.
 //

@@ -19,7 +19,7 @@
 //     256 KiB): "<RFC 3339 time> profile=<p> prior_state=<state|none> action=<started|registered>".
 //
 // The default profile comes first and is always registered; then every valid directory under
-// profiles/, sorted. Slots of profiles that no longer exist are removed. Each profile is
+// profiles/, sorted, except those an operator unregistered (profile.UnregisteredFile). Slots of profiles that no longer exist are removed. Each profile is
 // handled under its verb lock (package verblock), so a run at runtime never interleaves with
 // an operator verb. One rescan at the end (best effort: s6-svscan may not be up yet). A broken
 // profile is logged and skipped; only an unusable scan directory (or a missing data root)
