@@ -211,6 +211,18 @@ func Claim(path string) (*Tree, error) {
 	return claimAt(pfd, filepath.Base(path), path)
 }
 
+// ClaimIn is Claim of the entry name of the directory dirfd, for a caller that reached that
+// directory through descriptors (never a path a user could have swapped for a symlink). dirfd
+// stays the caller's.
+func ClaimIn(dirfd int, dirPath, name string) (*Tree, error) {
+	pfd, err := unix.Dup(dirfd)
+	if err != nil {
+		return nil, &os.PathError{Op: "dup", Path: dirPath, Err: err}
+	}
+	unix.CloseOnExec(pfd)
+	return claimAt(pfd, name, filepath.Join(dirPath, name))
+}
+
 // claimAt is Claim of name in pfd, which it takes over.
 func claimAt(pfd int, name, path string) (*Tree, error) {
 	t := &Tree{path: path, parent: pfd, name: name}

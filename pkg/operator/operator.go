@@ -290,6 +290,7 @@ type Result struct {
 	PID     int
 	Note    string
 	Err     error
+	Skipped bool // an --all verb left this gateway alone (see RestartAll)
 }
 
 // forEach runs fn for every registered profile, a few at a time, and returns the results in
@@ -299,7 +300,12 @@ func (o *Operator) forEach(ctx context.Context, fn func(context.Context, string)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Result, len(names))
+	return forNames(ctx, names, fn), nil
+}
+
+// forNames runs fn for each of names, a few at a time, and returns the results in order.
+func forNames[R any](ctx context.Context, names []string, fn func(context.Context, string) R) []R {
+	out := make([]R, len(names))
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for i, n := range names {
@@ -312,7 +318,7 @@ func (o *Operator) forEach(ctx context.Context, fn func(context.Context, string)
 		}()
 	}
 	wg.Wait()
-	return out, nil
+	return out
 }
 
 // Joined returns the errors of results joined, or nil.

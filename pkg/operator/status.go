@@ -50,6 +50,9 @@ type GatewayStatus struct {
 	Healthy bool `json:"healthy"`
 	// DownSince is when a gateway meant to run stopped serving, when it is not serving.
 	DownSince *time.Time `json:"down_since"`
+	// ProfileChanged: profile.json says something else than what the slot was rendered from
+	// (an edit not applied yet: `gateway update` applies it, and so does the next boot).
+	ProfileChanged bool `json:"profile_changed,omitempty"`
 
 	waiting bool // no supervisor yet, or one that has not written its status: read again (awaitSupervisors)
 }
@@ -282,6 +285,13 @@ func (o *Operator) status(ctx context.Context, r *statusRun, name string) Gatewa
 	}
 	g.ExitReason, g.StateUpdated = s.ExitReason, s.UpdatedAt
 	o.crashLoop(&g, s, st, r.bootID, time.Now())
+	if r.scan != nil {
+		if home, err := r.openHome(o, name); err == nil {
+			p, _ := pendingOf(r.scan, home, name)
+			g.ProfileChanged = p.Changed
+			home.Close()
+		}
+	}
 	return g
 }
 

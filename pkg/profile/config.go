@@ -131,6 +131,15 @@ func ParseConfig(b []byte) (Config, error) {
 
 // Marshal encodes the configuration, keeping unknown keys.
 func (c Config) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(c.fields(), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// fields is the configuration as the JSON object Marshal writes.
+func (c Config) fields() map[string]any {
 	out := make(map[string]any, len(c.rest)+2)
 	for k, v := range c.rest {
 		out[k] = v
@@ -142,11 +151,99 @@ func (c Config) Marshal() ([]byte, error) {
 		out["env"] = c.Env
 	}
 	c.Policy.marshal(out)
-	b, err := json.MarshalIndent(out, "", "  ")
+	return out
+}
+
+// Canonical is the configuration as one line of JSON with sorted keys and no insignificant
+// space: two configurations that mean the same have the same Canonical, whatever the layout
+// of the files they were read from. A slot records the Canonical of the configuration it was
+// rendered from (package slot), so that an edit of profile.json that is not applied yet can be
+// told from one that is by comparing two short strings. It never holds a newline.
+func (c Config) Canonical() string {
+	b, err := json.Marshal(c.fields())
 	if err != nil {
-		return nil, err
+		return "" // only unknown keys' raw JSON could fail, and ParseConfig checked it
 	}
-	return append(b, '\n'), nil
+	return string(b)
+}
+
+// Change is one difference between two configurations, for `gateway update` to print.
+type Change struct {
+	Field    string // "command", "env NAME", or a top-level key ("settle", …)
+	Old, New string // JSON values; "" when absent. Env values are never shown: see Diff.
+}
+
+// String is "field: old → new", with "(none)" for an absent value.
+func (c Change) String() string {
+	none := func(s string) string {
+		if s == "" {
+			return "(none)"
+		}
+		return s
+	}
+	return fmt.Sprintf("%s: %s → %s", c.Field, none(c.Old), none(c.New))
+}
+
+// Diff lists what differs from old to new, field by field in key order; the environment
+// variable by variable. An environment value is often a secret, so a changed variable is
+// reported as "(set)" → "(changed)" and an added or removed one as "(set)" — never its
+// value, which would end up in terminals and CI logs.
+func Diff(old, new Config) []Change {
+	o, n := encodeFields(old.fields()), encodeFields(new.fields())
+	keys := make(map[string]bool, len(o)+len(n))
+	for k := range o {
+		keys[k] = true
+	}
+	for k := range n {
+		keys[k] = true
+	}
+	var out []Change
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if k == "env" {
+			out = append(out, diffEnv(old.Env, new.Env)...)
+			continue
+		}
+		if o[k] != n[k] {
+			out = append(out, Change{Field: k, Old: o[k], New: n[k]})
+		}
+	}
+	return out
+}
+
+func diffEnv(old, new map[string]string) []Change {
+	names := make(map[string]bool, len(old)+len(new))
+	for k := range old {
+		names[k] = true
+	}
+	for k := range new {
+		names[k] = true
+	}
+	var out []Change
+	for _, k := range slices.Sorted(maps.Keys(names)) {
+		ov, inOld := old[k]
+		nv, inNew := new[k]
+		switch {
+		case inOld && !inNew:
+			out = append(out, Change{Field: "env " + k, Old: "(set)"})
+		case !inOld && inNew:
+			out = append(out, Change{Field: "env " + k, New: "(set)"})
+		case ov != nv:
+			out = append(out, Change{Field: "env " + k, Old: "(set)", New: "(changed)"})
+		}
+	}
+	return out
+}
+
+// encodeFields encodes each value of m as compact JSON.
+func encodeFields(m map[string]any) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		b, err := json.Marshal(v)
+		if err == nil {
+			out[k] = string(b)
+		}
+	}
+	return out
 }
 
 // ParseEnv parses NAME=VALUE arguments (--env) into a map, validating the names and refusing

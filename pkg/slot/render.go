@@ -62,7 +62,18 @@ type Spec struct {
 	// UID is the profile's own uid (package profileuid), written to UIDFile for gw-svscan,
 	// which starts the slot's supervisor with it as its real uid; 0 = none.
 	UID int
+	// Config is the profile.json the slot is rendered from (profile.Config.Canonical), which
+	// the run script records (RecordPrefix) so that an edit not applied yet can be seen.
+	Config string
 }
+
+// RecordPrefix starts the run script's line that records the profile.json the slot was
+// rendered from, as one line of canonical JSON (profile.Config.Canonical). `gateway status`
+// compares it with profile.json ("profile.json changed since the slot was rendered"), and
+// `gateway update` prints the difference when it applies the file. It lives in ./run, the one
+// file that holds what the profile decides, so that a slot and its record change in one
+// rename.
+const RecordPrefix = "# s6gate-profile: "
 
 // UIDFile is the slot's file naming the profile's uid (one decimal number and a newline): as
 // root, gw-svscan starts the slot's s6-supervise with it as the real uid (and gid) and the
@@ -82,6 +93,7 @@ func NewSpec(s config.Settings, name string, cfg profile.Config, down bool) Spec
 	spec := Spec{
 		Profile: name, Env: cfg.Env, Command: cfg.Command, Down: down,
 		Home: s.Home, CommandDir: s.CommandDir, User: s.User, Bin: s.Bin, DrainTimeout: s.DrainTimeout,
+		Config: cfg.Canonical(),
 	}
 	if len(cfg.Command) > 0 {
 		spec.Supervision = cmp.Or(cfg.Policy.Supervision, s.Supervision, profile.SupervisionWrapper)
@@ -157,7 +169,10 @@ func runScript(s Spec) string {
 	var b strings.Builder
 	b.WriteString(shebang)
 	fmt.Fprintf(&b, "# %s: rendered by s6gate for profile %s and rebuilt at every boot.\n", Name(s.Profile), quote(s.Profile))
-	b.WriteString("# Change profile.json (or use `gateway register`), not this file.\n")
+	b.WriteString("# Change profile.json and apply it with `gateway update`, not this file.\n")
+	if s.Config != "" && !strings.ContainsAny(s.Config, "\n\r") {
+		b.WriteString(RecordPrefix + s.Config + "\n")
+	}
 	b.WriteString("exec 2>&1\n")
 	b.WriteString(contenvLine(s))
 	b.WriteString(euidSnippet)

@@ -15,6 +15,8 @@ import (
 type cmdline struct {
 	profile                          string
 	all, json, check, start, replace bool
+	purge                            bool         // unregister --purge
+	unsetEnv                         cli.Repeated // update --unset-env NAME
 	timeout, settle                  time.Duration
 	env                              cli.Repeated
 	setenv                           cli.Repeated        // run --setenv NAME=VALUE or NAME, in order (slot.ApplySetenv)
@@ -27,7 +29,8 @@ type cmdline struct {
 var flagsOf = map[string][]string{
 	"run":        {"p", "replace", "setenv"},
 	"register":   {"env", "start", "settle", "timeout"},
-	"unregister": {"timeout"},
+	"unregister": {"purge", "timeout"},
+	"update":     {"all", "env", "unset-env", "settle", "timeout"},
 	"start":      {"p", "all", "settle", "timeout"},
 	"stop":       {"p", "all", "timeout"},
 	"restart":    {"p", "all", "settle", "timeout"},
@@ -61,7 +64,7 @@ func verbHelp(verb string) (string, error) {
 }
 
 func errUnknownVerb(verb string) error {
-	return exitcode.Usagef("unknown verb %q (want run, register, unregister, start, stop, restart, status, list or logs)", verb)
+	return exitcode.Usagef("unknown verb %q (want run, register, unregister, update, start, stop, restart, status, list or logs)", verb)
 }
 
 // flagSet defines the flags want of verb on c.
@@ -79,6 +82,10 @@ func flagSet(verb string, want []string, c *cmdline) *flag.FlagSet {
 			fs.Var(&c.env, "env", "K=V exported to the gateway (repeatable)")
 		case "start":
 			fs.BoolVar(&c.start, "start", false, "start the gateway at once")
+		case "purge":
+			fs.BoolVar(&c.purge, "purge", false, "also delete the profile's data for good (refused while it runs)")
+		case "unset-env":
+			fs.Var(&c.unsetEnv, "unset-env", "NAME removed from the gateway's environment (repeatable)")
 		case "timeout":
 			fs.DurationVar(&c.timeout, "timeout", 0, "how long to wait (boot, another command on the profile, up/down)")
 		case "settle":
@@ -107,6 +114,20 @@ func check(verb string, c *cmdline, a cli.Args) (*cmdline, error) {
 			return nil, exitcode.Usagef("want exactly one profile NAME, got %d arguments", len(a.Positional))
 		}
 		c.profile = a.Positional[0]
+	case "update":
+		switch {
+		case c.all && len(a.Positional) > 0:
+			return nil, exitcode.Usagef("NAME and --all exclude each other")
+		case c.all && (len(c.env) > 0 || len(c.unsetEnv) > 0 || a.DashDash):
+			return nil, exitcode.Usagef("--all applies each edited profile.json as it is; --env, --unset-env and a command go with one NAME")
+		case !c.all && len(a.Positional) != 1:
+			return nil, exitcode.Usagef("want exactly one profile NAME (or --all), got %d arguments", len(a.Positional))
+		case !c.all:
+			c.profile = a.Positional[0]
+		}
+		if a.DashDash && len(a.Command) == 0 {
+			return nil, exitcode.Usagef("an empty command after --")
+		}
 	default:
 		if len(a.Positional) > 0 {
 			return nil, exitcode.Usagef("unexpected argument %q", a.Positional[0])
@@ -121,7 +142,7 @@ func check(verb string, c *cmdline, a cli.Args) (*cmdline, error) {
 			c.profile = profile.Default
 		}
 	}
-	if a.DashDash && verb != "run" && verb != "register" {
+	if a.DashDash && verb != "run" && verb != "register" && verb != "update" {
 		return nil, exitcode.Usagef("%s takes no command after --", verb)
 	}
 	if c.profile != "" {

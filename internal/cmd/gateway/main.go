@@ -33,7 +33,8 @@ import (
 const usage = `usage:
   gateway run -p NAME [--replace] [--setenv NAME[=VALUE]]... [-- CMD...]
   gateway register NAME [--env K=V]... [--start] [--settle D] [--timeout D] [-- CMD...]
-  gateway unregister NAME [--timeout D]
+  gateway unregister NAME [--purge] [--timeout D]
+  gateway update (NAME [--env K=V]... [--unset-env K]... [-- CMD...] | --all) [--settle D] [--timeout D]
   gateway start [-p NAME | --all] [--settle D] [--timeout D]
   gateway stop [-p NAME | --all] [--timeout D]
   gateway restart [-p NAME | --all] [--settle D] [--timeout D]

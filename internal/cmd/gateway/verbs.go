@@ -39,12 +39,14 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 		}
 		return nil
 	case "unregister":
-		r, err := op.Unregister(ctx, c.profile)
+		r, err := op.Unregister(ctx, c.profile, operator.UnregisterOptions{Purge: c.purge})
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "gateway '%s': %s\n", r.Profile, r.Note)
 		return nil
+	case "update":
+		return updateVerb(ctx, op, c, out)
 	case "start", "stop", "restart":
 		return upDownVerb(ctx, op, verb, c, out)
 	case "status":
@@ -120,7 +122,10 @@ func upDownVerb(ctx context.Context, op *operator.Operator, verb string, c *cmdl
 			return err
 		}
 		for _, r := range results {
-			if r.Err == nil {
+			switch {
+			case r.Skipped:
+				fmt.Fprintf(out, "left gateway '%s' as it is: %s (start it with: gateway start -p %s)\n", r.Profile, r.Note, r.Profile)
+			case r.Err == nil:
 				report(r)
 			}
 		}
@@ -141,6 +146,62 @@ func upDownVerb(ctx context.Context, op *operator.Operator, verb string, c *cmdl
 	}
 	report(r)
 	return nil
+}
+
+// updateVerb applies profile.json (after the flags' changes) to one gateway, or to every
+// gateway whose profile.json was edited (--all), printing what changed.
+func updateVerb(ctx context.Context, op *operator.Operator, c *cmdline, out io.Writer) error {
+	report := func(r operator.UpdateResult) {
+		switch {
+		case r.Note == "unchanged":
+			fmt.Fprintf(out, "gateway '%s': unchanged (it already runs what profile.json says)\n", r.Profile)
+			return
+		case r.Restarted:
+			fmt.Fprintf(out, "updated gateway '%s' and restarted it (pid %d)\n", r.Profile, r.PID)
+		default:
+			fmt.Fprintf(out, "updated gateway '%s' (not running: it stays down; its next start runs the new configuration)\n", r.Profile)
+		}
+		if r.Unknown {
+			fmt.Fprintf(out, "  (its slot did not record what it ran; rendered anew from profile.json)\n")
+		}
+		for _, ch := range r.Changes {
+			fmt.Fprintf(out, "  %s\n", ch)
+		}
+	}
+	if !c.all {
+		env, err := profile.ParseEnv(c.env)
+		if err != nil {
+			return err
+		}
+		r, err := op.Update(ctx, c.profile, operator.UpdateOptions{Env: env, UnsetEnv: c.unsetEnv, Command: c.command})
+		if err != nil {
+			if r.Restarted {
+				report(r) // the slot is new; the restart into it failed
+			}
+			return err
+		}
+		report(r)
+		return nil
+	}
+	results, err := op.UpdateAll(ctx)
+	if err != nil {
+		return err
+	}
+	if len(results) == 0 {
+		fmt.Fprintln(out, "no profile.json was edited since its gateway's slot was rendered; nothing to update")
+	}
+	var errs []error
+	for _, r := range results {
+		if r.Err != nil && !r.Restarted {
+			errs = append(errs, r.Err)
+			continue
+		}
+		report(r)
+		if r.Err != nil {
+			errs = append(errs, r.Err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // statusLogLines is how many log lines `status -p NAME` shows under the table.
@@ -286,8 +347,22 @@ func writeStatusTable(out io.Writer, st []operator.GatewayStatus, now time.Time)
 	tw.Flush()
 }
 
-// statusNote is the NOTE column: what needs explaining first.
+// statusNote is the NOTE column: what needs explaining first, and, after it, an edit of
+// profile.json that is not applied yet (never left unsaid).
 func statusNote(g operator.GatewayStatus, now time.Time) string {
+	note := stateNote(g, now)
+	if g.ProfileChanged {
+		changed := "profile.json changed since the gateway's slot was rendered; apply it with: gateway update " + g.Profile
+		if note == "" {
+			return changed
+		}
+		return note + "; " + changed
+	}
+	return note
+}
+
+// stateNote is what the NOTE column says about the gateway's state.
+func stateNote(g operator.GatewayStatus, now time.Time) string {
 	switch {
 	case g.Problem != "":
 		return g.Problem
