@@ -3,7 +3,6 @@ package gateway
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime"
 
@@ -24,7 +23,7 @@ func hidden(verb string, args []string, stderr io.Writer) (int, bool) {
 	if verb != "finish" {
 		return 0, false
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := gatewayrun.NewLogger(stderr)
 	settings, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		return cli.Fail(stderr, "gateway", verb, err), true
