@@ -222,11 +222,14 @@ func setenvArgs(s Spec) []string {
 }
 
 // logRunScript is the slot's ./log/run. The log directory is computed from $GATEWAY_HOME when
-// it runs, never baked in, so a data root mounted elsewhere still gets its logs.
+// it runs, never baked in, so a data root mounted elsewhere still gets its logs. s6-log's T is
+// not sticky: given before `1` and again before the directory, both copies of a line carry its
+// time once (the gateway's own lines carry none: gatewayrun.NewLogger).
 func logRunScript(s Spec) string {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
-	fmt.Fprintf(&b, "# Logger of %s, rendered by s6gate. `1` copies every line to stdout (docker logs).\n", Name(s.Profile))
+	fmt.Fprintf(&b, "# Logger of %s, rendered by s6gate. `T 1` copies every line, with its time, to stdout\n", Name(s.Profile))
+	b.WriteString("# (docker logs, where gw-svscan prefixes it with the profile); `T DIR` keeps it in the log directory.\n")
 	b.WriteString(contenvLine(s))
 	b.WriteString(": \"${GATEWAY_HOME:=/opt/data}\"\n")
 	// A validated profile name holds no character a double-quoted string would expand.
@@ -235,7 +238,7 @@ func logRunScript(s Spec) string {
 	b.WriteString(euidSnippet)
 	fmt.Fprintf(&b, "if [ \"$euid\" = 0 ]; then\n  set -- %s %s\nfi\n", quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User))
 	b.WriteString("[ -d \"$dir\" ] || \"$@\" mkdir -p -- \"$dir\" || exit 111\n")
-	fmt.Fprintf(&b, "exec \"$@\" %s 1 n10 s1000000 T \"$dir\"\n", quote(filepath.Join(s.CommandDir, "s6-log")))
+	fmt.Fprintf(&b, "exec \"$@\" %s T 1 n10 s1000000 T \"$dir\"\n", quote(filepath.Join(s.CommandDir, "s6-log")))
 	return b.String()
 }
 

@@ -42,7 +42,10 @@ type service struct {
 	// pipe[0] is -1 once closed for a departing service, -2 when such a service came back
 	// (s6-svscan's "BLACK MAGIC": it is started again, with a new pipe, once both old
 	// supervisors are gone).
-	pipe   [2]int
+	pipe [2]int
+	// logOut is the write end of the logger's stdout, a pipe the forwarder reads (prefixing
+	// each line with the gateway's name), kept like pipe; -1 when there is none.
+	logOut int
 	hasLog bool
 	active bool // seen by the last scan
 	uid    int  // the real uid of the running service supervisor: 0 when it is the service user's
@@ -60,6 +63,7 @@ type scanner struct {
 	uidMap    []idRange
 	gidMap    []idRange
 	services  []*service
+	fwd       *forwarder // the loggers' lines to gw-svscan's stdout (forward_linux.go)
 
 	wantReap bool
 	wantScan bool
@@ -111,7 +115,8 @@ func setup(cfg Config) (*scanner, int, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	s := &scanner{cfg: cfg, log: cfg.Log, notifyFD: -1, wantReap: true, wantScan: true, cont: true, waitAll: true}
+	s := &scanner{cfg: cfg, log: cfg.Log, notifyFD: -1, wantReap: true, wantScan: true, cont: true, waitAll: true,
+		fwd: newForwarder(1)}
 	if cfg.NotifyFD >= 0 {
 		if cfg.NotifyFD < 3 {
 			return nil, -1, &SetupError{Path: "-d " + strconv.Itoa(cfg.NotifyFD), Reason: "the notification fd must be 3 or more"}
@@ -205,6 +210,7 @@ func (s *scanner) loop(chld, sigc <-chan os.Signal, ctl <-chan []byte) {
 	s.closePipes()
 	if s.waitAll {
 		s.waitThem()
+		s.fwd.drain() // the loggers' last lines (a gateway's "exiting") reach docker logs
 	} else {
 		s.wantReap = true
 		s.reap()
@@ -326,6 +332,10 @@ func (s *scanner) closePipe(sv *service) {
 	unix.Close(sv.pipe[1])
 	unix.Close(sv.pipe[0])
 	sv.pipe = [2]int{-1, -1}
+	if sv.logOut >= 0 {
+		unix.Close(sv.logOut) // the forwarder ends once the logger has closed its copy too
+		sv.logOut = -1
+	}
 }
 
 // scan reads the scan directory and starts what is missing, as s6-svscan's scan and check.
@@ -420,7 +430,7 @@ func (s *scanner) check(name string) {
 			return
 		}
 		now := time.Now()
-		sv = &service{name: name, dev: st.Dev, ino: st.Ino, hasLog: hasLog, pipe: [2]int{-1, -1}, restartAfter: [2]time.Time{now, now}}
+		sv = &service{name: name, dev: st.Dev, ino: st.Ino, hasLog: hasLog, pipe: [2]int{-1, -1}, logOut: -1, restartAfter: [2]time.Time{now, now}}
 		if hasLog {
 			var p [2]int
 			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
@@ -428,7 +438,16 @@ func (s *scanner) check(name string) {
 				s.later(time.Now().Add(dirRetry))
 				return
 			}
-			sv.pipe = p
+			r, w, err := s.fwd.pipe()
+			if err != nil {
+				unix.Close(p[0])
+				unix.Close(p[1])
+				s.log.Warn("cannot make a pipe; retrying in 3 s", "entry", name, "err", err.Error())
+				s.later(time.Now().Add(dirRetry))
+				return
+			}
+			sv.pipe, sv.logOut = p, w
+			s.fwd.copy(r, name)
 		}
 		s.services = append(s.services, sv)
 	}
@@ -497,6 +516,9 @@ func (s *scanner) start(sv *service, log bool) {
 	if sv.hasLog {
 		if log {
 			files[0] = uintptr(sv.pipe[0])
+			if sv.logOut >= 0 {
+				files[1] = uintptr(sv.logOut)
+			}
 		} else {
 			files[1] = uintptr(sv.pipe[1])
 		}

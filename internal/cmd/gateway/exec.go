@@ -3,7 +3,6 @@ package gateway
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime"
 
@@ -31,7 +30,7 @@ func hidden(verb string, args []string, stdout, stderr io.Writer) (int, bool) {
 		fmt.Fprintln(stdout, finishUsage)
 		return exitcode.OK, true
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := gatewayrun.NewLogger(stderr)
 	settings, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		return cli.Fail(stderr, "gateway", verb, err), true

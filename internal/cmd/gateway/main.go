@@ -140,7 +140,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return gatewayrun.Run(ctx, gatewayrun.Options{
 			Settings: settings, Profile: c.profile, Replace: c.replace, Command: c.command,
-			NotifyFD: notify, Heartbeat: beat, Logger: slog.New(slog.NewTextHandler(stderr, nil)),
+			NotifyFD: notify, Heartbeat: beat, Logger: gatewayrun.NewLogger(stderr),
 			Exec: exec,
 		})
 	}
