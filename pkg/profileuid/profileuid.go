@@ -206,12 +206,12 @@ func (c *Claims) Retire(name string) (int, error) {
 		return 0, err
 	}
 	tmp := ".retire-" + strconv.Itoa(uid)
-	_ = unix.Unlinkat(c.d.Fd(), tmp, 0)
-	if err := unix.Symlinkat(retiredTarget, c.d.Fd(), tmp); err != nil {
+	_ = safedir.UnlinkAt(c.d.Fd(), tmp)
+	if err := safedir.SymlinkAt(retiredTarget, c.d.Fd(), tmp); err != nil {
 		return 0, &os.PathError{Op: "symlink", Path: c.d.Join(tmp), Err: err}
 	}
-	if err := unix.Renameat(c.d.Fd(), tmp, c.d.Fd(), strconv.Itoa(uid)); err != nil {
-		_ = unix.Unlinkat(c.d.Fd(), tmp, 0)
+	if err := safedir.RenameAt(c.d.Fd(), tmp, c.d.Fd(), strconv.Itoa(uid), false); err != nil {
+		_ = safedir.UnlinkAt(c.d.Fd(), tmp)
 		return 0, &os.LinkError{Op: "rename", Old: c.d.Join(tmp), New: c.d.Join(strconv.Itoa(uid)), Err: err}
 	}
 	if err := unix.Fsync(c.d.Fd()); err != nil {
