@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-CMDS := s6gate gateway gw-reconcile gw-render gw-mark gw-svscan with-contenv printcontenv init s6-rc s6util
+CMDS := s6gate gateway gw-reconcile gw-render gw-mark gw-svscan gw-http with-contenv printcontenv init s6-rc s6util
 GOFLAGS_BUILD := -trimpath -ldflags='-s -w -buildid='
 PKGS := ./pkg/... ./internal/... ./cmd/...
 # The E2E suite is its own module (e2e/go.mod), so testcontainers-go and the moby client stay
