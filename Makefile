@@ -74,9 +74,12 @@ down: ## stop the compose demo (the volume stays)
 # Without an engine the E2E tests skip locally and fail under CI=true.
 # The restart scenarios run a second time against OVERLAY_IMAGE (s6gate inside a real
 # s6-overlay); the differential tests compare s6gate's /init with the peer's.
+# Prometheus and promtool (the E2E scrape, `promtool check metrics|rules`, `promtool test
+# rules`) are built once from the module proxy into ~/.cache/s6gate (docker/prometheus.sh).
 test: deps build ## every test: unit, real-s6 integration, and E2E against the images
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image-minimal image-overlay; \
 	 else echo "make test: no Docker engine answers; E2E tests will skip (fail under CI=true)"; fi
+	@GO=$(GO) docker/prometheus.sh >/dev/null
 	@rc=0; set -x; \
 	CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -race -count=1 -timeout 30m $(PKGS) || rc=1; \
 	cd $(E2E) && CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(IMAGE_TAG) S6GATE_MINIMAL_IMAGE=$(MINIMAL_TAG) \

@@ -217,6 +217,12 @@ func TestHTTPEndpointHardened(t *testing.T) {
 	require.Contains(t, body, `s6gate_service_up{service="services.d/s6gate-gateways"} 1`)
 	code, body = get(t, "GET", base+"/readyz")
 	require.Equal(t, 200, code, body)
+	// The StatefulSet's probes, as the kubelet runs them (as the container's user).
+	for _, flag := range []string{"--live", "--ready"} {
+		code, out := b.exec("", "/usr/local/bin/gateway", "status", flag)
+		require.Equalf(t, 0, code, "status %s: %s", flag, out)
+		require.NotContains(t, out, "not readable", "the whole tree is the user's")
+	}
 }
 
 // prometheusDir is where docker/prometheus.sh keeps Prometheus and promtool; a test that
