@@ -3,7 +3,12 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 CMDS := s6gate gateway gw-reconcile gw-render gw-mark gw-svscan gw-http with-contenv printcontenv init s6-rc s6util
-GOFLAGS_BUILD := -trimpath -ldflags='-s -w -buildid='
+# The version and commit every binary prints (`gateway version`), stamped at link time; a plain
+# `go build` falls back to what Go's build info holds (internal/cli/version.go).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+STAMP := -X github.com/s6gate/s6gate/internal/cli.version=$(VERSION) -X github.com/s6gate/s6gate/internal/cli.commit=$(COMMIT)
+GOFLAGS_BUILD := -trimpath -ldflags='-s -w -buildid= $(STAMP)'
 PKGS := ./pkg/... ./internal/... ./cmd/...
 # The E2E suite is its own module (e2e/go.mod), so testcontainers-go and the moby client stay
 # out of the root module; its go commands run from its directory.

@@ -52,12 +52,12 @@ func TestHealthCheckCoversTheContainersOwnServices(t *testing.T) {
 	eventually(t, 60*time.Second, "docker reports unhealthy", func() bool { return b.health() == "unhealthy" })
 	code, out := b.exec("", "gateway", "status", "--check")
 	assert.Equal(t, 1, code, out)
-	assert.Contains(t, out, "a service of the container meant to run is not: s6-rc/ess: ")
+	assert.Contains(t, out, "The container's service s6-rc/ess is meant to run and has not been serving: ")
 
 	b.exec("", "touch", "/tmp/ok-rc")
 	eventually(t, 30*time.Second, "only the services.d service left", func() bool {
 		_, out := b.exec("", "gateway", "status", "--check")
-		return strings.Contains(out, "is not: services.d/flaky: ")
+		return strings.Contains(out, "service services.d/flaky is meant to run") && !strings.Contains(out, "s6-rc/ess")
 	})
 	b.exec("", "touch", "/tmp/ok-legacy")
 	eventually(t, 30*time.Second, "docker reports healthy", func() bool { return b.health() == "healthy" })

@@ -159,9 +159,10 @@ func TestFlowRegisterStartKillStopUnregister(t *testing.T) {
 	assert.Contains(t, r.Stdout, "unregistered")
 	assert.NoDirExists(t, e.Slot("coder"))
 	assert.Empty(t, supervisorsOf(e.Scan, "gateway-coder"), "s6-svscan was told to drop the supervisors (-an), none lingers")
-	// Unregistering a running gateway is an operator stop: the next boot keeps it down.
+	// Unregistering a running gateway is an operator stop, and it sticks: the next boot
+	// leaves the profile out.
 	r = e.MustRun("gw-reconcile", "--dry-run")
-	assert.Contains(t, r.Stdout, "profile=coder prior_state=stopped action=registered")
+	assert.Contains(t, r.Stdout, "profile=coder prior_state=stopped action=unregistered")
 	entries, err := os.ReadDir(e.ScanDir)
 	require.NoError(t, err)
 	for _, en := range entries {
@@ -197,8 +198,16 @@ func TestFlowRestartAndAll(t *testing.T) {
 		assert.Contains(t, r.Stdout, "stopped gateway '"+p+"'")
 		assert.Equal(t, "stopped", stateFile(t, e, p)["gateway_state"], p)
 	}
+	// restart --all acts on the gateways meant to run: none is, after stop --all.
 	r = e.MustRun("gateway", "restart", "--all")
 	for _, p := range []string{"a", "b", "c"} {
+		assert.False(t, status(t, e, e.Run, p).Up, p)
+		assert.Equal(t, "stopped", stateFile(t, e, p)["desired_state"], p)
+	}
+	e.MustRun("gateway", "start", "--all")
+	r = e.MustRun("gateway", "restart", "--all")
+	for _, p := range []string{"a", "b", "c"} {
+		assert.Contains(t, r.Stdout, "restarted gateway '"+p+"'")
 		assert.True(t, status(t, e, e.Run, p).Up, p)
 		assert.Equal(t, "running", stateFile(t, e, p)["desired_state"], p)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -112,6 +113,64 @@ func TestLogsFollow(t *testing.T) {
 		assert.NoError(t, err, "SIGINT ends -f with exit 0; stderr: %s", errOut.String())
 	case <-time.After(10 * time.Second):
 		t.Fatal("logs -f did not end on SIGINT")
+	}
+}
+
+// -f ends by itself once its reader is gone, also while no line comes: the read end of its
+// stdout closed (`gateway logs -f | head`), or its stdin hung up (`docker exec -i`, whose
+// client died). Nothing is printed meanwhile (-n 0, an idle gateway), so no write can fail:
+// only the watch of the descriptors notices.
+func TestLogsFollowEndsWithItsReader(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	e.Start()
+	e.MustRun("gateway", append([]string{"register", "coder", "--start"}, echoing("hello")...)...)
+	logsUntil(t, e, "hello-", "-p", "coder", "-n", "1000")
+
+	for _, tt := range []struct {
+		name string
+		// gone makes the reader go away: it closes the test's end of the pipe that is the
+		// follower's stdout (out) or stdin (in).
+		gone func(out, in *os.File)
+	}{
+		{"stdout's reader closes", func(out, _ *os.File) { out.Close() }},
+		{"stdin hangs up", func(_, in *os.File) { in.Close() }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			outR, outW, err := os.Pipe()
+			require.NoError(t, err)
+			defer outR.Close()
+			inR, inW, err := os.Pipe()
+			require.NoError(t, err)
+			defer inW.Close()
+			cmd := exec.Command(e.Bin["gateway"], "logs", "-p", "coder", "-n", "0", "-f")
+			cmd.Env = e.Environ()
+			errOut := &s6test.Buffer{}
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errOut
+			require.NoError(t, cmd.Start())
+			outW.Close()
+			inR.Close()
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			defer cmd.Process.Kill()
+
+			// It follows (it has its log open) before the reader goes.
+			s6test.Eventually(t, 10*time.Second, "logs -f to open coder's log", func() bool {
+				fds, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "fd"))
+				for _, fd := range fds {
+					if l, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "fd", fd.Name())); strings.HasSuffix(l, "/current") {
+						return true
+					}
+				}
+				return false
+			})
+			tt.gone(outR, inW)
+			select {
+			case err := <-done:
+				assert.NoError(t, err, "a reader gone is the follow's normal end; stderr: %s", errOut.String())
+			case <-time.After(10 * time.Second):
+				t.Fatal("logs -f still runs 10 s after its reader went away")
+			}
+		})
 	}
 }
 

@@ -47,6 +47,13 @@ func TestBadUsageExits2WithOneLineAndChangesNothing(t *testing.T) {
 		{[]string{"register", "UPPER"}, `"UPPER"`},
 		{[]string{"register", "ok", "--env", "BAD-NAME=1"}, `"BAD-NAME"`},
 		{[]string{"register", "ok", "--env", "NOVALUE"}, `"NOVALUE"`},
+		// Names the slot or s6gate itself sets: refused, not silently overridden.
+		{[]string{"register", "ok", "--env", "S6GATE_SETENV_X=1"}, `"S6GATE_SETENV_X" is reserved`},
+		{[]string{"register", "ok", "--env", "S6GATE_CONTENV=1"}, `"S6GATE_CONTENV" is reserved`},
+		{[]string{"register", "ok", "--env", "S6GATE_KEEPENV_PATH=/x"}, `"S6GATE_KEEPENV_PATH" is reserved`},
+		{[]string{"register", "ok", "--env", "OK=1", "--env", "GATEWAY_HOME=/tmp"}, `"GATEWAY_HOME" is reserved`},
+		{[]string{"register", "ok", "--env", "GATEWAY_SUPERVISION=exec"}, `"GATEWAY_SUPERVISION" is reserved`},
+		{[]string{"register", "ok", "--env", "GATEWAY_NOTIFY_FD=5"}, `"GATEWAY_NOTIFY_FD" is reserved`},
 		{[]string{"register"}, "exactly one profile NAME"},
 		{[]string{"register", "a", "b"}, "exactly one profile NAME"},
 		{[]string{"unregister", "../x"}, `"../x"`},
@@ -95,6 +102,85 @@ func TestHelpAndNoArgs(t *testing.T) {
 	r = e.Run("gateway", "--help")
 	assert.Equal(t, 0, r.Code)
 	assert.Contains(t, r.Stdout, "gateway register NAME")
+}
+
+// Every verb's --help (and `gateway help VERB`) prints that verb's usage on stdout and exits 0,
+// as do the actions of the other binaries; before, it was "flag: help requested", exit 1.
+func TestEveryVerbsHelpExits0(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	tests := []struct {
+		prog string
+		args []string
+		want string
+	}{
+		{"gateway", []string{"help"}, "gateway status [-p NAME]"},
+		{"gateway", []string{"run", "--help"}, "-setenv"},
+		{"gateway", []string{"finish", "--help"}, "gateway finish -p NAME"},
+		{"gw-reconcile", []string{"--help"}, "gw-reconcile [--boot"},
+		{"gw-svscan", []string{"--help"}, "gw-svscan [-d NOTIFYFD]"},
+		{"gw-render", []string{"--help"}, "gw-render publish"},
+		{"gw-mark", []string{"--help"}, "gw-mark clear"},
+	}
+	for _, verb := range []string{"register", "unregister", "start", "stop", "restart", "status", "list", "logs"} {
+		tests = append(tests,
+			struct {
+				prog string
+				args []string
+				want string
+			}{"gateway", []string{verb, "--help"}, "gateway " + verb + " "},
+			struct {
+				prog string
+				args []string
+				want string
+			}{"gateway", []string{verb, "-h"}, "-timeout"},
+			struct {
+				prog string
+				args []string
+				want string
+			}{"gateway", []string{"help", verb}, "gateway " + verb + " "})
+	}
+	for _, action := range []string{"render", "publish", "remove"} {
+		tests = append(tests, struct {
+			prog string
+			args []string
+			want string
+		}{"gw-render", []string{action, "--help"}, "gw-render " + action + " -p NAME"})
+	}
+	for _, action := range []string{"write", "check", "clear"} {
+		tests = append(tests, struct {
+			prog string
+			args []string
+			want string
+		}{"gw-mark", []string{action, "--help"}, "gw-mark " + action + " -p NAME"})
+	}
+	for _, tt := range tests {
+		t.Run(tt.prog+" "+strings.Join(tt.args, " "), func(t *testing.T) {
+			r := e.Run(tt.prog, tt.args...)
+			assert.Equal(t, 0, r.Code, r.Stderr)
+			assert.Empty(t, r.Stderr)
+			assert.Contains(t, r.Stdout, tt.want)
+		})
+	}
+	r := e.Run("gateway", "help", "bogus")
+	assert.Equal(t, 2, r.Code)
+	assert.Contains(t, r.Stderr, `unknown verb "bogus"`)
+}
+
+// gateway --version (and gateway version) prints its version, commit, Go version and the s6
+// it runs on (on this host: Debian's s6 package), and never fails.
+func TestVersion(t *testing.T) {
+	e := s6test.NewEnv(t, nil)
+	for _, arg := range []string{"--version", "version"} {
+		r := e.Run("gateway", arg)
+		require.Equal(t, 0, r.Code, r.Stderr)
+		assert.Regexp(t, `(?m)^gateway \S+$`, r.Stdout)
+		assert.Regexp(t, `(?m)^commit: \S+$`, r.Stdout)
+		assert.Regexp(t, `(?m)^go: go1\.\d+`, r.Stdout)
+		assert.Regexp(t, `(?m)^s6: 2\.\d+(\.\d+)* \(`, r.Stdout, "the host's s6 is found")
+	}
+	e.Extra = []string{"S6_COMMAND_DIR=" + t.TempDir()}
+	r := e.Run("gateway", "version")
+	assert.Equal(t, 0, r.Code, "an s6 command directory without s6 is no failure: %s", r.Stderr)
 }
 
 // Each binary's doc page shows the same synopsis as its usage text (s6's pages drifted from

@@ -690,6 +690,42 @@ func TestSIGTERMBringsEverythingDown(t *testing.T) {
 	}
 }
 
+// What a logger writes to its stdout (s6-log's `1`) reaches gw-svscan's stdout — the
+// container's, docker logs — each line prefixed once with its gateway ("NAME | line", the
+// profile of a gateway-NAME slot, else the service's name), also the lines a gateway writes
+// while the container stops, and a last line without a newline.
+func TestLoggersLinesArePrefixed(t *testing.T) {
+	scan := scanTree(t)
+	talk := func(who string) string {
+		return "#!/bin/sh\ntrap 'echo " + who + " says bye; printf " + who + "-no-newline; exit 0' TERM\n" +
+			"echo " + who + " says hello; echo " + who + " says more\nwhile :; do sleep 0.1; done\n"
+	}
+	// coder's logger has more to say as it exits than a pipe holds: the stop waits for it.
+	service(t, scan, "gateway-coder", talk("coder"), "#!/bin/sh\ncat\necho\nseq -f coder-says-%g 30000\n")
+	service(t, scan, "plain", talk("plain"), "#!/bin/sh\nexec cat\n")
+	s := start(t, scan, nil)
+	s.waitReady()
+	s6test.Eventually(t, 10*time.Second, "both loggers' lines", func() bool {
+		out := s.output()
+		return strings.Contains(out, "coder says more") && strings.Contains(out, "plain says more")
+	})
+	require.NoError(t, s.stop())
+	out := s.output()
+	for _, want := range []string{
+		"coder | coder says hello\n", "coder | coder says more\n", "coder | coder says bye\n", "coder | coder-no-newline\n",
+		"coder | coder-says-1\n", "coder | coder-says-30000\n",
+		"plain | plain says hello\n", "plain | plain says bye\n", "plain | plain-no-newline\n",
+	} {
+		assert.Contains(t, out, want)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, " says ") || strings.Contains(l, "-says-") {
+			who, _, _ := strings.Cut(l, " ")
+			assert.Regexp(t, "^"+who+` \| `+who+"[ -]says[ -]", l, "one prefix, the line's own gateway")
+		}
+	}
+}
+
 func procOf(pids []int) []proc {
 	var out []proc
 	for _, pid := range pids {

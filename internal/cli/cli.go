@@ -57,6 +57,31 @@ func Parse(fs *flag.FlagSet, args []string) (Args, error) {
 	}
 }
 
+// VerbHelp is the help of one verb (or action) of prog: its synopsis lines from usage (those
+// that start with "prog verb"), then its flags as fs describes them. It is what `prog verb
+// --help` prints on stdout, with exit code 0.
+func VerbHelp(usage, prog, verb string, fs *flag.FlagSet) string {
+	var b strings.Builder
+	b.WriteString("usage:\n")
+	for _, l := range strings.Split(usage, "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "usage:"))
+		if l == prog+" "+verb || strings.HasPrefix(l, prog+" "+verb+" ") {
+			b.WriteString("  " + l + "\n")
+		}
+	}
+	if fs != nil {
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			b.WriteString("\noptions:\n")
+			fs.SetOutput(&b)
+			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
+		}
+	}
+	return b.String()
+}
+
 // IsHelp reports whether arg asks for the usage text.
 func IsHelp(arg string) bool {
 	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"

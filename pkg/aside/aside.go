@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/s6gate/s6gate/pkg/safedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,18 +72,18 @@ func SetAside(dir string) (string, error) {
 // moveEntries is SetAside for a directory that cannot be renamed: its entries move into a
 // sealed ".old-<token>" directory inside it.
 func moveEntries(pfd int, dir string) (string, error) {
-	dfd, err := unix.Openat(pfd, filepath.Base(dir), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	dfd, err := safedir.OpenAt(pfd, filepath.Base(dir), unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return "", &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	d := os.NewFile(uintptr(dfd), dir)
 	defer d.Close()
 	trash := insideMark + token()
-	if err := unix.Mkdirat(dfd, trash, 0o700); err != nil {
+	if err := safedir.MkdirAt(dfd, trash, 0o700); err != nil {
 		return "", &os.PathError{Op: "mkdir", Path: filepath.Join(dir, trash), Err: err}
 	}
 	seal(dfd, trash)
-	tfd, err := unix.Openat(dfd, trash, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	tfd, err := safedir.OpenAt(dfd, trash, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return "", &os.PathError{Op: "open", Path: filepath.Join(dir, trash), Err: err}
 	}
@@ -109,7 +110,7 @@ func moveEntries(pfd int, dir string) (string, error) {
 				continue
 			}
 			rewound = false
-			err := unix.Renameat(dfd, n, tfd, n)
+			err := safedir.RenameAt(dfd, n, tfd, n, false)
 			if err == nil || errors.Is(err, unix.ENOENT) {
 				continue
 			}
@@ -138,7 +139,7 @@ func removeIn(dirfd int, name, path string) error {
 // seal gives the set-aside directory name in dirfd to root (when the caller is root) with mode
 // 0700. Best effort: a symlink or file set aside is left as it is (Remove unlinks it).
 func seal(dirfd int, name string) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := safedir.OpenAt(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return
 	}
@@ -210,6 +211,18 @@ func Claim(path string) (*Tree, error) {
 	return claimAt(pfd, filepath.Base(path), path)
 }
 
+// ClaimIn is Claim of the entry name of the directory dirfd, for a caller that reached that
+// directory through descriptors (never a path a user could have swapped for a symlink). dirfd
+// stays the caller's.
+func ClaimIn(dirfd int, dirPath, name string) (*Tree, error) {
+	pfd, err := unix.Dup(dirfd)
+	if err != nil {
+		return nil, &os.PathError{Op: "dup", Path: dirPath, Err: err}
+	}
+	unix.CloseOnExec(pfd)
+	return claimAt(pfd, name, filepath.Join(dirPath, name))
+}
+
 // claimAt is Claim of name in pfd, which it takes over.
 func claimAt(pfd int, name, path string) (*Tree, error) {
 	t := &Tree{path: path, parent: pfd, name: name}
@@ -250,7 +263,7 @@ func (t *Tree) Remove() (int64, error) {
 	defer t.Close()
 	r := &remover{}
 	if t.top == nil {
-		err := unix.Unlinkat(t.parent, t.name, 0)
+		err := safedir.UnlinkAt(t.parent, t.name)
 		if err == nil {
 			return 1, nil
 		}
@@ -262,7 +275,7 @@ func (t *Tree) Remove() (int64, error) {
 	if err := r.empty(t.top); err != nil {
 		return r.n, err
 	}
-	if err := unix.Unlinkat(t.parent, t.name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+	if err := safedir.RmdirAt(t.parent, t.name); err != nil && !errors.Is(err, unix.ENOENT) {
 		return r.n, &os.PathError{Op: "rmdir", Path: t.path, Err: err}
 	}
 	return r.n + 1, nil
@@ -316,7 +329,7 @@ func (r *remover) empty(top *os.File) error {
 			}
 			cur.f.Close()
 			up := stack[len(stack)-1]
-			if err := unix.Unlinkat(int(up.f.Fd()), cur.name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+			if err := safedir.RmdirAt(int(up.f.Fd()), cur.name); err != nil && !errors.Is(err, unix.ENOENT) {
 				return &os.PathError{Op: "rmdir", Path: cur.f.Name(), Err: err}
 			}
 			r.n++
@@ -326,7 +339,7 @@ func (r *remover) empty(top *os.File) error {
 		cur.pending = cur.pending[1:]
 		fd := int(cur.f.Fd())
 		path := cur.f.Name() + "/" + name
-		err := unix.Unlinkat(fd, name, 0)
+		err := safedir.UnlinkAt(fd, name)
 		if err == nil {
 			r.n++
 			continue
@@ -373,13 +386,11 @@ func (r *remover) moveUp(dirfd int, name string, top int) error {
 // root may find its own directories without the rights to empty them (mode 0500, 0000): it
 // gives itself those rights first, as their owner may.
 func openDir(dirfd int, name string) (int, error) {
-	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := unix.Openat(dirfd, name, flags, 0)
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY
+	fd, err := safedir.OpenAt(dirfd, name, flags, 0)
 	if errors.Is(err, unix.EACCES) {
-		// A directory (unlinkat said so), not a symlink: fchmodat cannot be asked not to
-		// follow one, but there is none here to follow.
-		if unix.Fchmodat(dirfd, name, 0o700, 0) == nil {
-			fd, err = unix.Openat(dirfd, name, flags, 0)
+		if safedir.ChmodDirAt(dirfd, name, 0o700) == nil {
+			fd, err = safedir.OpenAt(dirfd, name, flags, 0)
 		}
 	}
 	if err == nil && os.Geteuid() != 0 {
@@ -391,11 +402,7 @@ func openDir(dirfd int, name string) (int, error) {
 // renameNoReplace renames without replacing what is at the new name; where the file system
 // cannot say (no RENAME_NOREPLACE), a plain rename: the new names here are random or fresh.
 func renameNoReplace(olddirfd int, oldname string, newdirfd int, newname string) error {
-	err := unix.Renameat2(olddirfd, oldname, newdirfd, newname, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		err = unix.Renameat(olddirfd, oldname, newdirfd, newname)
-	}
-	return err
+	return safedir.RenameAt(olddirfd, oldname, newdirfd, newname, true)
 }
 
 // token is a random name part.

@@ -86,7 +86,7 @@ type gateway struct {
 // Run runs the gateway until it is stopped and returns its exit code.
 func Run(ctx context.Context, o Options) int {
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		o.Logger = NewLogger(os.Stderr)
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = DefaultHeartbeat
@@ -220,7 +220,8 @@ const backoffPoll = 250 * time.Millisecond
 // returned), an operator's start clears the failure count (the state file says so; no signal,
 // so nothing can reach the command by mistake), or SIGALRM cuts it short.
 func (g *gateway) backoff(ctx context.Context, sigs <-chan os.Signal, until time.Time) (int, bool) {
-	g.log.Info("backing off before starting the command again", "consecutive_failures", g.failures, "until", until.UTC().Format(time.RFC3339))
+	// WARN: a back-off follows failures of the command (docs/operations.md, "Logs").
+	g.log.Warn("backing off before starting the command again", "consecutive_failures", g.failures, "until", until.UTC().Format(time.RFC3339))
 	t := time.NewTimer(time.Until(until))
 	defer t.Stop()
 	poll := time.NewTicker(backoffPoll)
@@ -528,7 +529,9 @@ func (g *gateway) failure(exit *state.Exit, why string, code int) int {
 			"consecutive_failures", n, "limit", limit, "last", why)
 		return exitcode.GaveUp
 	}
-	g.log.Info("command exited; s6 starts the gateway again after a back-off", "status", why,
+	// WARN, as every incident: a command that ended on its own is a crash to whoever reads
+	// the log, even when s6 starts it again.
+	g.log.Warn("command exited; s6 starts the gateway again after a back-off", "status", why,
 		"consecutive_failures", n, "limit", limit, "next_delay", g.policy.Backoff(n))
 	return code
 }

@@ -1,6 +1,6 @@
 // Package gwlog reads the log directories s6-log keeps for the gateways,
 // <root>/logs/gateways/NAME (profile.LogRel), written by each slot's logger:
-// `s6-log 1 n10 s1000000 T DIR`.
+// `s6-log T 1 n10 s1000000 T DIR`.
 //
 // Such a directory holds, oldest first: archives named @<tai64n>.s (rotated) or @<tai64n>.u
 // (left by an s6-log that died), whose names sort in the order they were written; for a

@@ -29,6 +29,11 @@ import (
 // booting, for another verb on the same profile, and for the gateway to come up or go down.
 const DefaultTimeout = 10 * time.Second
 
+// DefaultFirstScan is how long after its start the gateways' scanner is taken to be still
+// starting the supervisors of the slots the boot registered: as long as gw-svscan gives them
+// before it notifies its readiness anyway.
+const DefaultFirstScan = 10 * time.Second
+
 // Operator runs the verbs against one data root and scan directory. It acts with the rights of
 // the process that calls it; the gateway binary becomes the service user first (svcuser).
 type Operator struct {
@@ -40,6 +45,9 @@ type Operator struct {
 	// have stayed up before they succeed (the --settle flag); otherwise the profile's settle
 	// time, which the gateway waits before it reports ready, is enough.
 	Settle time.Duration
+	// FirstScan: a registered slot without a supervisor is waited for (within Timeout) while
+	// the scanner is younger than this; an older scanner has scanned, and that is reported.
+	FirstScan time.Duration
 }
 
 // New returns an Operator for s.
@@ -47,7 +55,7 @@ func New(s config.Settings, log *slog.Logger) *Operator {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	return &Operator{Settings: s, Tools: s6.Tools{Dir: s.CommandDir}, Log: log, Timeout: DefaultTimeout}
+	return &Operator{Settings: s, Tools: s6.Tools{Dir: s.CommandDir}, Log: log, Timeout: DefaultTimeout, FirstScan: DefaultFirstScan}
 }
 
 // BootingError means the gateways' s6-svscan did not answer within the verb's time-out. In an
@@ -282,6 +290,7 @@ type Result struct {
 	PID     int
 	Note    string
 	Err     error
+	Skipped bool // an --all verb left this gateway alone (see RestartAll)
 }
 
 // forEach runs fn for every registered profile, a few at a time, and returns the results in
@@ -291,7 +300,12 @@ func (o *Operator) forEach(ctx context.Context, fn func(context.Context, string)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Result, len(names))
+	return forNames(ctx, names, fn), nil
+}
+
+// forNames runs fn for each of names, a few at a time, and returns the results in order.
+func forNames[R any](ctx context.Context, names []string, fn func(context.Context, string) R) []R {
+	out := make([]R, len(names))
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for i, n := range names {
@@ -304,7 +318,7 @@ func (o *Operator) forEach(ctx context.Context, fn func(context.Context, string)
 		}()
 	}
 	wg.Wait()
-	return out, nil
+	return out
 }
 
 // Joined returns the errors of results joined, or nil.

@@ -89,7 +89,7 @@ func TestBadInputIsAUsageErrorAndChangesNothing(t *testing.T) {
 		assert.Equal(t, exitcode.Usage, exitcode.Of(err), "register %q", bad)
 		_, err = op.Start(ctx, bad)
 		assert.Equal(t, exitcode.Usage, exitcode.Of(err), "start %q", bad)
-		_, err = op.Unregister(ctx, bad)
+		_, err = op.Unregister(ctx, bad, operator.UnregisterOptions{})
 		assert.Equal(t, exitcode.Usage, exitcode.Of(err), "unregister %q", bad)
 	}
 	_, err := op.Register(ctx, "ok", operator.RegisterOptions{Env: map[string]string{"BAD-NAME": "x"}})
@@ -169,7 +169,7 @@ func TestRegisterDuplicateAndUnregisterAbsent(t *testing.T) {
 	require.ErrorAs(t, err, &are)
 	assert.Contains(t, err.Error(), "already registered")
 
-	r, err := op.Unregister(ctx, "ghost")
+	r, err := op.Unregister(ctx, "ghost", operator.UnregisterOptions{})
 	require.NoError(t, err, "unregistering an absent slot is a no-op")
 	assert.Contains(t, r.Note, "not registered")
 	assert.NoDirExists(t, e.ProfileHome("ghost"))
@@ -197,7 +197,7 @@ func TestRegisterRefusedWhenS6SvscanIsFull(t *testing.T) {
 	assert.Equal(t, before, s6test.Snapshot(t, e.Home), "a refused registration writes nothing in the data root")
 	assert.NoDirExists(t, slot.Path(e.ScanDir, "second"), "nor a slot (its verb lock stays, as every verb's does)")
 
-	_, err = op.Unregister(ctx, "first")
+	_, err = op.Unregister(ctx, "first", operator.UnregisterOptions{})
 	require.NoError(t, err)
 	_, err = op.Register(ctx, "second", operator.RegisterOptions{})
 	require.NoError(t, err, "room again once a gateway is unregistered")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,11 @@ type GatewayStatus struct {
 	Healthy bool `json:"healthy"`
 	// DownSince is when a gateway meant to run stopped serving, when it is not serving.
 	DownSince *time.Time `json:"down_since"`
+	// ProfileChanged: profile.json says something else than what the slot was rendered from
+	// (an edit not applied yet: `gateway update` applies it, and so does the next boot).
+	ProfileChanged bool `json:"profile_changed,omitempty"`
+
+	waiting bool // no supervisor yet, or one that has not written its status: read again (awaitSupervisors)
 }
 
 // MeantToRun reports the intent: desired_state running, or no recorded desire and s6 wanting
@@ -65,13 +71,16 @@ func (g GatewayStatus) Serving() bool { return g.Up && g.Ready && g.BackoffUntil
 
 // Status reports the named profiles, or every registered one when names is empty. Each costs
 // a few small file reads (s6's status file, the lock, the state file) and no process spawn.
-// During the boot it first waits (bounded by the time-out) for the boot to finish.
+// During the boot it first waits (bounded by the time-out) for the boot to finish, and then,
+// while the gateways' scanner is in its first scan, for every slot's supervisor.
 func (o *Operator) Status(ctx context.Context, names []string) ([]GatewayStatus, error) {
 	for _, n := range names {
 		if err := profile.Validate(n); err != nil {
 			return nil, err
 		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout) // the boot and the first scan, together
+	defer cancel()
 	if err := o.readyToRead(ctx); err != nil {
 		return nil, err
 	}
@@ -118,7 +127,70 @@ func (o *Operator) Status(ctx context.Context, names []string) ([]GatewayStatus,
 		}()
 	}
 	wg.Wait()
+	o.awaitSupervisors(ctx, &r, names, out)
 	return out, nil
+}
+
+// duringFirstScan polls done (every 10 ms) while the gateways' scanner is younger than
+// FirstScan and ctx lasts, and reports whether done held. The scanner answers on its control
+// FIFO — which is all waitBoot waits for — before its first scan has started the supervisor of
+// every slot the boot registered: for about a second after a boot, a registered slot has no
+// supervisor yet. A scanner whose age cannot be told is taken as young (the wait is bounded by
+// ctx); an older one has scanned, so done is checked once.
+func (o *Operator) duringFirstScan(ctx context.Context, done func() bool) bool {
+	return poll(ctx, func() bool {
+		if done() {
+			return true
+		}
+		age, ok := s6.ScannerAge(o.Settings.ScanDir)
+		return ok && age >= o.FirstScan
+	}) && done()
+}
+
+// notSupervised is the Problem of a row whose slot has no supervisor, until awaitSupervisors
+// words the cause.
+const notSupervised = "no supervisor"
+
+// awaitSupervisors reads again the rows of slots that had no supervisor (or one that had not
+// written its status yet), until each has one, while the gateways' scanner is in its first
+// scan (duringFirstScan): right after a boot, every row would otherwise read "not supervised"
+// for about a second. The rows still without one then say why, in the operator's terms.
+func (o *Operator) awaitSupervisors(ctx context.Context, r *statusRun, names []string, out []GatewayStatus) {
+	var pending []int
+	for i := range out {
+		if out[i].waiting {
+			pending = append(pending, i)
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	begin := time.Now()
+	o.duringFirstScan(ctx, func() bool {
+		still := pending[:0]
+		for _, i := range pending {
+			if out[i] = o.status(ctx, r, names[i]); out[i].waiting {
+				still = append(still, i)
+			}
+		}
+		pending = still
+		return len(pending) == 0
+	})
+	if len(pending) == 0 {
+		return
+	}
+	var why string
+	if age, ok := s6.ScannerAge(o.Settings.ScanDir); ok && age >= o.FirstScan {
+		why = fmt.Sprintf("no supervisor: the gateways' s6-svscan on %s has run for %s without starting one for this slot: "+
+			"it was published without a rescan (gateway start or stop rescans), or the scanner refused it (see docker logs)",
+			o.Settings.ScanDir, age.Round(time.Second))
+	} else {
+		why = fmt.Sprintf("no supervisor yet: the gateways' s6-svscan on %s is still starting the slots' supervisors (waited %s; retry, or raise --timeout)",
+			o.Settings.ScanDir, time.Since(begin).Round(time.Millisecond))
+	}
+	for _, i := range pending {
+		out[i].Problem = strings.Replace(out[i].Problem, notSupervised, why, 1)
+	}
 }
 
 // Status reads profiles with up to statusWorkers goroutines, one per statusBatch profiles.
@@ -191,7 +263,9 @@ func (o *Operator) status(ctx context.Context, r *statusRun, name string) Gatewa
 			g.Since = &since
 		}
 	case errors.Is(err, s6.ErrNotSupervised):
-		g.Problem = "not supervised: s6-svscan has not picked up this slot (is s6-svscan running on " + o.Settings.ScanDir + "?)"
+		g.Problem, g.waiting = notSupervised, true
+	case errors.Is(err, s6.ErrNoStatus):
+		g.Problem, g.waiting = err.Error(), true
 	default:
 		g.Problem = err.Error()
 	}
@@ -211,6 +285,13 @@ func (o *Operator) status(ctx context.Context, r *statusRun, name string) Gatewa
 	}
 	g.ExitReason, g.StateUpdated = s.ExitReason, s.UpdatedAt
 	o.crashLoop(&g, s, st, r.bootID, time.Now())
+	if r.scan != nil {
+		if home, err := r.openHome(o, name); err == nil {
+			p, _ := pendingOf(r.scan, home, name)
+			g.ProfileChanged = p.Changed
+			home.Close()
+		}
+	}
 	return g
 }
 

@@ -107,6 +107,9 @@ func appendStatus(b []byte, g *GatewayStatus) ([]byte, bool) {
 	if b, ok = appendTimePtr(append(b, ","+field+`down_since": `...), g.DownSince); !ok {
 		return b, false
 	}
+	if g.ProfileChanged {
+		b = append(b, ","+field+`profile_changed": true`...)
+	}
 	return append(b, "\n  }"...), true
 }
 

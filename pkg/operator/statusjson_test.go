@@ -37,7 +37,7 @@ func full() operator.GatewayStatus {
 		GatewayState: ptr("running"), DesiredState: ptr("running"), ExitReason: "why", StateUpdated: "2026-12-01T04:05:06Z",
 		Problem: "a problem", Uptime: ptr(12.345), Restarts: 7, ConsecutiveFailures: 2,
 		LastExit:     &state.Exit{Code: ptr(1), Signal: "SIGKILL", At: "2026-12-01T04:05:06.1Z", Uptime: 0.5, Failure: true},
-		BackoffUntil: &t, SettleUntil: &t, Failed: true, FailedReason: "crash loop", Healthy: true, DownSince: &t,
+		BackoffUntil: &t, SettleUntil: &t, Failed: true, FailedReason: "crash loop", Healthy: true, DownSince: &t, ProfileChanged: true,
 	}
 }
 
@@ -45,6 +45,9 @@ func TestStatusJSONMatchesEncoder(t *testing.T) {
 	f := full()
 	v := reflect.ValueOf(f)
 	for i := range v.NumField() {
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
 		require.False(t, v.Field(i).IsZero(), "full() must set %s", v.Type().Field(i).Name)
 	}
 	e := reflect.ValueOf(*f.LastExit)

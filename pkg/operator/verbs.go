@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
+	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/marker"
 	"github.com/s6gate/s6gate/pkg/proc"
 	"github.com/s6gate/s6gate/pkg/profile"
@@ -22,7 +24,7 @@ import (
 
 // RegisterOptions are register's arguments beyond the name.
 type RegisterOptions struct {
-	Env     map[string]string // merged into profile.json's env
+	Env     map[string]string // profile.json's env when non-empty (never merged with an earlier one)
 	Command []string          // replaces profile.json's command when non-empty
 	Start   bool              // start at once (and record desired_state=running)
 }
@@ -36,7 +38,7 @@ type RegisterOptions struct {
 // desired_state as they were, the home only if this call created it).
 func (o *Operator) Register(ctx context.Context, name string, opt RegisterOptions) (Result, error) {
 	for _, k := range slices.Sorted(maps.Keys(opt.Env)) {
-		if err := profile.ValidateEnvName(k); err != nil {
+		if err := profile.ValidateProfileEnvName(k); err != nil {
 			return Result{}, err
 		}
 	}
@@ -63,19 +65,32 @@ func (o *Operator) Register(ctx context.Context, name string, opt RegisterOption
 		return Result{}, fmt.Errorf("profile home: %w", err)
 	}
 	defer home.Close()
-	cfg, err := profile.ReadConfig(home)
-	if err != nil {
-		o.undoHome(home, created)
-		return Result{}, err
+	// A profile unregistered earlier starts afresh: profile.json is what this call gives (no
+	// earlier env, command or policy), and the state has nothing of the earlier gateway's. A
+	// home prepared by hand (never unregistered) keeps its profile.json, with the variables
+	// and the command given here in place of its own.
+	_, uerr := home.Lstat(profile.UnregisteredFile)
+	fresh := uerr == nil
+	var cfg profile.Config
+	if !fresh {
+		if cfg, err = profile.ReadConfig(home); err != nil {
+			o.undoHome(home, created)
+			return Result{}, err
+		}
 	}
-	cfg = cfg.Merge(opt.Env, opt.Command)
+	if len(opt.Env) > 0 {
+		cfg.Env = maps.Clone(opt.Env)
+	}
+	if len(opt.Command) > 0 {
+		cfg.Command = slices.Clone(opt.Command)
+	}
 	desired := state.Stopped
 	if opt.Start {
 		desired = state.Running
 	}
 	// Intent first: profile.json and desired_state are on disk before the slot exists, so a
 	// crash in between leaves a profile the next boot registers as asked. A failure undoes both.
-	undo, err := o.recordRegistration(home, cfg, len(opt.Env) > 0 || len(opt.Command) > 0, desired)
+	undo, err := o.recordRegistration(home, cfg, fresh || len(opt.Env) > 0 || len(opt.Command) > 0, desired, fresh)
 	if err != nil {
 		o.undoHome(home, created)
 		return Result{}, err
@@ -107,20 +122,29 @@ func (o *Operator) Register(ctx context.Context, name string, opt RegisterOption
 	return Result{Profile: name, Note: "registered (down)"}, nil
 }
 
-// recordRegistration writes profile.json (when the registration changed it) and
-// desired_state, and returns a function that puts both back as they were.
-func (o *Operator) recordRegistration(home *safedir.Dir, cfg profile.Config, writeConfig bool, desired string) (undo func(), err error) {
+// recordRegistration writes profile.json (when the registration changed it), removes the
+// unregistered record and writes desired_state (fresh: a state of its own, nothing of an
+// earlier gateway's) — the state last, whose durable write also makes the removal durable.
+// It returns a function that puts all three back as they were, byte for byte.
+func (o *Operator) recordRegistration(home *safedir.Dir, cfg profile.Config, writeConfig bool, desired string, fresh bool) (undo func(), err error) {
 	oldCfg, cfgErr := home.ReadFile(profile.ConfigFile, profile.MaxConfigSize)
-	oldState, _ := state.Read(home)
+	oldState, stateErr := home.ReadFile(state.FileName, state.MaxSize)
+	oldMark, markErr := home.ReadFile(profile.UnregisteredFile, 4096)
+	putBack := func(name string, b []byte, err error, mode os.FileMode) {
+		if err == nil {
+			_ = home.WriteFile(name, b, mode)
+		} else {
+			_ = home.Remove(name)
+		}
+	}
 	undo = func() {
 		if writeConfig {
-			if cfgErr == nil {
-				_ = home.WriteFile(profile.ConfigFile, oldCfg, 0o600)
-			} else {
-				_ = home.Remove(profile.ConfigFile)
-			}
+			putBack(profile.ConfigFile, oldCfg, cfgErr, 0o600)
 		}
-		_, _ = state.Update(home, time.Now(), func(s *state.State) { s.DesiredState = oldState.DesiredState })
+		putBack(state.FileName, oldState, stateErr, state.Mode)
+		if markErr == nil {
+			putBack(profile.UnregisteredFile, oldMark, nil, 0o640)
+		}
 	}
 	if writeConfig {
 		b, err := cfg.Marshal()
@@ -131,7 +155,16 @@ func (o *Operator) recordRegistration(home *safedir.Dir, cfg profile.Config, wri
 			return nil, fmt.Errorf("save %s: %w", home.Join(profile.ConfigFile), err)
 		}
 	}
-	warn, err := state.Update(home, time.Now(), func(s *state.State) { setIntent(s, desired) })
+	if err := home.Remove(profile.UnregisteredFile); err != nil {
+		undo()
+		return nil, err
+	}
+	warn, err := state.Update(home, time.Now(), func(s *state.State) {
+		if fresh {
+			*s = state.State{}
+		}
+		setIntent(s, desired)
+	})
 	if warn != nil {
 		o.Log.Warn("replaced an unusable state file", "path", home.Join(state.FileName), "err", warn)
 	}
@@ -163,12 +196,29 @@ func (o *Operator) ensureLogDir() error {
 	return d.Close()
 }
 
-// Unregister stops the gateway as an operator stop would (so it does not come back running
-// after a restart), removes its slot and has s6-svscan forget it. The profile's home and data
-// stay; the profile comes back registered but down at the next boot unless its directory is
-// removed too. An absent slot is not an error.
-func (o *Operator) Unregister(ctx context.Context, name string) (Result, error) {
-	ctx, release, err := o.begin(ctx, name, true)
+// UnregisterOptions are unregister's arguments beyond the name.
+type UnregisterOptions struct {
+	// Purge also deletes the profile's data for good: its home, its logs, its uid's claim
+	// (see purge). Refused while the gateway runs.
+	Purge bool
+}
+
+// Unregister stops the gateway as an operator stop would, records in its home that it is
+// unregistered (profile.UnregisteredFile: the next boot leaves it out), removes its slot and
+// has s6-svscan forget it. The home and data stay unless opt.Purge; a later register of the
+// name starts afresh. The default profile is always registered (SPEC §9) and cannot be
+// unregistered. An absent slot is not an error (with Purge, a profile unregistered earlier is
+// purged).
+//
+// Each step is one atomic change, in an order that a kill at any point leaves either the old
+// state or the new one as far as the next boot can tell: the intent (stopped), then the
+// unregistered record (durable: from here on the profile is gone for the next boot), then
+// the slot. Running it again finishes what a killed one began.
+func (o *Operator) Unregister(ctx context.Context, name string, opt UnregisterOptions) (Result, error) {
+	if name == profile.Default {
+		return Result{}, exitcode.Usagef("the default profile is always registered (its home is the data root); stop it with: gateway stop -p default")
+	}
+	ctx, release, err := o.begin(ctx, name, !opt.Purge)
 	if errors.As(err, new(*slot.NotRegisteredError)) {
 		return Result{Profile: name, Note: "not registered; nothing to do"}, nil
 	}
@@ -176,21 +226,61 @@ func (o *Operator) Unregister(ctx context.Context, name string) (Result, error) 
 		return Result{}, err
 	}
 	defer release()
-	if ok, _ := s6.Supervised(o.slotDir(name)); ok {
-		if _, err := o.stop(ctx, name); err != nil {
+	registered := slot.Check(o.Settings.ScanDir, name) == nil
+	_, herr := o.openHomeStat(name)
+	hadHome := herr == nil
+	if opt.Purge {
+		if err := o.checkNotRunning(ctx, name, registered); err != nil {
 			return Result{Profile: name}, err
 		}
-	} else if err := o.setIntent(name, state.Stopped); err != nil {
+	}
+	if registered {
+		if ok, _ := s6.Supervised(o.slotDir(name)); ok {
+			if _, err := o.stop(ctx, name); err != nil {
+				return Result{Profile: name}, err
+			}
+		} else if err := o.setIntent(name, state.Stopped); err != nil {
+			return Result{Profile: name}, err
+		}
+	}
+	if err := o.markUnregistered(name); err != nil {
 		return Result{Profile: name}, err
 	}
-	if err := slot.Remove(ctx, o.Tools, o.Settings.ScanDir, name); err != nil {
-		var ce *s6.CommandError
-		if !errors.As(err, &ce) {
-			return Result{Profile: name}, err
+	if registered {
+		if err := slot.Remove(ctx, o.Tools, o.Settings.ScanDir, name); err != nil {
+			var ce *s6.CommandError
+			if !errors.As(err, &ce) {
+				return Result{Profile: name}, err
+			}
+			o.Log.Warn("rescan after unregister failed; the slot is removed anyway", "err", err)
 		}
-		o.Log.Warn("rescan after unregister failed; the slot is removed anyway", "err", err)
 	}
-	return Result{Profile: name, Note: "unregistered"}, nil
+	if !opt.Purge {
+		return Result{Profile: name, Note: "unregistered (its data stays in " + profile.Home(o.Settings.Home, name) + "; delete it with: gateway unregister " + name + " --purge)"}, nil
+	}
+	note, uid, err := o.purge(name)
+	if err == nil && !registered && !hadHome && uid == 0 {
+		note = "not registered and no data; nothing to do"
+	}
+	return Result{Profile: name, Note: note}, err
+}
+
+// markUnregistered writes profile.UnregisteredFile into the profile's home (atomic and
+// durable). A profile without a home has nothing for the boot to find: nothing to record.
+func (o *Operator) markUnregistered(name string) error {
+	home, err := o.openHome(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record the unregistration of '%s': %w", name, err)
+	}
+	defer home.Close()
+	b := fmt.Appendf(nil, "{\"unregistered_at\": %q}\n", time.Now().UTC().Format(time.RFC3339))
+	if err := home.WriteFile(profile.UnregisteredFile, b, 0o640); err != nil {
+		return fmt.Errorf("record the unregistration of '%s': %w", name, err)
+	}
+	return nil
 }
 
 // Start records desired_state=running, removes ./down and brings the gateway up, waiting until
@@ -213,6 +303,11 @@ func (o *Operator) up(ctx context.Context, name, action string, restart bool) (R
 		return Result{}, err
 	}
 	defer release()
+	return o.upLocked(ctx, name, action, restart)
+}
+
+// upLocked is up under the verb lock.
+func (o *Operator) upLocked(ctx context.Context, name, action string, restart bool) (Result, error) {
 	if err := o.setIntent(name, state.Running); err != nil {
 		return Result{Profile: name}, err
 	}
@@ -430,9 +525,16 @@ func (o *Operator) StopAll(ctx context.Context) ([]Result, error) {
 	})
 }
 
-// RestartAll restarts every registered gateway.
+// RestartAll restarts every registered gateway meant to run (its recorded intent is running,
+// as the boot reads it: state.State.Intent). One an operator stopped, or one never started
+// (the default profile's idle gateway, registered down at every boot), is left as it is and
+// its intent unchanged: restarting it would start it and record it as meant to run. Such a
+// gateway's result has Skipped set.
 func (o *Operator) RestartAll(ctx context.Context) ([]Result, error) {
 	return o.forEach(ctx, func(ctx context.Context, n string) Result {
+		if _, run := o.stateOf(n).Intent(); !run {
+			return Result{Profile: n, Skipped: true, Note: "not meant to run; left as it is"}
+		}
 		r, err := o.Restart(ctx, n)
 		r.Profile, r.Err = n, err
 		return r

@@ -44,6 +44,44 @@ func ValidateEnvName(name string) error {
 	return nil
 }
 
+// ReservedEnvError reports a variable name a profile may not set: the slot sets it itself
+// (the profile's value would be silently overridden) or s6gate uses it to pass its own values.
+type ReservedEnvError struct{ Name string }
+
+func (e *ReservedEnvError) Error() string {
+	return fmt.Sprintf("environment variable %q is reserved: %s", e.Name, reservedWhy(e.Name))
+}
+
+// ExitCode marks a reserved name as bad usage.
+func (e *ReservedEnvError) ExitCode() int { return exitcode.Usage }
+
+// reservedEnv are the names a slot's run script sets for `gateway run` after the profile's
+// own variables (pkg/slot, setenvArgs), so a profile's value for them never takes effect.
+var reservedEnv = []string{"GATEWAY_HOME", "GATEWAY_NOTIFY_FD", "GATEWAY_SUPERVISION"}
+
+// ReservedEnvPrefix is s6gate's own namespace: S6GATE_CONTENV, S6GATE_SETENV_* (the carriers
+// of the profile's values), S6GATE_KEEPENV_* (gw-svscan's carriers), S6GATE_GOMAXPROCS.
+const ReservedEnvPrefix = "S6GATE_"
+
+func reservedWhy(name string) string {
+	if strings.HasPrefix(name, ReservedEnvPrefix) {
+		return "the " + ReservedEnvPrefix + "* names carry s6gate's own values between its processes"
+	}
+	return "the slot sets it for the gateway itself"
+}
+
+// ValidateProfileEnvName is ValidateEnvName for a variable an operator gives a profile
+// (register --env, gw-render --env): a reserved name is a *ReservedEnvError.
+func ValidateProfileEnvName(name string) error {
+	if err := ValidateEnvName(name); err != nil {
+		return err
+	}
+	if strings.HasPrefix(name, ReservedEnvPrefix) || slices.Contains(reservedEnv, name) {
+		return &ReservedEnvError{Name: name}
+	}
+	return nil
+}
+
 // Config is profile.json: {"command": [argv...], "env": {"K": "V"}} plus the start and restart
 // policy (Policy). Keys it does not know are kept and written back unchanged.
 type Config struct {
@@ -93,6 +131,15 @@ func ParseConfig(b []byte) (Config, error) {
 
 // Marshal encodes the configuration, keeping unknown keys.
 func (c Config) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(c.fields(), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// fields is the configuration as the JSON object Marshal writes.
+func (c Config) fields() map[string]any {
 	out := make(map[string]any, len(c.rest)+2)
 	for k, v := range c.rest {
 		out[k] = v
@@ -104,15 +151,103 @@ func (c Config) Marshal() ([]byte, error) {
 		out["env"] = c.Env
 	}
 	c.Policy.marshal(out)
-	b, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
+	return out
 }
 
-// ParseEnv parses NAME=VALUE arguments (--env) into a map, validating the names. Errors are
-// usage errors naming the argument.
+// Canonical is the configuration as one line of JSON with sorted keys and no insignificant
+// space: two configurations that mean the same have the same Canonical, whatever the layout
+// of the files they were read from. A slot records the Canonical of the configuration it was
+// rendered from (package slot), so that an edit of profile.json that is not applied yet can be
+// told from one that is by comparing two short strings. It never holds a newline.
+func (c Config) Canonical() string {
+	b, err := json.Marshal(c.fields())
+	if err != nil {
+		return "" // only unknown keys' raw JSON could fail, and ParseConfig checked it
+	}
+	return string(b)
+}
+
+// Change is one difference between two configurations, for `gateway update` to print.
+type Change struct {
+	Field    string // "command", "env NAME", or a top-level key ("settle", …)
+	Old, New string // JSON values; "" when absent. Env values are never shown: see Diff.
+}
+
+// String is "field: old → new", with "(none)" for an absent value.
+func (c Change) String() string {
+	none := func(s string) string {
+		if s == "" {
+			return "(none)"
+		}
+		return s
+	}
+	return fmt.Sprintf("%s: %s → %s", c.Field, none(c.Old), none(c.New))
+}
+
+// Diff lists what differs from old to new, field by field in key order; the environment
+// variable by variable. An environment value is often a secret, so a changed variable is
+// reported as "(set)" → "(changed)" and an added or removed one as "(set)" — never its
+// value, which would end up in terminals and CI logs.
+func Diff(old, new Config) []Change {
+	o, n := encodeFields(old.fields()), encodeFields(new.fields())
+	keys := make(map[string]bool, len(o)+len(n))
+	for k := range o {
+		keys[k] = true
+	}
+	for k := range n {
+		keys[k] = true
+	}
+	var out []Change
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if k == "env" {
+			out = append(out, diffEnv(old.Env, new.Env)...)
+			continue
+		}
+		if o[k] != n[k] {
+			out = append(out, Change{Field: k, Old: o[k], New: n[k]})
+		}
+	}
+	return out
+}
+
+func diffEnv(old, new map[string]string) []Change {
+	names := make(map[string]bool, len(old)+len(new))
+	for k := range old {
+		names[k] = true
+	}
+	for k := range new {
+		names[k] = true
+	}
+	var out []Change
+	for _, k := range slices.Sorted(maps.Keys(names)) {
+		ov, inOld := old[k]
+		nv, inNew := new[k]
+		switch {
+		case inOld && !inNew:
+			out = append(out, Change{Field: "env " + k, Old: "(set)"})
+		case !inOld && inNew:
+			out = append(out, Change{Field: "env " + k, New: "(set)"})
+		case ov != nv:
+			out = append(out, Change{Field: "env " + k, Old: "(set)", New: "(changed)"})
+		}
+	}
+	return out
+}
+
+// encodeFields encodes each value of m as compact JSON.
+func encodeFields(m map[string]any) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		b, err := json.Marshal(v)
+		if err == nil {
+			out[k] = string(b)
+		}
+	}
+	return out
+}
+
+// ParseEnv parses NAME=VALUE arguments (--env) into a map, validating the names and refusing
+// reserved ones (ValidateProfileEnvName). Errors are usage errors naming the argument.
 func ParseEnv(pairs []string) (map[string]string, error) {
 	env := map[string]string{}
 	for _, p := range pairs {
@@ -120,7 +255,7 @@ func ParseEnv(pairs []string) (map[string]string, error) {
 		if !ok {
 			return nil, exitcode.Usagef("--env %q: want NAME=VALUE", p)
 		}
-		if err := ValidateEnvName(k); err != nil {
+		if err := ValidateProfileEnvName(k); err != nil {
 			return nil, err
 		}
 		env[k] = v

@@ -74,3 +74,16 @@ const CommandDir = "home"
 
 // CommandHome is the command's own directory of a (valid) profile in the data root.
 func CommandHome(root, name string) string { return path.Join(root, HomeRel(name), CommandDir) }
+
+// UnregisteredFile in a profile's home says that an operator unregistered the profile
+// (`gateway unregister`): the boot reconciler leaves it out, so an unregistered profile stays
+// gone across restarts, and `register` of the name starts afresh from what the operator gives.
+// It holds {"unregistered_at": "<RFC 3339>"}; only its presence counts.
+const UnregisteredFile = "gateway.unregistered"
+
+// PurgedPrefix starts the name that a purged profile's home (in profiles/) and log directory
+// (in logs/gateways/) are renamed to before they are removed: a dot name, which no listing of
+// profiles or logs takes for one, of a fixed length whatever the profile's name. What the
+// service user cannot remove (what the profile's command, running as its own uid, created in
+// directories of its own) is removed by root after the next boot (gw-reconcile --remove-old).
+const PurgedPrefix = ".s6gate-purged-"

@@ -127,6 +127,26 @@ func TestValidateEnvName(t *testing.T) {
 	}
 }
 
+// A profile may not set what the slot sets for the gateway, nor s6gate's own S6GATE_* names:
+// register --env and gw-render --env refuse them (exit 2) instead of letting them be silently
+// overridden. They stay valid names for gateway run --setenv, which sets them.
+func TestReservedEnvNames(t *testing.T) {
+	for _, ok := range []string{"HOME", "PATH", "GATEWAY_HEARTBEAT", "S6GATE", "MY_S6GATE_X", "GATEWAY_HOMES"} {
+		assert.NoError(t, profile.ValidateProfileEnvName(ok), ok)
+	}
+	for _, name := range []string{"GATEWAY_HOME", "GATEWAY_NOTIFY_FD", "GATEWAY_SUPERVISION", "S6GATE_CONTENV",
+		"S6GATE_SETENV_X", "S6GATE_KEEPENV_LD_PRELOAD", "S6GATE_GOMAXPROCS"} {
+		assert.NoError(t, profile.ValidateEnvName(name), name)
+		err := profile.ValidateProfileEnvName(name)
+		var re *profile.ReservedEnvError
+		require.ErrorAs(t, err, &re, name)
+		assert.Equal(t, exitcode.Usage, exitcode.Of(err))
+		_, err = profile.ParseEnv([]string{"A=1", name + "=v"})
+		require.ErrorAs(t, err, &re, name)
+		assert.Contains(t, err.Error(), `"`+name+`" is reserved`)
+	}
+}
+
 func TestDiscover(t *testing.T) {
 	root := t.TempDir()
 	names, skipped, err := profile.Discover(root)

@@ -13,7 +13,8 @@
 //
 // A profile's uid is found by probing: it starts at a slot given by a hash of the name and
 // walks on to the next uid while a slot holds another name's claim. Claims are never removed,
-// so a probe chain never breaks. The directory belongs to the service user and is open to no
+// so a probe chain never breaks: a purged profile's claim is retired instead (Retire: it then
+// points at a name no profile can have), so its uid is never handed out again. The directory belongs to the service user and is open to no
 // one else: a claims directory that anyone else could write is refused, since whoever writes
 // a claim decides which uid a profile runs as.
 //
@@ -107,7 +108,7 @@ func (c *Claims) Allocate(name string) (int, error) {
 		if err != nil || uid != 0 {
 			return uid, err
 		}
-		err = unix.Symlinkat(name, c.d.Fd(), strconv.Itoa(free))
+		err = safedir.SymlinkAt(name, c.d.Fd(), strconv.Itoa(free))
 		if errors.Is(err, unix.EEXIST) {
 			continue // another profile claimed it meanwhile: probe again
 		}
@@ -145,7 +146,7 @@ func (c *Claims) probe(name string) (uid, free int, err error) {
 	buf := make([]byte, 256)
 	for i := range size {
 		u := c.r.First + (start+i)%size
-		n, err := unix.Readlinkat(c.d.Fd(), strconv.Itoa(u), buf)
+		n, err := safedir.ReadlinkAt(c.d.Fd(), strconv.Itoa(u), buf)
 		switch {
 		case errors.Is(err, unix.ENOENT):
 			return 0, u, nil
@@ -182,6 +183,77 @@ func Allocate(s config.Settings, name string) (int, error) {
 	uid, err := c.Allocate(name)
 	if err == nil {
 		err = c.Sync()
+	}
+	return uid, err
+}
+
+// retiredTarget is what a retired uid's claim points at: never a valid profile name (those
+// never start with a dot), so no probe takes it for its own, and the chains through it stay
+// whole.
+const retiredTarget = ".retired"
+
+// Retire gives up name's claim for good (a purged profile): its uid is never handed out again,
+// to this name or another — whatever that uid may still own somewhere stays out of every later
+// profile's reach — and a later registration of the name claims a new uid. The claim is
+// replaced, not removed (a removed one would break the probe chains that pass it), in one
+// rename, and made durable. It returns the retired uid, or 0 when name had none.
+func (c *Claims) Retire(name string) (int, error) {
+	uid, err := c.Lookup(name)
+	if errors.Is(err, ErrNone) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	tmp := ".retire-" + strconv.Itoa(uid)
+	_ = unix.Unlinkat(c.d.Fd(), tmp, 0)
+	if err := unix.Symlinkat(retiredTarget, c.d.Fd(), tmp); err != nil {
+		return 0, &os.PathError{Op: "symlink", Path: c.d.Join(tmp), Err: err}
+	}
+	if err := unix.Renameat(c.d.Fd(), tmp, c.d.Fd(), strconv.Itoa(uid)); err != nil {
+		_ = unix.Unlinkat(c.d.Fd(), tmp, 0)
+		return 0, &os.LinkError{Op: "rename", Old: c.d.Join(tmp), New: c.d.Join(strconv.Itoa(uid)), Err: err}
+	}
+	if err := unix.Fsync(c.d.Fd()); err != nil {
+		return uid, &os.PathError{Op: "fsync", Path: c.d.Path(), Err: err}
+	}
+	return uid, nil
+}
+
+// Retire retires name's uid under settings s (Claims.Retire); 0 and no error when the range
+// is off or the claims directory does not exist.
+func Retire(s config.Settings, name string) (int, error) {
+	if s.UIDs.Off() {
+		return 0, nil
+	}
+	c, err := Open(s.Home, s.UIDs, false)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.Retire(name)
+}
+
+// Lookup returns name's uid under settings s without claiming one: 0 when it has none or the
+// range is off.
+func Lookup(s config.Settings, name string) (int, error) {
+	if s.UIDs.Off() {
+		return 0, nil
+	}
+	c, err := Open(s.Home, s.UIDs, false)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	uid, err := c.Lookup(name)
+	if errors.Is(err, ErrNone) {
+		return 0, nil
 	}
 	return uid, err
 }

@@ -313,3 +313,22 @@ func TestRemoveOldWaitsForTheGateways(t *testing.T) {
 	_, err = tree.Remove()
 	require.NoError(t, err)
 }
+
+// At boot the reconciler runs before the gateways' scanner starts: its rescan is not asked for,
+// and nothing is logged about it (every boot logged "rescan not possible yet … s6-svscanctl:
+// fatal: … supervisor not listening", which read like an error). With a scanner up, the
+// rescan is asked for, so the slots are supervised at once.
+func TestRescanOnlyWhenAScannerAnswers(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	_, _, logs := runInProcess(t, e, false)
+	assert.NotContains(t, logs, "rescan", "no scanner yet: nothing to say")
+	assert.NotContains(t, logs, "s6-svscanctl")
+
+	e.Start()
+	_, _, logs = runInProcess(t, e, false)
+	assert.NotContains(t, logs, "rescan")
+	s6test.Eventually(t, 10*time.Second, "the default slot supervised after the reconciler's rescan", func() bool {
+		ok, _ := s6.Listening(e.Slot("default"))
+		return ok
+	})
+}

@@ -19,7 +19,7 @@
 //     256 KiB): "<RFC 3339 time> profile=<p> prior_state=<state|none> action=<started|registered>".
 //
 // The default profile comes first and is always registered; then every valid directory under
-// profiles/, sorted. Slots of profiles that no longer exist are removed. Each profile is
+// profiles/, sorted, except those an operator unregistered (profile.UnregisteredFile). Slots of profiles that no longer exist are removed. Each profile is
 // handled under its verb lock (package verblock), so a run at runtime never interleaves with
 // an operator verb. One rescan at the end (best effort: s6-svscan may not be up yet). A broken
 // profile is logged and skipped; only an unusable scan directory (or a missing data root)
@@ -68,6 +68,9 @@ const (
 	Registered = "registered" // slot published with ./down
 	Kept       = "kept"       // a live slot (s6-supervise running on it) was left alone
 	Skipped    = "skipped"    // the profile is broken; see the reason
+	// Unregistered: an operator unregistered the profile (profile.UnregisteredFile); it gets
+	// no slot, and a slot left of it that no s6-supervise runs on is removed.
+	Unregistered = "unregistered"
 )
 
 // BootLog is the audit log under the data root, and the size at which it is rotated.
@@ -317,9 +320,16 @@ func Run(ctx context.Context, o Options) ([]Entry, error) {
 	}
 
 	if !o.DryRun {
-		tools := s6.Tools{Dir: s.CommandDir}
-		if err := tools.Run(ctx, s.ScanDir, "rescan", "s6-svscanctl", "-a", s.ScanDir); err != nil {
-			o.Log.Info("rescan not possible yet (s6-svscan will scan at start)", "err", err)
+		// At boot the gateways' scanner starts after this run and scans when it starts: no
+		// rescan to ask for, and nothing worth a line (it read like an error at every boot).
+		// A scanner that answers but refuses the rescan is worth a warning.
+		if up, _ := s6.ScannerUp(s.ScanDir); up {
+			tools := s6.Tools{Dir: s.CommandDir}
+			if err := tools.Run(ctx, s.ScanDir, "rescan", "s6-svscanctl", "-a", s.ScanDir); err != nil {
+				o.Log.Warn("rescan failed; the slots are supervised at the scanner's next scan", "err", err)
+			}
+		} else {
+			o.Log.Debug("no s6-svscan on the scan directory yet; it scans when it starts", "scandir", s.ScanDir)
 		}
 	}
 	writeLines(o, entries)
@@ -526,6 +536,9 @@ func plan(o Options, dirs *runDirs, name string) Entry {
 	if source != "" {
 		e.PriorState = source
 	}
+	if name != profile.Default && unregistered(home, listing) {
+		return leaveOut(o, dirs, e, live)
+	}
 	e.Action = Registered
 	if autostart {
 		e.Action = Started
@@ -563,9 +576,36 @@ func plan(o Options, dirs *runDirs, name string) Entry {
 	return e
 }
 
+// unregistered reports whether an operator unregistered the profile of home: its
+// profile.UnregisteredFile is there (looked up in the home's listing when the sweep took one).
+func unregistered(home *safedir.Dir, listing []fs.DirEntry) bool {
+	if listing != nil {
+		return slices.ContainsFunc(listing, func(e fs.DirEntry) bool { return e.Name() == profile.UnregisteredFile })
+	}
+	_, err := home.Lstat(profile.UnregisteredFile)
+	return err == nil
+}
+
+// leaveOut is plan's end for an unregistered profile: no slot. A slot of it that no
+// s6-supervise runs on (an unregister killed before it removed the slot) is removed; a live
+// one is left to the operator (`gateway unregister` again finishes the job).
+func leaveOut(o Options, dirs *runDirs, e Entry, live bool) Entry {
+	e.Action = Unregistered
+	switch {
+	case live:
+		e.Reason = "unregistered, but an s6-supervise still runs on its slot; left alone (run gateway unregister again)"
+	case o.DryRun || dirs.scan == nil:
+	default:
+		if err := slot.Unpublish(o.Settings.ScanDir, e.Profile); err != nil {
+			o.Log.Warn("cannot remove the slot of an unregistered profile", "profile", e.Profile, "err", err)
+		}
+	}
+	return e
+}
+
 // atomicFiles are the files written with safedir.WriteFile in a home (the marker's are swept
 // by marker.Sweep).
-var atomicFiles = []string{state.FileName, profile.ConfigFile, pidlock.PIDFile}
+var atomicFiles = []string{state.FileName, profile.ConfigFile, pidlock.PIDFile, profile.UnregisteredFile}
 
 // sweep clears what a dead gateway, a killed writer or a stale stop left in home: the
 // gateway's identity, temp files of interrupted atomic writes, planned-stop markers that can

@@ -10,6 +10,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/aside"
 	"github.com/s6gate/s6gate/pkg/bootrecord"
 	"github.com/s6gate/s6gate/pkg/config"
+	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
 	"github.com/s6gate/s6gate/pkg/slot"
@@ -28,7 +29,53 @@ const RemoveOldWait = 60 * time.Second
 //
 // Run as root it reads only through descriptors, never following anything the service user
 // planted in the scan directory.
+//
+// It also removes what purged profiles left in the data root (removePurged): their homes and
+// log directories, renamed to profile.PurgedPrefix names by `gateway unregister --purge`,
+// which the service user could not remove wholly.
 func RemoveOld(ctx context.Context, s config.Settings, wait time.Duration, log *slog.Logger) (int, error) {
+	n, err := removeOld(ctx, s, wait, log)
+	removePurged(s, log)
+	return n, err
+}
+
+// removePurged removes <root>/profiles/.s6gate-purged-* and <root>/logs/gateways/.s6gate-purged-*.
+// Run as root it reaches them through descriptors only (the data root is the service user's:
+// a symlink planted as profiles/ or in a tree is never followed). Failures are logged; the
+// next boot tries again.
+func removePurged(s config.Settings, log *slog.Logger) {
+	for _, parent := range []string{profile.ProfilesDir, "logs/gateways"} {
+		dir, err := safedir.Open(s.Home, parent)
+		if err != nil {
+			continue
+		}
+		entries, err := dir.ReadDir()
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), profile.PurgedPrefix) {
+				continue
+			}
+			t, err := aside.ClaimIn(dir.Fd(), dir.Path(), e.Name())
+			if errors.Is(err, aside.ErrBusy) {
+				continue
+			}
+			var n int64
+			if err == nil {
+				n, err = t.Remove()
+			}
+			if err != nil {
+				log.Warn("cannot remove what a purged profile left; the next boot tries again", "dir", dir.Join(e.Name()), "err", err)
+				continue
+			}
+			log.Info("removed what a purged profile left", "dir", dir.Join(e.Name()), "entries", n)
+		}
+		if err != nil {
+			log.Warn("cannot list purged profiles' leftovers", "dir", dir.Path(), "err", err)
+		}
+		dir.Close()
+	}
+}
+
+func removeOld(ctx context.Context, s config.Settings, wait time.Duration, log *slog.Logger) (int, error) {
 	old, err := aside.Leftovers(s.ScanDir)
 	if err != nil {
 		return 0, err

@@ -62,7 +62,18 @@ type Spec struct {
 	// UID is the profile's own uid (package profileuid), written to UIDFile for gw-svscan,
 	// which starts the slot's supervisor with it as its real uid; 0 = none.
 	UID int
+	// Config is the profile.json the slot is rendered from (profile.Config.Canonical), which
+	// the run script records (RecordPrefix) so that an edit not applied yet can be seen.
+	Config string
 }
+
+// RecordPrefix starts the run script's line that records the profile.json the slot was
+// rendered from, as one line of canonical JSON (profile.Config.Canonical). `gateway status`
+// compares it with profile.json ("profile.json changed since the slot was rendered"), and
+// `gateway update` prints the difference when it applies the file. It lives in ./run, the one
+// file that holds what the profile decides, so that a slot and its record change in one
+// rename.
+const RecordPrefix = "# s6gate-profile: "
 
 // UIDFile is the slot's file naming the profile's uid (one decimal number and a newline): as
 // root, gw-svscan starts the slot's s6-supervise with it as the real uid (and gid) and the
@@ -82,6 +93,7 @@ func NewSpec(s config.Settings, name string, cfg profile.Config, down bool) Spec
 	spec := Spec{
 		Profile: name, Env: cfg.Env, Command: cfg.Command, Down: down,
 		Home: s.Home, CommandDir: s.CommandDir, User: s.User, Bin: s.Bin, DrainTimeout: s.DrainTimeout,
+		Config: cfg.Canonical(),
 	}
 	if len(cfg.Command) > 0 {
 		spec.Supervision = cmp.Or(cfg.Policy.Supervision, s.Supervision, profile.SupervisionWrapper)
@@ -157,7 +169,10 @@ func runScript(s Spec) string {
 	var b strings.Builder
 	b.WriteString(shebang)
 	fmt.Fprintf(&b, "# %s: rendered by s6gate for profile %s and rebuilt at every boot.\n", Name(s.Profile), quote(s.Profile))
-	b.WriteString("# Change profile.json (or use `gateway register`), not this file.\n")
+	b.WriteString("# Change profile.json and apply it with `gateway update`, not this file.\n")
+	if s.Config != "" && !strings.ContainsAny(s.Config, "\n\r") {
+		b.WriteString(RecordPrefix + s.Config + "\n")
+	}
 	b.WriteString("exec 2>&1\n")
 	b.WriteString(contenvLine(s))
 	b.WriteString(euidSnippet)
@@ -207,11 +222,14 @@ func setenvArgs(s Spec) []string {
 }
 
 // logRunScript is the slot's ./log/run. The log directory is computed from $GATEWAY_HOME when
-// it runs, never baked in, so a data root mounted elsewhere still gets its logs.
+// it runs, never baked in, so a data root mounted elsewhere still gets its logs. s6-log's T is
+// not sticky: given before `1` and again before the directory, both copies of a line carry its
+// time once (the gateway's own lines carry none: gatewayrun.NewLogger).
 func logRunScript(s Spec) string {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
-	fmt.Fprintf(&b, "# Logger of %s, rendered by s6gate. `1` copies every line to stdout (docker logs).\n", Name(s.Profile))
+	fmt.Fprintf(&b, "# Logger of %s, rendered by s6gate. `T 1` copies every line, with its time, to stdout\n", Name(s.Profile))
+	b.WriteString("# (docker logs, where gw-svscan prefixes it with the profile); `T DIR` keeps it in the log directory.\n")
 	b.WriteString(contenvLine(s))
 	b.WriteString(": \"${GATEWAY_HOME:=/opt/data}\"\n")
 	// A validated profile name holds no character a double-quoted string would expand.
@@ -220,7 +238,7 @@ func logRunScript(s Spec) string {
 	b.WriteString(euidSnippet)
 	fmt.Fprintf(&b, "if [ \"$euid\" = 0 ]; then\n  set -- %s %s\nfi\n", quote(filepath.Join(s.CommandDir, "s6-setuidgid")), quote(s.User))
 	b.WriteString("[ -d \"$dir\" ] || \"$@\" mkdir -p -- \"$dir\" || exit 111\n")
-	fmt.Fprintf(&b, "exec \"$@\" %s 1 n10 s1000000 T \"$dir\"\n", quote(filepath.Join(s.CommandDir, "s6-log")))
+	fmt.Fprintf(&b, "exec \"$@\" %s T 1 n10 s1000000 T \"$dir\"\n", quote(filepath.Join(s.CommandDir, "s6-log")))
 	return b.String()
 }
 

@@ -257,7 +257,7 @@ func TestLogRunScript(t *testing.T) {
 	assert.Contains(t, log, "$GATEWAY_HOME", "log dir is computed at run time")
 	assert.Contains(t, log, "logs/gateways/coder")
 	assert.NotContains(t, log, "/opt/data/logs/gateways/coder", "no baked absolute log path")
-	assert.Contains(t, log, "'/command/s6-log' 1 n10 s1000000 T \"$dir\"", "`1` forwards lines to stdout before the file copy")
+	assert.Contains(t, log, "'/command/s6-log' T 1 n10 s1000000 T \"$dir\"", "`T 1` forwards every line, stamped, to stdout; `T DIR` stamps the file copy")
 	assert.Contains(t, log, "'/command/s6-setuidgid' 'gateway'")
 	assert.True(t, strings.HasPrefix(log, "#!/bin/sh\n"))
 	assert.Contains(t, log, "[ \"$S6GATE_CONTENV\" = 1 ] || [ \"$1\" = contenv ] || exec '/command/with-contenv' \"$0\" contenv\n")

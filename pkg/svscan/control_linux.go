@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/s6gate/s6gate/pkg/safedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,12 +19,12 @@ import (
 func openControl(dir int, scanDir string, uid, gid int) (int, error) {
 	ctlPath := scanDir + "/.s6-svscan"
 	created := true
-	if err := unix.Mkdirat(dir, ".s6-svscan", 0o700); errors.Is(err, unix.EEXIST) {
+	if err := safedir.MkdirAt(dir, ".s6-svscan", 0o700); errors.Is(err, unix.EEXIST) {
 		created = false
 	} else if err != nil {
 		return -1, &SystemError{&os.PathError{Op: "mkdir", Path: ctlPath, Err: err}}
 	}
-	cdir, err := unix.Openat(dir, ".s6-svscan", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	cdir, err := safedir.OpenAt(dir, ".s6-svscan", unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
 		return -1, &SetupError{Path: ctlPath, Reason: "exists and is not a directory"}
 	} else if err != nil {
@@ -40,7 +41,7 @@ func openControl(dir int, scanDir string, uid, gid int) (int, error) {
 	}
 
 	lockPath := ctlPath + "/lock"
-	lock, err := unix.Openat(cdir, "lock", unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	lock, err := safedir.OpenAt(cdir, "lock", unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CREAT, 0o600)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.EISDIR) {
 		return -1, &SetupError{Path: lockPath, Reason: "is not a regular file"}
 	} else if err != nil {
@@ -60,10 +61,10 @@ func openControl(dir int, scanDir string, uid, gid int) (int, error) {
 	}
 
 	fifoPath := ctlPath + "/control"
-	if err := unix.Mkfifoat(cdir, "control", 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := safedir.MkfifoAt(cdir, "control", 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
 		return -1, &SystemError{&os.PathError{Op: "mkfifo", Path: fifoPath, Err: err}}
 	}
-	r, err := unix.Openat(cdir, "control", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	r, err := safedir.OpenAt(cdir, "control", unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if errors.Is(err, unix.ELOOP) {
 		return -1, &SetupError{Path: fifoPath, Reason: "is not a FIFO"}
 	} else if err != nil {

@@ -26,7 +26,8 @@
 //   - Otherwise it behaves as s6-svscan 2.11 (src/supervision/s6-svscan.c): the same control
 //     commands and signals, a pipe per logged service kept for its lifetime, a dead
 //     supervisor started again one second later, the same stop. The differences (symlinks are
-//     not services, readiness waits for the supervisors) are on the doc page.
+//     not services, readiness waits for the supervisors, a logger's stdout is a pipe whose lines
+//     gw-svscan prefixes with the gateway's name: forward_linux.go) are on the doc page.
 //
 // Limits: Linux only (openat, fchdir, /proc/self/fd, setresuid through setpriv); one
 // process per scan directory (it takes s6-svscan's lock). The service user is trusted with

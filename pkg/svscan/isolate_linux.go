@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/safedir"
 )
 
 // isolation returns the real uid the service's supervisor runs as: 0 (the service user's own
@@ -58,7 +59,7 @@ func (s *scanner) isolation(sv *service) (int, error) {
 // readUIDFile reads UIDFile in the directory dirfd: a regular file (never a symlink; a FIFO
 // is opened without waiting and refused) of at most maxUIDFileSize bytes.
 func readUIDFile(dirfd int) ([]byte, error) {
-	fd, err := unix.Openat(dirfd, UIDFile, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := safedir.OpenAt(dirfd, UIDFile, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if errors.Is(err, unix.ELOOP) {
 		return nil, errors.New("is a symbolic link")
 	} else if err != nil {

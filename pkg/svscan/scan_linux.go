@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/s6gate/s6gate/pkg/safedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +42,10 @@ type service struct {
 	// pipe[0] is -1 once closed for a departing service, -2 when such a service came back
 	// (s6-svscan's "BLACK MAGIC": it is started again, with a new pipe, once both old
 	// supervisors are gone).
-	pipe   [2]int
+	pipe [2]int
+	// logOut is the write end of the logger's stdout, a pipe the forwarder reads (prefixing
+	// each line with the gateway's name), kept like pipe; -1 when there is none.
+	logOut int
 	hasLog bool
 	active bool // seen by the last scan
 	uid    int  // the real uid of the running service supervisor: 0 when it is the service user's
@@ -59,6 +63,7 @@ type scanner struct {
 	uidMap    []idRange
 	gidMap    []idRange
 	services  []*service
+	fwd       *forwarder // the loggers' lines to gw-svscan's stdout (forward_linux.go)
 
 	wantReap bool
 	wantScan bool
@@ -110,7 +115,8 @@ func setup(cfg Config) (*scanner, int, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	s := &scanner{cfg: cfg, log: cfg.Log, notifyFD: -1, wantReap: true, wantScan: true, cont: true, waitAll: true}
+	s := &scanner{cfg: cfg, log: cfg.Log, notifyFD: -1, wantReap: true, wantScan: true, cont: true, waitAll: true,
+		fwd: newForwarder(1)}
 	if cfg.NotifyFD >= 0 {
 		if cfg.NotifyFD < 3 {
 			return nil, -1, &SetupError{Path: "-d " + strconv.Itoa(cfg.NotifyFD), Reason: "the notification fd must be 3 or more"}
@@ -204,6 +210,7 @@ func (s *scanner) loop(chld, sigc <-chan os.Signal, ctl <-chan []byte) {
 	s.closePipes()
 	if s.waitAll {
 		s.waitThem()
+		s.fwd.drain() // the loggers' last lines (a gateway's "exiting") reach docker logs
 	} else {
 		s.wantReap = true
 		s.reap()
@@ -325,6 +332,10 @@ func (s *scanner) closePipe(sv *service) {
 	unix.Close(sv.pipe[1])
 	unix.Close(sv.pipe[0])
 	sv.pipe = [2]int{-1, -1}
+	if sv.logOut >= 0 {
+		unix.Close(sv.logOut) // the forwarder ends once the logger has closed its copy too
+		sv.logOut = -1
+	}
 }
 
 // scan reads the scan directory and starts what is missing, as s6-svscan's scan and check.
@@ -370,7 +381,7 @@ func (s *scanner) scan() {
 // readNames lists the scan directory through a descriptor of its own (the directory opened
 // at start, never its path).
 func (s *scanner) readNames() ([]string, error) {
-	fd, err := unix.Openat(s.dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := safedir.OpenAt(s.dir, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -385,8 +396,8 @@ func (s *scanner) check(name string) {
 	if strings.HasPrefix(name, ".") {
 		return
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(s.dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	st, err := safedir.LstatAt(s.dir, name)
+	if err != nil {
 		s.log.Warn("cannot stat an entry; retrying in 3 s", "entry", name, "err", err.Error())
 		s.later(time.Now().Add(dirRetry))
 		return
@@ -419,7 +430,7 @@ func (s *scanner) check(name string) {
 			return
 		}
 		now := time.Now()
-		sv = &service{name: name, dev: st.Dev, ino: st.Ino, hasLog: hasLog, pipe: [2]int{-1, -1}, restartAfter: [2]time.Time{now, now}}
+		sv = &service{name: name, dev: st.Dev, ino: st.Ino, hasLog: hasLog, pipe: [2]int{-1, -1}, logOut: -1, restartAfter: [2]time.Time{now, now}}
 		if hasLog {
 			var p [2]int
 			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
@@ -427,7 +438,16 @@ func (s *scanner) check(name string) {
 				s.later(time.Now().Add(dirRetry))
 				return
 			}
-			sv.pipe = p
+			r, w, err := s.fwd.pipe()
+			if err != nil {
+				unix.Close(p[0])
+				unix.Close(p[1])
+				s.log.Warn("cannot make a pipe; retrying in 3 s", "entry", name, "err", err.Error())
+				s.later(time.Now().Add(dirRetry))
+				return
+			}
+			sv.pipe, sv.logOut = p, w
+			s.fwd.copy(r, name)
 		}
 		s.services = append(s.services, sv)
 	}
@@ -452,7 +472,7 @@ func (s *scanner) check(name string) {
 // openEntry opens the service directory name, without following a symlink, and checks that
 // it is still the directory dev/ino.
 func (s *scanner) openEntry(name string, dev, ino uint64) (int, error) {
-	fd, err := unix.Openat(s.dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := safedir.OpenAt(s.dir, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return -1, err
 	}
@@ -475,8 +495,8 @@ func (s *scanner) hasLog(name string, dev, ino uint64) (bool, error) {
 		return false, err
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstatat(fd, "log", &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+	st, err := safedir.LstatAt(fd, "log")
+	if errors.Is(err, unix.ENOENT) {
 		return false, nil
 	} else if err != nil {
 		return false, err
@@ -496,6 +516,9 @@ func (s *scanner) start(sv *service, log bool) {
 	if sv.hasLog {
 		if log {
 			files[0] = uintptr(sv.pipe[0])
+			if sv.logOut >= 0 {
+				files[1] = uintptr(sv.logOut)
+			}
 		} else {
 			files[1] = uintptr(sv.pipe[1])
 		}
@@ -637,19 +660,19 @@ func (s *scanner) notifyReady() {
 // directory) has its supervise/control FIFO open for reading. Nothing on the way is followed
 // and nothing but a FIFO is ever opened for writing.
 func (s *scanner) listening(dir string) bool {
-	fd, err := unix.Openat(s.dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := safedir.OpenAt(s.dir, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return false
 	}
 	for _, c := range append(strings.Split(dir, "/"), "supervise") {
-		next, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		next, err := safedir.OpenAt(fd, c, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 		unix.Close(fd)
 		if err != nil {
 			return false
 		}
 		fd = next
 	}
-	p, err := unix.Openat(fd, "control", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	p, err := safedir.OpenAt(fd, "control", unix.O_PATH, 0)
 	unix.Close(fd)
 	if err != nil {
 		return false

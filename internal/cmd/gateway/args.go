@@ -15,7 +15,9 @@ import (
 type cmdline struct {
 	profile                          string
 	all, json, check, start, replace bool
-	live, ready                      bool // status --live, --ready: the container-wide probes (package probe)
+	live, ready                      bool         // status --live, --ready: the container-wide probes (package probe)
+	purge                            bool         // unregister --purge
+	unsetEnv                         cli.Repeated // update --unset-env NAME
 	timeout, settle                  time.Duration
 	env                              cli.Repeated
 	setenv                           cli.Repeated        // run --setenv NAME=VALUE or NAME, in order (slot.ApplySetenv)
@@ -28,7 +30,8 @@ type cmdline struct {
 var flagsOf = map[string][]string{
 	"run":        {"p", "replace", "setenv"},
 	"register":   {"env", "start", "settle", "timeout"},
-	"unregister": {"timeout"},
+	"unregister": {"purge", "timeout"},
+	"update":     {"all", "env", "unset-env", "settle", "timeout"},
 	"start":      {"p", "all", "settle", "timeout"},
 	"stop":       {"p", "all", "timeout"},
 	"restart":    {"p", "all", "settle", "timeout"},
@@ -41,9 +44,32 @@ var flagsOf = map[string][]string{
 func parse(verb string, args []string) (*cmdline, error) {
 	want, ok := flagsOf[verb]
 	if !ok {
-		return nil, exitcode.Usagef("unknown verb %q (want run, register, unregister, start, stop, restart, status, list or logs)", verb)
+		return nil, errUnknownVerb(verb)
 	}
 	c := &cmdline{}
+	fs := flagSet(verb, want, c)
+	a, err := cli.Parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	return check(verb, c, a)
+}
+
+// verbHelp is `gateway VERB --help` and `gateway help VERB`: the verb's synopsis and flags.
+func verbHelp(verb string) (string, error) {
+	want, ok := flagsOf[verb]
+	if !ok {
+		return "", errUnknownVerb(verb)
+	}
+	return cli.VerbHelp(usage, "gateway", verb, flagSet(verb, want, &cmdline{})), nil
+}
+
+func errUnknownVerb(verb string) error {
+	return exitcode.Usagef("unknown verb %q (want run, register, unregister, update, start, stop, restart, status, list or logs)", verb)
+}
+
+// flagSet defines the flags want of verb on c.
+func flagSet(verb string, want []string, c *cmdline) *flag.FlagSet {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	for _, f := range want {
 		switch f {
@@ -57,6 +83,10 @@ func parse(verb string, args []string) (*cmdline, error) {
 			fs.Var(&c.env, "env", "K=V exported to the gateway (repeatable)")
 		case "start":
 			fs.BoolVar(&c.start, "start", false, "start the gateway at once")
+		case "purge":
+			fs.BoolVar(&c.purge, "purge", false, "also delete the profile's data for good (refused while it runs)")
+		case "unset-env":
+			fs.Var(&c.unsetEnv, "unset-env", "NAME removed from the gateway's environment (repeatable)")
 		case "timeout":
 			fs.DurationVar(&c.timeout, "timeout", 0, "how long to wait (boot, another command on the profile, up/down)")
 		case "settle":
@@ -75,10 +105,11 @@ func parse(verb string, args []string) (*cmdline, error) {
 			c.logs.define(fs, f)
 		}
 	}
-	a, err := cli.Parse(fs, args)
-	if err != nil {
-		return nil, err
-	}
+	return fs
+}
+
+// check completes c from what Parse found and checks the combination.
+func check(verb string, c *cmdline, a cli.Args) (*cmdline, error) {
 	if a.DashDash {
 		c.command = a.Command
 	}
@@ -88,6 +119,20 @@ func parse(verb string, args []string) (*cmdline, error) {
 			return nil, exitcode.Usagef("want exactly one profile NAME, got %d arguments", len(a.Positional))
 		}
 		c.profile = a.Positional[0]
+	case "update":
+		switch {
+		case c.all && len(a.Positional) > 0:
+			return nil, exitcode.Usagef("NAME and --all exclude each other")
+		case c.all && (len(c.env) > 0 || len(c.unsetEnv) > 0 || a.DashDash):
+			return nil, exitcode.Usagef("--all applies each edited profile.json as it is; --env, --unset-env and a command go with one NAME")
+		case !c.all && len(a.Positional) != 1:
+			return nil, exitcode.Usagef("want exactly one profile NAME (or --all), got %d arguments", len(a.Positional))
+		case !c.all:
+			c.profile = a.Positional[0]
+		}
+		if a.DashDash && len(a.Command) == 0 {
+			return nil, exitcode.Usagef("an empty command after --")
+		}
 	default:
 		if len(a.Positional) > 0 {
 			return nil, exitcode.Usagef("unexpected argument %q", a.Positional[0])
@@ -102,7 +147,7 @@ func parse(verb string, args []string) (*cmdline, error) {
 			c.profile = profile.Default
 		}
 	}
-	if a.DashDash && verb != "run" && verb != "register" {
+	if a.DashDash && verb != "run" && verb != "register" && verb != "update" {
 		return nil, exitcode.Usagef("%s takes no command after --", verb)
 	}
 	if c.profile != "" {

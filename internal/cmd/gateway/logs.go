@@ -59,7 +59,8 @@ func (c *lineCount) Set(s string) error {
 
 // logsVerb prints a gateway's log (-p NAME, or the default profile) or the merged log of every
 // registered gateway (--all, each line prefixed with its profile): the last -n lines, then,
-// with -f, new lines as s6-log writes them until SIGINT or SIGTERM. It only reads.
+// with -f, new lines as s6-log writes them until SIGINT or SIGTERM, or until its reader is gone
+// (whileReaderStays). It only reads.
 func logsVerb(ctx context.Context, op *operator.Operator, c *cmdline, out io.Writer) error {
 	// The listing `gateway list` and `status` use (it checks the data root and waits for the boot).
 	names, err := op.List(ctx)
@@ -96,6 +97,11 @@ func logsVerb(ctx context.Context, op *operator.Operator, c *cmdline, out io.Wri
 		}
 		srcs = append(srcs, src)
 	}
+	// A reader that goes away (`gateway logs | head`, a closed pipe) ends the verb, with exit 0
+	// like tail(1)'s end by SIGPIPE: SIGPIPE is caught, so a write fails with EPIPE instead.
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
 	n := int(c.logs.n)
 	if !c.logs.follow {
 		lines, err := gwlog.TailAll(srcs, n)
@@ -106,12 +112,27 @@ func logsVerb(ctx context.Context, op *operator.Operator, c *cmdline, out io.Wri
 		for _, l := range lines {
 			fmt.Fprintln(w, l)
 		}
-		return w.Flush()
+		return readerGone(w.Flush())
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return gwlog.FollowAll(ctx, srcs, n, func(l gwlog.Line) error {
+	if f, ok := out.(*os.File); ok {
+		// Also while no line comes: a follower whose reader is gone must not live on.
+		var unwatch func()
+		ctx, unwatch = whileReaderStays(ctx, os.Stdin, f)
+		defer unwatch()
+	}
+	return readerGone(gwlog.FollowAll(ctx, srcs, n, func(l gwlog.Line) error {
 		_, err := fmt.Fprintln(out, l)
 		return err
-	})
+	}))
+}
+
+// readerGone turns a write that failed because the reader closed its end (EPIPE) into the
+// verb's normal end.
+func readerGone(err error) error {
+	if errors.Is(err, syscall.EPIPE) {
+		return nil
+	}
+	return err
 }

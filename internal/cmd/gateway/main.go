@@ -4,8 +4,10 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,7 +34,8 @@ import (
 const usage = `usage:
   gateway run -p NAME [--replace] [--setenv NAME[=VALUE]]... [-- CMD...]
   gateway register NAME [--env K=V]... [--start] [--settle D] [--timeout D] [-- CMD...]
-  gateway unregister NAME [--timeout D]
+  gateway unregister NAME [--purge] [--timeout D]
+  gateway update (NAME [--env K=V]... [--unset-env K]... [-- CMD...] | --all) [--settle D] [--timeout D]
   gateway start [-p NAME | --all] [--settle D] [--timeout D]
   gateway stop [-p NAME | --all] [--timeout D]
   gateway restart [-p NAME | --all] [--settle D] [--timeout D]
@@ -40,6 +43,8 @@ const usage = `usage:
   gateway status --live | --ready
   gateway list [--json] [--timeout D]
   gateway logs [-p NAME | --all] [-n N] [-f] [--timeout D]
+  gateway help [VERB]
+  gateway version
 `
 
 // Main runs gateway with argv (argv[0] is the name it was started under; the
@@ -54,11 +59,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitcode.Usage
 	}
 	if cli.IsHelp(args[0]) {
+		if args[0] == "help" && len(args) > 1 { // gateway help VERB
+			text, err := verbHelp(args[1])
+			if err != nil {
+				return cli.Fail(stderr, "gateway", "help", err)
+			}
+			fmt.Fprint(stdout, text)
+			return exitcode.OK
+		}
 		fmt.Fprint(stdout, usage)
 		return exitcode.OK
 	}
+	if cli.IsVersion(args[0]) {
+		cli.PrintVersion(stdout, "gateway", cmp.Or(os.Getenv("S6_COMMAND_DIR"), config.DefaultCommandDir))
+		return exitcode.OK
+	}
 	verb := args[0]
-	if code, ok := hidden(verb, args[1:], stderr); ok {
+	if code, ok := hidden(verb, args[1:], stdout, stderr); ok {
 		return code
 	}
 	fail := func(err error) int {
@@ -69,6 +86,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cli.Fail(stderr, "gateway", verb, err)
 	}
 	c, err := parse(verb, args[1:])
+	if errors.Is(err, flag.ErrHelp) { // gateway VERB --help
+		text, _ := verbHelp(verb)
+		fmt.Fprint(stdout, text)
+		return exitcode.OK
+	}
 	if err == nil {
 		// First thing, before anything reads the environment (the settings included): the
 		// container's variables that an isolated supervisor's start dropped come back (gw-svscan
@@ -126,7 +148,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return gatewayrun.Run(ctx, gatewayrun.Options{
 			Settings: settings, Profile: c.profile, Replace: c.replace, Command: c.command,
-			NotifyFD: notify, Heartbeat: beat, Logger: slog.New(slog.NewTextHandler(stderr, nil)),
+			NotifyFD: notify, Heartbeat: beat, Logger: gatewayrun.NewLogger(stderr),
 			Exec: exec,
 		})
 	}

@@ -12,11 +12,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/s6gate/s6gate/pkg/gatewayrun"
 	"github.com/s6gate/s6gate/pkg/gwlog"
 	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/state"
+	"github.com/s6gate/s6gate/pkg/svchealth"
 )
 
 func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdline, out io.Writer) error {
@@ -37,12 +39,14 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 		}
 		return nil
 	case "unregister":
-		r, err := op.Unregister(ctx, c.profile)
+		r, err := op.Unregister(ctx, c.profile, operator.UnregisterOptions{Purge: c.purge})
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "gateway '%s': %s\n", r.Profile, r.Note)
 		return nil
+	case "update":
+		return updateVerb(ctx, op, c, out)
 	case "start", "stop", "restart":
 		return upDownVerb(ctx, op, verb, c, out)
 	case "status":
@@ -63,14 +67,7 @@ func dispatch(ctx context.Context, op *operator.Operator, verb string, c *cmdlin
 			}
 		}
 		if err == nil && c.check {
-			for _, g := range st {
-				if !g.Healthy {
-					return fmt.Errorf("%w: '%s'", errUnhealthy, g.Profile)
-				}
-			}
-			if len(c.services) > 0 {
-				return fmt.Errorf("%w: %s", errServiceDown, c.services[0])
-			}
+			return checkHealth(st, c.services, op.Settings.HealthGrace, time.Now())
 		}
 		return err
 	case "list":
@@ -125,7 +122,10 @@ func upDownVerb(ctx context.Context, op *operator.Operator, verb string, c *cmdl
 			return err
 		}
 		for _, r := range results {
-			if r.Err == nil {
+			switch {
+			case r.Skipped:
+				fmt.Fprintf(out, "left gateway '%s' as it is: %s (start it with: gateway start -p %s)\n", r.Profile, r.Note, r.Profile)
+			case r.Err == nil:
 				report(r)
 			}
 		}
@@ -146,6 +146,62 @@ func upDownVerb(ctx context.Context, op *operator.Operator, verb string, c *cmdl
 	}
 	report(r)
 	return nil
+}
+
+// updateVerb applies profile.json (after the flags' changes) to one gateway, or to every
+// gateway whose profile.json was edited (--all), printing what changed.
+func updateVerb(ctx context.Context, op *operator.Operator, c *cmdline, out io.Writer) error {
+	report := func(r operator.UpdateResult) {
+		switch {
+		case r.Note == "unchanged":
+			fmt.Fprintf(out, "gateway '%s': unchanged (it already runs what profile.json says)\n", r.Profile)
+			return
+		case r.Restarted:
+			fmt.Fprintf(out, "updated gateway '%s' and restarted it (pid %d)\n", r.Profile, r.PID)
+		default:
+			fmt.Fprintf(out, "updated gateway '%s' (not running: it stays down; its next start runs the new configuration)\n", r.Profile)
+		}
+		if r.Unknown {
+			fmt.Fprintf(out, "  (its slot did not record what it ran; rendered anew from profile.json)\n")
+		}
+		for _, ch := range r.Changes {
+			fmt.Fprintf(out, "  %s\n", ch)
+		}
+	}
+	if !c.all {
+		env, err := profile.ParseEnv(c.env)
+		if err != nil {
+			return err
+		}
+		r, err := op.Update(ctx, c.profile, operator.UpdateOptions{Env: env, UnsetEnv: c.unsetEnv, Command: c.command})
+		if err != nil {
+			if r.Restarted {
+				report(r) // the slot is new; the restart into it failed
+			}
+			return err
+		}
+		report(r)
+		return nil
+	}
+	results, err := op.UpdateAll(ctx)
+	if err != nil {
+		return err
+	}
+	if len(results) == 0 {
+		fmt.Fprintln(out, "no profile.json was edited since its gateway's slot was rendered; nothing to update")
+	}
+	var errs []error
+	for _, r := range results {
+		if r.Err != nil && !r.Restarted {
+			errs = append(errs, r.Err)
+			continue
+		}
+		report(r)
+		if r.Err != nil {
+			errs = append(errs, r.Err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // statusLogLines is how many log lines `status -p NAME` shows under the table.
@@ -200,12 +256,38 @@ func startFailures(err error) []*operator.StartFailedError {
 	return out
 }
 
-// errServiceDown is status --check's failure for the container's own services (svchealth).
-var errServiceDown = errors.New("a service of the container meant to run is not")
-
 // errUnhealthy is status --check's failure: a gateway meant to run is failed, or has not been
-// serving for longer than GATEWAY_HEALTH_GRACE.
-var errUnhealthy = errors.New("a gateway meant to run is failed or has been down longer than GATEWAY_HEALTH_GRACE")
+// serving for longer than GATEWAY_HEALTH_GRACE, or a service of the container's own is not
+// serving (svchealth). The error names every one and the rule it broke.
+var errUnhealthy = errors.New("unhealthy")
+
+// checkHealth is status --check's verdict: nil, or one line (for the health check's output)
+// of full sentences, one per unhealthy gateway, then one per service of the container.
+func checkHealth(st []operator.GatewayStatus, services []svchealth.Problem, grace time.Duration, now time.Time) error {
+	var why []string
+	for _, g := range st {
+		if g.Healthy {
+			continue
+		}
+		switch {
+		case g.Failed:
+			why = append(why, fmt.Sprintf("Gateway '%s' is meant to run and has failed: %s (gateway start -p %[1]s tries again).", g.Profile, strings.TrimSuffix(g.FailedReason, ".")))
+		case g.DownSince != nil:
+			why = append(why, fmt.Sprintf("Gateway '%s' is meant to run and has not been serving for %s, longer than GATEWAY_HEALTH_GRACE (%s).", g.Profile, roundDuration(now.Sub(*g.DownSince)), grace))
+		case g.Problem != "":
+			why = append(why, fmt.Sprintf("Gateway '%s' is meant to run and is not serving: %s.", g.Profile, strings.TrimSuffix(g.Problem, ".")))
+		default:
+			why = append(why, fmt.Sprintf("Gateway '%s' is meant to run and is not serving.", g.Profile))
+		}
+	}
+	for _, p := range services {
+		why = append(why, fmt.Sprintf("The container's service %s is meant to run and has not been serving: %s.", p.Service, strings.TrimSuffix(p.Why, ".")))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", errUnhealthy, strings.Join(why, " "))
+}
 
 func writeJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
@@ -260,13 +342,27 @@ func writeStatusTable(out io.Writer, st []operator.GatewayStatus, now time.Time)
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", g.Profile, s6, pid, uptime, g.Restarts, lastExit,
-			deref(g.GatewayState), deref(g.DesiredState), strings.Join(strings.Fields(statusNote(g, now)), " "))
+			shownState(g), deref(g.DesiredState), strings.Join(strings.Fields(statusNote(g, now)), " "))
 	}
 	tw.Flush()
 }
 
-// statusNote is the NOTE column: what needs explaining first.
+// statusNote is the NOTE column: what needs explaining first, and, after it, an edit of
+// profile.json that is not applied yet (never left unsaid).
 func statusNote(g operator.GatewayStatus, now time.Time) string {
+	note := stateNote(g, now)
+	if g.ProfileChanged {
+		changed := "profile.json changed since the gateway's slot was rendered; apply it with: gateway update " + g.Profile
+		if note == "" {
+			return changed
+		}
+		return note + "; " + changed
+	}
+	return note
+}
+
+// stateNote is what the NOTE column says about the gateway's state.
+func stateNote(g operator.GatewayStatus, now time.Time) string {
 	switch {
 	case g.Problem != "":
 		return g.Problem
@@ -277,11 +373,63 @@ func statusNote(g operator.GatewayStatus, now time.Time) string {
 	case g.SettleUntil != nil:
 		return "settling: counts as started in " + roundDuration(g.SettleUntil.Sub(now))
 	case !g.Up && g.ExitReason != "":
-		return g.ExitReason
+		return plainReason(g.ExitReason)
 	case !g.Healthy:
 		return "meant to run but not serving"
 	}
 	return ""
+}
+
+// shownState is the STATE column: the recorded gateway_state, unless s6 contradicts it. The
+// record is the gateway's last word; a gateway that s6 has down is not starting, running or
+// draining whatever it last wrote (a crash-looping gateway then stopped read "down … starting"),
+// and one s6 has up has not stopped (the new process has not written yet). --json keeps the
+// record as it is.
+func shownState(g operator.GatewayStatus) string {
+	st := deref(g.GatewayState)
+	if !g.Supervised {
+		return st
+	}
+	switch {
+	case !g.Up && (st == state.Starting || st == state.Running || st == state.Draining):
+		return state.Stopped
+	case g.Up && (st == state.Stopped || st == state.StartupFailed):
+		return state.Starting
+	}
+	return st
+}
+
+// plainReason words a recorded exit_reason for the NOTE column. The record is for the
+// gateway's own log ("planned stop: SIGTERM: marker written by pid 617 matches pid 512",
+// "command exited: command exited with status 3"); an operator wants what happened, which
+// stays true after a reboot.
+func plainReason(r string) string {
+	cut := func(reason gatewayrun.Reason) (string, bool) {
+		rest, ok := strings.CutPrefix(r, reason.String())
+		return strings.TrimPrefix(rest, ": "), ok
+	}
+	if _, ok := cut(gatewayrun.Planned); ok {
+		return "stopped by an operator (gateway stop)"
+	}
+	if _, ok := cut(gatewayrun.Restart); ok {
+		return "restarted by an operator (gateway restart)"
+	}
+	if rest, ok := cut(gatewayrun.Unplanned); ok {
+		if strings.Contains(rest, gatewayrun.Restart.String()) {
+			return "restarted by an operator (gateway restart)"
+		}
+		return "stopped by a signal, not by gateway stop (a container stop, s6-svc, a kill): meant to run again"
+	}
+	if rest, ok := cut(gatewayrun.FatalConfig); ok {
+		return "cannot run as configured: " + rest
+	}
+	if rest, ok := cut(gatewayrun.ChildExited); ok {
+		if strings.HasPrefix(rest, "command ") {
+			return "the " + rest
+		}
+		return "the command " + rest
+	}
+	return r
 }
 
 // roundDuration prints d to the second (to the tenth below 10 s): "0.4s", "3m12s".

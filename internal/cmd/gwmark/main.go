@@ -67,6 +67,10 @@ func do(verb string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	name := fs.String("p", "", "profile name")
 	a, err := cli.Parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) { // gw-mark ACTION --help
+		fmt.Fprint(stdout, cli.VerbHelp(usage, "gw-mark", verb, fs))
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package gwrender
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -63,6 +64,10 @@ func do(verb string, args []string, stdout io.Writer) error {
 	var envArgs cli.Repeated
 	fs.Var(&envArgs, "env", "K=V (repeatable)")
 	a, err := cli.Parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) { // gw-render ACTION --help
+		fmt.Fprint(stdout, cli.VerbHelp(usage, "gw-render", verb, fs))
+		return nil
+	}
 	if err != nil {
 		return err
 	}

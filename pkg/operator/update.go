@@ -1,0 +1,213 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"slices"
+
+	"github.com/s6gate/s6gate/pkg/profile"
+	"github.com/s6gate/s6gate/pkg/profileuid"
+	"github.com/s6gate/s6gate/pkg/s6"
+	"github.com/s6gate/s6gate/pkg/safedir"
+	"github.com/s6gate/s6gate/pkg/slot"
+)
+
+// UpdateOptions are update's changes to profile.json; none means "apply the file as it is".
+type UpdateOptions struct {
+	Env      map[string]string // variables to set (the others stay)
+	UnsetEnv []string          // variables to remove
+	Command  []string          // the new command, when not empty
+}
+
+func (u UpdateOptions) empty() bool {
+	return len(u.Env) == 0 && len(u.UnsetEnv) == 0 && len(u.Command) == 0
+}
+
+// UpdateResult is the outcome of an update for one profile.
+type UpdateResult struct {
+	Result
+	Changes   []profile.Change // what the slot changed, field by field (none: it already ran this)
+	Restarted bool             // the gateway was up and was restarted into the new slot
+	Unknown   bool             // the slot did not record what it was rendered from
+}
+
+// pending is what a profile's slot was rendered from and what profile.json says now.
+type pending struct {
+	Recorded, Current profile.Config
+	Known             bool // the slot records its configuration (slots rendered before did not)
+	Changed           bool // they differ
+}
+
+// pendingOf compares the slot's record (slot.Recorded) with the home's profile.json. A
+// profile.json that cannot be read or parsed is an error: an edit must never be silently
+// ignored, and `update` refuses to apply a broken file.
+func pendingOf(scan, home *safedir.Dir, name string) (pending, error) {
+	var p pending
+	rec, ok, err := slot.Recorded(scan, name)
+	if err != nil {
+		return p, fmt.Errorf("slot of '%s': %w", name, err)
+	}
+	p.Known = ok
+	if ok {
+		if p.Recorded, err = profile.ParseConfig([]byte(rec)); err != nil {
+			return p, fmt.Errorf("the record in the slot of '%s': %w", name, err)
+		}
+	}
+	if p.Current, err = profile.ReadConfig(home); err != nil {
+		return p, err
+	}
+	p.Changed = !ok || rec != p.Current.Canonical()
+	return p, nil
+}
+
+// Update applies the profile's configuration to its slot, as `systemctl daemon-reload` plus a
+// restart would: first the changes in opt are written to profile.json (one atomic write), then
+// the slot is rendered anew from it (slot.Rewrite), then a gateway that is up is restarted into
+// it exactly as Restart does, waiting for a new, settled process; one that is down stays down
+// and runs the new slot at its next start. Changes lists what differs from what the slot ran.
+// An update with nothing to apply changes nothing and restarts nothing.
+//
+// It holds the verb lock throughout. If the slot cannot be rewritten, profile.json is put back
+// as it was; an update killed half-way leaves profile.json old or new, and a slot whose record
+// (written last) still says old, so status reports the edit as not applied until an update or
+// the next boot applies it.
+func (o *Operator) Update(ctx context.Context, name string, opt UpdateOptions) (UpdateResult, error) {
+	for _, k := range append(slices.Sorted(maps.Keys(opt.Env)), opt.UnsetEnv...) {
+		if err := profile.ValidateEnvName(k); err != nil {
+			return UpdateResult{}, err
+		}
+	}
+	ctx, release, err := o.begin(ctx, name, true)
+	if err != nil {
+		return UpdateResult{}, err
+	}
+	defer release()
+	return o.update(ctx, name, opt)
+}
+
+func (o *Operator) update(ctx context.Context, name string, opt UpdateOptions) (UpdateResult, error) {
+	res := UpdateResult{Result: Result{Profile: name}}
+	home, err := o.openHome(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return res, fmt.Errorf("profile home of '%s' is gone (%s); nothing to update from", name, profile.Home(o.Settings.Home, name))
+	}
+	if err != nil {
+		return res, err
+	}
+	defer home.Close()
+	scan, err := safedir.Open(o.Settings.ScanDir, "")
+	if err != nil {
+		return res, err
+	}
+	defer scan.Close()
+	p, err := pendingOf(scan, home, name)
+	if err != nil {
+		return res, err
+	}
+	cfg := p.Current
+	restore := func() {}
+	if !opt.empty() {
+		cfg = edit(cfg, opt)
+		if cfg.Canonical() != p.Current.Canonical() {
+			old, rerr := home.ReadFile(profile.ConfigFile, profile.MaxConfigSize)
+			b, err := cfg.Marshal()
+			if err == nil {
+				err = home.WriteFile(profile.ConfigFile, b, 0o600)
+			}
+			if err != nil {
+				return res, fmt.Errorf("save %s: %w", home.Join(profile.ConfigFile), err)
+			}
+			restore = func() {
+				if rerr == nil {
+					_ = home.WriteFile(profile.ConfigFile, old, 0o600)
+				} else {
+					_ = home.Remove(profile.ConfigFile)
+				}
+			}
+		}
+	}
+	res.Unknown = !p.Known
+	if p.Known && p.Recorded.Canonical() == cfg.Canonical() {
+		res.Note = "unchanged"
+		return res, nil
+	}
+	res.Changes = profile.Diff(p.Recorded, cfg)
+	spec := slot.NewSpec(o.Settings, name, cfg, false)
+	if spec.UID, err = profileuid.Allocate(o.Settings, name); err != nil {
+		restore()
+		return res, fmt.Errorf("the profile's own uid: %w", err)
+	}
+	if err := slot.Rewrite(o.Settings.ScanDir, spec); err != nil {
+		restore()
+		return res, err
+	}
+	dir := o.slotDir(name)
+	st, err := o.Tools.ReadStatus(ctx, dir)
+	if err != nil || !st.Up {
+		if err != nil && !errors.Is(err, s6.ErrNotSupervised) && !errors.Is(err, s6.ErrNoStatus) {
+			o.Log.Warn("cannot tell whether the gateway is up; left as it is", "profile", name, "err", err)
+		}
+		res.Note = "updated; not running, so it stays down and its next start runs the new configuration"
+		return res, nil
+	}
+	r, err := o.upLocked(ctx, name, "restart", true)
+	res.PID, res.Restarted = r.PID, true
+	res.Note = "updated and restarted"
+	return res, err
+}
+
+// edit applies an update's flags to a configuration: variables set and removed, the command
+// replaced; the policy and any other key stay.
+func edit(c profile.Config, opt UpdateOptions) profile.Config {
+	env := make(map[string]string, len(c.Env)+len(opt.Env))
+	maps.Copy(env, c.Env)
+	maps.Copy(env, opt.Env)
+	for _, k := range opt.UnsetEnv {
+		delete(env, k)
+	}
+	c.Env = env
+	if len(opt.Command) > 0 {
+		c.Command = slices.Clone(opt.Command)
+	}
+	return c
+}
+
+// UpdateAll applies profile.json to every registered gateway whose slot was rendered from
+// something else (`gateway update --all`); the others are not touched and not listed.
+func (o *Operator) UpdateAll(ctx context.Context) ([]UpdateResult, error) {
+	names, err := o.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var edited []string
+	for _, n := range names {
+		if o.changed(n) {
+			edited = append(edited, n)
+		}
+	}
+	return forNames(ctx, edited, func(ctx context.Context, n string) UpdateResult {
+		r, err := o.Update(ctx, n, UpdateOptions{})
+		r.Profile, r.Err = n, err
+		return r
+	}), nil
+}
+
+// changed reports whether a profile has an edit its slot does not run (or cannot be read:
+// update then says why).
+func (o *Operator) changed(name string) bool {
+	home, err := o.openHome(name)
+	if err != nil {
+		return true
+	}
+	defer home.Close()
+	scan, err := safedir.Open(o.Settings.ScanDir, "")
+	if err != nil {
+		return true
+	}
+	defer scan.Close()
+	p, err := pendingOf(scan, home, name)
+	return err != nil || p.Changed
+}
