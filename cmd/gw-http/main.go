@@ -8,7 +8,7 @@
 // protobuf would grow the binary every gateway runs and add their package initialisation to
 // every gateway start (docs/metrics.md, "Size").
 //
-// Usage: gw-http [--addr [HOST]:PORT]   (default $GATEWAY_HTTP_ADDR)
+// Usage: gw-http [--addr [HOST]:PORT]   (default $GATEWAY_HTTP_ADDR); gw-http --version
 //
 // It listens first (as root it may take a port below 1024), then becomes the service user,
 // tells s6 it is ready on GATEWAY_NOTIFY_FD when that is set, and serves until SIGTERM or
@@ -16,6 +16,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -39,13 +40,17 @@ import (
 	"github.com/s6gate/s6gate/pkg/svcuser"
 )
 
-const usage = "usage: gw-http [--addr [HOST]:PORT]   (default $GATEWAY_HTTP_ADDR)\n"
+const usage = "usage: gw-http [--addr [HOST]:PORT]   (default $GATEWAY_HTTP_ADDR)\n       gw-http --version\n"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && cli.IsVersion(args[0]) {
+		cli.PrintVersion(stdout, "gw-http", cmp.Or(getenv("S6_COMMAND_DIR"), config.DefaultCommandDir))
+		return exitcode.OK
+	}
 	fs := flag.NewFlagSet("gw-http", flag.ContinueOnError)
 	addr := fs.String("addr", getenv("GATEWAY_HTTP_ADDR"), "listen address")
 	a, err := cli.Parse(fs, args)

@@ -3,12 +3,12 @@ package gwhttp
 import (
 	"context"
 	"errors"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/s6gate/s6gate/internal/cli"
 	"github.com/s6gate/s6gate/pkg/operator"
 	"github.com/s6gate/s6gate/pkg/state"
 	"github.com/s6gate/s6gate/pkg/svchealth"
@@ -71,24 +71,11 @@ func newCollector(src Source, snap *snapshot) *collector {
 	return &collector{src: src, snap: snap, d: newDescs(), info: buildInfo()}
 }
 
-// buildInfo is the module version, VCS revision and Go version the binary was built with
-// (runtime/debug.ReadBuildInfo): "(devel)" and "unknown" when the build did not record them.
+// buildInfo is the version, commit and Go version `gateway version` prints (cli.ThisBuild:
+// the linker's stamp from make build, else Go's build info, else "devel" and "unknown").
 func buildInfo() [3]string {
-	info := [3]string{"(devel)", "unknown", "unknown"}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return info
-	}
-	if bi.Main.Version != "" {
-		info[0] = bi.Main.Version
-	}
-	info[2] = bi.GoVersion
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && s.Value != "" {
-			info[1] = s.Value
-		}
-	}
-	return info
+	b := cli.ThisBuild()
+	return [3]string{b.Version, b.Commit, b.Go}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
