@@ -80,7 +80,8 @@ down: ## stop the compose demo (the volume stays)
 # The restart scenarios run a second time against OVERLAY_IMAGE (s6gate inside a real
 # s6-overlay); the differential tests compare s6gate's /init with the peer's.
 # Prometheus and promtool (the E2E scrape, `promtool check metrics|rules`, `promtool test
-# rules`) are built once from the module proxy into ~/.cache/s6gate (docker/prometheus.sh).
+# rules`) are built once from the module proxy into ~/.cache/s6gate (docker/prometheus.sh):
+# the first build takes minutes (26 min on a busy 2-core machine), later ones nothing.
 test: deps build ## every test: unit, real-s6 integration, and E2E against the images
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image-minimal image-overlay; \
 	 else echo "make test: no Docker engine answers; E2E tests will skip (fail under CI=true)"; fi
