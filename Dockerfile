@@ -34,6 +34,10 @@ RUN for c in gateway gw-reconcile gw-render gw-mark gw-svscan with-contenv print
       with-retries logutil-service logutil-newfifo; do ln -s /usr/local/bin/s6gate "/command/$c"; done \
  && for c in s6-mkdir s6-echo s6-rmrf s6-chown s6-chmod s6-sleep s6-cat s6-ln s6-touch s6-hiercopy \
       with-retries logutil-service logutil-newfifo with-contenv printcontenv; do ln -s "../../command/$c" "/usr/bin/$c"; done
+# gw-http, the read-only HTTP endpoint (docs/metrics.md), is a binary of its own: the Prometheus
+# client would grow the binary every gateway runs. It runs only when GATEWAY_HTTP_ADDR is set
+# (/etc/cont-init.d/30-s6gate-http).
+COPY bin/gw-http /usr/local/bin/gw-http
 COPY rootfs/ /
 
 ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-CMDS := s6gate gateway gw-reconcile gw-render gw-mark gw-svscan with-contenv printcontenv init s6-rc s6util
+CMDS := s6gate gateway gw-reconcile gw-render gw-mark gw-svscan gw-http with-contenv printcontenv init s6-rc s6util
 # The version and commit every binary prints (`gateway version`), stamped at link time; a plain
 # `go build` falls back to what Go's build info holds (internal/cli/version.go).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
@@ -79,9 +79,13 @@ down: ## stop the compose demo (the volume stays)
 # Without an engine the E2E tests skip locally and fail under CI=true.
 # The restart scenarios run a second time against OVERLAY_IMAGE (s6gate inside a real
 # s6-overlay); the differential tests compare s6gate's /init with the peer's.
+# Prometheus and promtool (the E2E scrape, `promtool check metrics|rules`, `promtool test
+# rules`) are built once from the module proxy into ~/.cache/s6gate (docker/prometheus.sh):
+# the first build takes minutes (26 min on a busy 2-core machine), later ones nothing.
 test: deps build ## every test: unit, real-s6 integration, and E2E against the images
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image-minimal image-overlay; \
 	 else echo "make test: no Docker engine answers; E2E tests will skip (fail under CI=true)"; fi
+	@GO=$(GO) docker/prometheus.sh >/dev/null
 	@rc=0; set -x; \
 	CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -race -count=1 -timeout 30m $(PKGS) || rc=1; \
 	cd $(E2E) && CGO_ENABLED=1 TESTCONTAINERS_RYUK_DISABLED=true S6GATE_IMAGE=$(IMAGE_TAG) S6GATE_MINIMAL_IMAGE=$(MINIMAL_TAG) \

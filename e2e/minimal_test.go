@@ -23,9 +23,12 @@ func minimalImageUnderTest() string {
 }
 
 // Size targets of issue 9 (smaller images), in bytes as the engine reports them (image
-// inspect Size, what `docker image ls` shows).
+// inspect Size, what `docker image ls` shows). The full image was 80 MB until issue 16 added
+// gw-http, the HTTP endpoint (9.3 MB: net/http alone is 5.7 MB, the Prometheus client 2.9 MB),
+// as a binary of its own: linked into the multi-call s6gate it would cost 3.7 MB of image but
+// 600 KB more private memory in every gateway process (docs/metrics.md, "Size").
 const (
-	maxImageSize   = 80_000_000
+	maxImageSize   = 85_000_000
 	maxMinimalSize = 10_000_000
 )
 

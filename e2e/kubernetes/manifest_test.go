@@ -2,9 +2,11 @@
 // manifest is decoded strictly into the k8s.io/api types (an unknown or misspelled field, a
 // duplicate key, a wrong type or an unknown kind fails), and the settings the recipe promises are
 // asserted — non-root uid 10000, a read-only root with emptyDirs at /run and /tmp, one volume
-// claim per replica at /opt/data, probes that run `gateway status --check`, a grace period that
-// covers the stop budget, a headless Service that governs the StatefulSet, and a kustomization
-// that lists exactly the manifests of the directory.
+// claim per replica at /opt/data, probes that judge the container and never one gateway
+// (liveness `gateway status --live`, readiness and startup `--ready`; never `--check`), the
+// HTTP endpoint on and its port exposed by the Service, a grace period that covers the stop
+// budget, a headless Service that governs the StatefulSet, and a kustomization that lists
+// exactly the manifests of the directory. rules_test.go checks deploy/prometheus.
 //
 // It is its own package, so it runs without the Docker engine that the e2e package's TestMain
 // looks for.
@@ -18,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +35,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	strictjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -47,6 +51,7 @@ const (
 	dataRoot    = "/opt/data"
 	gatewayBin  = "/usr/local/bin/gateway"
 	graceMargin = 2 * time.Second // kubelet's SIGKILL must come this long after /init's own
+	metricsPort = "metrics"       // the name of gw-http's port, in the pod and the Service
 )
 
 // kustomizationNames are the file names kustomize looks for.
@@ -287,8 +292,25 @@ func TestChecksCatchPlantedBugs(t *testing.T) {
 		{"read-only switch", func(s *appsv1.StatefulSet) { setEnv(s, "S6_READ_ONLY_ROOT", "0") }, "S6_READ_ONLY_ROOT"},
 		{"probe verb", func(s *appsv1.StatefulSet) { container(s).ReadinessProbe.Exec.Command[1] = "list" }, "readinessProbe"},
 		{"probe waits too long", func(s *appsv1.StatefulSet) {
-			container(s).LivenessProbe.Exec.Command = []string{gatewayBin, "status", "--check", "--timeout=1m"}
+			container(s).LivenessProbe.Exec.Command = []string{gatewayBin, "status", "--live", "--timeout=1m"}
 		}, "livenessProbe"},
+		// Issue 16: one bad profile must not take the replica out of DNS, nor restart it.
+		{"readiness judges the gateways", func(s *appsv1.StatefulSet) {
+			container(s).ReadinessProbe.Exec.Command = []string{gatewayBin, "status", "--check", "--timeout", "5s"}
+		}, "readinessProbe: command"},
+		{"liveness judges the gateways", func(s *appsv1.StatefulSet) {
+			container(s).LivenessProbe.Exec.Command = []string{gatewayBin, "status", "--check"}
+		}, "livenessProbe: command"},
+		{"liveness is readiness", func(s *appsv1.StatefulSet) {
+			container(s).LivenessProbe.Exec.Command = []string{gatewayBin, "status", "--ready"}
+		}, "livenessProbe: command"},
+		{"liveness over the optional endpoint, wrong path", func(s *appsv1.StatefulSet) {
+			container(s).LivenessProbe.Exec = nil
+			container(s).LivenessProbe.HTTPGet = &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString(metricsPort)}
+		}, "livenessProbe: httpGet"},
+		{"endpoint off", func(s *appsv1.StatefulSet) { setEnv(s, "GATEWAY_HTTP_ADDR", "") }, "GATEWAY_HTTP_ADDR"},
+		{"endpoint elsewhere", func(s *appsv1.StatefulSet) { setEnv(s, "GATEWAY_HTTP_ADDR", ":9100") }, "containerPort"},
+		{"no metrics port", func(s *appsv1.StatefulSet) { container(s).Ports = nil }, "containerPort"},
 		{"no liveness", func(s *appsv1.StatefulSet) { container(s).LivenessProbe = nil }, "livenessProbe missing"},
 		{"/run not mounted", func(s *appsv1.StatefulSet) { mount(s, "/run").MountPath = "/var/run" }, "nothing mounted at /run"},
 		{"/tmp on the host", func(s *appsv1.StatefulSet) {
@@ -322,6 +344,12 @@ func TestChecksCatchPlantedBugs(t *testing.T) {
 		svc = rc.services[0].DeepCopy()
 		svc.Spec.Selector = map[string]string{"app": "other"}
 		require.Contains(t, strings.Join(checkService(svc, rc.statefulSets[0]), "\n"), "selector")
+		svc = rc.services[0].DeepCopy()
+		svc.Spec.Ports = nil
+		require.Contains(t, strings.Join(checkService(svc, rc.statefulSets[0]), "\n"), "metrics")
+		svc = rc.services[0].DeepCopy()
+		svc.Spec.Ports[0].TargetPort = intstr.FromInt32(9100)
+		require.Contains(t, strings.Join(checkService(svc, rc.statefulSets[0]), "\n"), "metrics")
 	})
 	t.Run("kustomization", func(t *testing.T) {
 		k := rc.kust
@@ -559,15 +587,28 @@ func checkStatefulSet(sts *appsv1.StatefulSet) []string {
 		}
 	}
 
-	// Probes: `gateway status --check`, bounded below the probe's own timeout.
+	// The HTTP endpoint: on, on the port the container declares as `metrics`.
+	addr := env["GATEWAY_HTTP_ADDR"]
+	if addr == "" {
+		bad("env GATEWAY_HTTP_ADDR is not set: the metrics endpoint is off")
+	} else if _, port, err := net.SplitHostPort(addr); err != nil {
+		bad("env GATEWAY_HTTP_ADDR=%q: %v", addr, err)
+	} else if p := containerPort(&c, metricsPort); p == 0 || strconv.Itoa(int(p)) != port {
+		bad("GATEWAY_HTTP_ADDR=%q: no containerPort %q with port %s (found %d)", addr, metricsPort, port, p)
+	}
+
+	// Probes: the container's liveness and readiness, never one gateway's health, bounded
+	// below the probe's own timeout.
 	probes := []struct {
 		name     string
 		probe    *corev1.Probe
 		required bool
+		flag     string // the exec probe's `gateway status` flag
+		path     string // the httpGet probe's path on the metrics port
 	}{
-		{"livenessProbe", c.LivenessProbe, true},
-		{"readinessProbe", c.ReadinessProbe, true},
-		{"startupProbe", c.StartupProbe, false},
+		{"livenessProbe", c.LivenessProbe, true, "--live", "/healthz"},
+		{"readinessProbe", c.ReadinessProbe, true, "--ready", "/readyz"},
+		{"startupProbe", c.StartupProbe, false, "--ready", "/readyz"},
 	}
 	for _, pr := range probes {
 		if pr.probe == nil {
@@ -576,7 +617,7 @@ func checkStatefulSet(sts *appsv1.StatefulSet) []string {
 			}
 			continue
 		}
-		if err := checkProbe(pr.probe); err != nil {
+		if err := checkProbe(pr.probe, pr.flag, pr.path); err != nil {
 			bad("%s: %v", pr.name, err)
 		}
 	}
@@ -597,21 +638,30 @@ func checkStatefulSet(sts *appsv1.StatefulSet) []string {
 	return p
 }
 
-// checkProbe: an exec of `gateway status --check`, with explicit timing, whose own --timeout
-// (if given) ends before the kubelet's timeoutSeconds.
-func checkProbe(pr *corev1.Probe) error {
-	if pr.Exec == nil {
-		return errors.New("not an exec probe")
-	}
-	cmd := pr.Exec.Command
-	if len(cmd) < 3 || cmd[0] != gatewayBin || cmd[1] != "status" || !slices.Contains(cmd[2:], "--check") {
-		return fmt.Errorf("command %q, want [%s status --check ...]", cmd, gatewayBin)
-	}
+// checkProbe: with explicit timing, either an exec of `gateway status FLAG` (--live or
+// --ready: never --check, the gateways' verdict) whose own --timeout (if given) ends before
+// the kubelet's timeoutSeconds, or an httpGet of path on the metrics port.
+func checkProbe(pr *corev1.Probe, want, path string) error {
 	if pr.PeriodSeconds <= 0 || pr.TimeoutSeconds <= 0 || pr.FailureThreshold <= 0 {
 		return fmt.Errorf("periodSeconds %d, timeoutSeconds %d, failureThreshold %d: set all three",
 			pr.PeriodSeconds, pr.TimeoutSeconds, pr.FailureThreshold)
 	}
-	wait := 10 * time.Second // gateway's default --timeout
+	if g := pr.HTTPGet; g != nil {
+		if g.Path != path || g.Port.String() != metricsPort {
+			return fmt.Errorf("httpGet %s on port %s, want %s on port %s", g.Path, g.Port.String(), path, metricsPort)
+		}
+		return nil
+	}
+	if pr.Exec == nil {
+		return errors.New("neither an exec nor an httpGet probe")
+	}
+	cmd := pr.Exec.Command
+	if len(cmd) < 3 || cmd[0] != gatewayBin || cmd[1] != "status" || !slices.Contains(cmd[2:], want) {
+		return fmt.Errorf("command %q, want [%s status %s ...]", cmd, gatewayBin, want)
+	}
+	// --live and --ready never wait (no boot wait, no lock); an explicit --timeout is held
+	// to the kubelet's all the same.
+	wait := time.Duration(0)
 	args := cmd[2:]
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -619,7 +669,7 @@ func checkProbe(pr *corev1.Probe) error {
 		v, inline := strings.CutPrefix(flag, "timeout=")
 		inline = inline && flag != a
 		switch {
-		case a == "--check":
+		case a == want:
 			continue
 		case flag == "timeout" && flag != a:
 			if i+1 == len(args) {
@@ -679,9 +729,33 @@ func stopBudget(env map[string]string) (time.Duration, error) {
 	return sum + d, nil
 }
 
-// checkService: headless, named as the StatefulSet's serviceName, selecting its pods.
+// containerPort is the port number of c's port called name, or 0.
+func containerPort(c *corev1.Container, name string) int32 {
+	for _, p := range c.Ports {
+		if p.Name == name {
+			return p.ContainerPort
+		}
+	}
+	return 0
+}
+
+// checkService: headless, named as the StatefulSet's serviceName, selecting its pods, and
+// exposing the metrics port.
 func checkService(svc *corev1.Service, sts *appsv1.StatefulSet) []string {
 	var p []string
+	exposed := false
+	if cs := sts.Spec.Template.Spec.Containers; len(cs) == 1 {
+		want := containerPort(&cs[0], metricsPort)
+		for _, sp := range svc.Spec.Ports {
+			tp := sp.TargetPort
+			if sp.Name == metricsPort && want != 0 && (tp.String() == metricsPort || tp.IntValue() == int(want) || (tp.String() == "0" && sp.Port == want)) {
+				exposed = true
+			}
+		}
+	}
+	if !exposed {
+		p = append(p, fmt.Sprintf("service %s: no port %q to the container's %q port", svc.Name, metricsPort, metricsPort))
+	}
 	if svc.Spec.ClusterIP != corev1.ClusterIPNone {
 		p = append(p, fmt.Sprintf("service %s: clusterIP %q, want None (headless)", svc.Name, svc.Spec.ClusterIP))
 	}

@@ -62,6 +62,66 @@ const Stable = time.Second
 // any one moment, so when a service was first seen not serving is kept in p.History (written
 // atomically; without it, or unwritable, the verdict only sees the current run of s6).
 func Check(p Paths, now time.Time, grace time.Duration) ([]Problem, error) {
+	svcs, err := Services(p)
+	if err != nil {
+		return nil, err
+	}
+	seen := readHistory(p.History)
+	next := map[string]time.Time{}
+	var out []Problem
+	for _, s := range svcs {
+		if s.Err != nil {
+			out = append(out, Problem{s.Name, s.Err.Error()})
+			continue
+		}
+		st := s.Status
+		if !st.WantUp {
+			continue // taken down on purpose
+		}
+		if s.Serving(now) {
+			continue
+		}
+		since := st.Since
+		if t, ok := seen[s.Name]; ok && t.Before(since) {
+			since = t
+		}
+		if since.IsZero() || since.After(now) {
+			since = now
+		}
+		next[s.Name] = since
+		if now.Sub(since) < grace {
+			continue
+		}
+		why := "down"
+		if st.Up {
+			why = "restarting, or up but not ready"
+		}
+		out = append(out, Problem{s.Name, fmt.Sprintf("%s, not serving for %s (GATEWAY_HEALTH_GRACE %s)", why, now.Sub(since).Round(time.Second), grace)})
+	}
+	writeHistory(p.History, seen, next)
+	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
+	return out, nil
+}
+
+// Service is one of the container's own services and what s6 says about it.
+type Service struct {
+	Name     string    // "services.d/NAME" or "s6-rc/NAME"
+	Status   s6.Status // s6's status file, when Err is nil
+	Notifies bool      // it has a notification-fd: up counts only once ready
+	Err      error     // no status from s6 (not supervised yet, unparsable)
+}
+
+// Serving reports whether the service is up (and ready, when it notifies) and has been for at
+// least Stable.
+func (s Service) Serving(now time.Time) bool {
+	st := s.Status
+	return s.Err == nil && st.Up && (st.Ready || !s.Notifies) && now.Sub(st.Since) >= Stable
+}
+
+// Services lists the services Check looks at, sorted by name, with s6's view of each: every
+// services.d service /init linked into the scan directory, and every active s6-rc longrun
+// flagged essential. It only reads; ErrUnreadable when the caller may not read them.
+func Services(p Paths) ([]Service, error) {
 	type svc struct{ label, dir string }
 	var svcs []svc
 	legacy, err := os.ReadDir(p.LegacyServices)
@@ -85,49 +145,25 @@ func Check(p Paths, now time.Time, grace time.Duration) ([]Problem, error) {
 			svcs = append(svcs, svc{"s6-rc/" + x.Name, x.ServiceDir})
 		}
 	}
-	seen := readHistory(p.History)
-	next := map[string]time.Time{}
-	var out []Problem
+	out := make([]Service, 0, len(svcs))
 	for _, s := range svcs {
 		b, err := os.ReadFile(filepath.Join(s.dir, "supervise", "status"))
 		if errors.Is(err, fs.ErrPermission) {
 			return nil, ErrUnreadable
 		}
 		if err != nil {
-			out = append(out, Problem{s.label, "no status from s6 (" + err.Error() + ")"})
+			out = append(out, Service{Name: s.label, Err: fmt.Errorf("no status from s6 (%w)", err)})
 			continue
 		}
 		st, err := s6.ParseStatusFile(b)
 		if err != nil {
-			out = append(out, Problem{s.label, err.Error()})
+			out = append(out, Service{Name: s.label, Err: err})
 			continue
-		}
-		if !st.WantUp {
-			continue // taken down on purpose
 		}
 		_, nerr := os.Stat(filepath.Join(s.dir, "notification-fd"))
-		if st.Up && (st.Ready || nerr != nil) && now.Sub(st.Since) >= Stable {
-			continue // serving
-		}
-		since := st.Since
-		if t, ok := seen[s.label]; ok && t.Before(since) {
-			since = t
-		}
-		if since.IsZero() || since.After(now) {
-			since = now
-		}
-		next[s.label] = since
-		if now.Sub(since) < grace {
-			continue
-		}
-		why := "down"
-		if st.Up {
-			why = "restarting, or up but not ready"
-		}
-		out = append(out, Problem{s.label, fmt.Sprintf("%s, not serving for %s (GATEWAY_HEALTH_GRACE %s)", why, now.Sub(since).Round(time.Second), grace)})
+		out = append(out, Service{Name: s.label, Status: st, Notifies: nerr == nil})
 	}
-	writeHistory(p.History, seen, next)
-	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 

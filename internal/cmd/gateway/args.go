@@ -15,6 +15,7 @@ import (
 type cmdline struct {
 	profile                          string
 	all, json, check, start, replace bool
+	live, ready                      bool         // status --live, --ready: the container-wide probes (package probe)
 	purge                            bool         // unregister --purge
 	unsetEnv                         cli.Repeated // update --unset-env NAME
 	timeout, settle                  time.Duration
@@ -34,7 +35,7 @@ var flagsOf = map[string][]string{
 	"start":      {"p", "all", "settle", "timeout"},
 	"stop":       {"p", "all", "timeout"},
 	"restart":    {"p", "all", "settle", "timeout"},
-	"status":     {"p", "json", "check", "timeout"},
+	"status":     {"p", "json", "check", "live", "ready", "timeout"},
 	"list":       {"json", "timeout"},
 	"logs":       {"p", "all", "n", "f", "timeout"},
 }
@@ -96,6 +97,10 @@ func flagSet(verb string, want []string, c *cmdline) *flag.FlagSet {
 			fs.BoolVar(&c.json, "json", false, "JSON output")
 		case "check":
 			fs.BoolVar(&c.check, "check", false, "exit 1 if a gateway meant to run is not up")
+		case "live":
+			fs.BoolVar(&c.live, "live", false, "exit 1 unless the supervision trees answer (liveness)")
+		case "ready":
+			fs.BoolVar(&c.ready, "ready", false, "exit 1 unless the container's own services are up (readiness)")
 		case "n", "f":
 			c.logs.define(fs, f)
 		}
@@ -149,6 +154,9 @@ func check(verb string, c *cmdline, a cli.Args) (*cmdline, error) {
 		if err := profile.Validate(c.profile); err != nil {
 			return nil, err
 		}
+	}
+	if (c.live || c.ready) && (c.live == c.ready || c.json || c.check || c.profile != "") {
+		return nil, exitcode.Usagef("--live and --ready go alone (not with each other, -p, --json or --check)")
 	}
 	if c.timeout < 0 {
 		return nil, exitcode.Usagef("--timeout must not be negative")

@@ -23,6 +23,7 @@ import (
 	"github.com/s6gate/s6gate/pkg/exitcode"
 	"github.com/s6gate/s6gate/pkg/gatewayrun"
 	"github.com/s6gate/s6gate/pkg/operator"
+	"github.com/s6gate/s6gate/pkg/probe"
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/slot"
 	"github.com/s6gate/s6gate/pkg/svchealth"
@@ -39,6 +40,7 @@ const usage = `usage:
   gateway stop [-p NAME | --all] [--timeout D]
   gateway restart [-p NAME | --all] [--settle D] [--timeout D]
   gateway status [-p NAME] [--json] [--check] [--timeout D]
+  gateway status --live | --ready
   gateway list [--json] [--timeout D]
   gateway logs [-p NAME | --all] [-n N] [-f] [--timeout D]
   gateway help [VERB]
@@ -105,6 +107,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Liveness and readiness of the container (Kubernetes' probes): read as the caller is,
+	// root's status files included; no wait, no verb lock, nothing written but svchealth's
+	// history.
+	if verb == "status" && (c.live || c.ready) {
+		return probeVerdict(c.live, settings, stdout, stderr)
+	}
 	// The container's own services are the root tree's, readable only by root: the health
 	// check looks at them first (reading s6's status files, nothing else), then becomes the
 	// service user like every verb.
@@ -154,6 +162,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printStartLog(stderr, err)
 		return code
 	}
+	return exitcode.OK
+}
+
+// probeVerdict prints the verdict of probe.Live or probe.Ready: one line on stdout and exit 0
+// when it passes, one error line and exit 1 when it does not.
+func probeVerdict(live bool, settings config.Settings, stdout, stderr io.Writer) int {
+	p := probe.Paths{ScanDir: settings.ScanDir, Services: svchealth.DefaultPaths()}
+	what, v := "ready", probe.Verdict{}
+	if live {
+		what, v = "live", probe.Live(p)
+	} else {
+		v = probe.Ready(p, time.Now(), settings.HealthGrace)
+	}
+	if v.Err != nil {
+		return cli.Fail(stderr, "gateway", "status", fmt.Errorf("not %s: %w", what, v.Err))
+	}
+	if v.Partial {
+		what += " (the root supervision tree is not readable by this user: not checked)"
+	}
+	fmt.Fprintln(stdout, what)
 	return exitcode.OK
 }
 
