@@ -13,9 +13,17 @@ if [ -x "$dir/prometheus" ] && [ -x "$dir/promtool" ]; then
   exit 0
 fi
 mkdir -p "$dir"
+# One build at a time: .ci/run starts one in the background at idle priority while the other
+# tests run; a second caller waits for it here and then finds the binaries.
+exec 9>"$dir/.lock"
+flock 9
+if [ -x "$dir/prometheus" ] && [ -x "$dir/promtool" ]; then
+  echo "$dir"
+  exit 0
+fi
 t0=$SECONDS
 echo "prometheus: building prometheus and promtool $ver into $dir (once)" >&2
-CGO_ENABLED=0 GOBIN="$dir" nice -n 10 "${GO:-go}" install -trimpath \
+CGO_ENABLED=0 GOBIN="$dir" nice -n "${PROMETHEUS_NICE:-10}" "${GO:-go}" install -trimpath \
   "github.com/prometheus/prometheus/cmd/prometheus@$ver" "github.com/prometheus/prometheus/cmd/promtool@$ver" >&2
 echo "prometheus: built in $((SECONDS - t0)) s" >&2
 echo "$dir"
