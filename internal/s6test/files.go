@@ -2,6 +2,8 @@ package s6test
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,11 +40,17 @@ func WriteFile(t testing.TB, p, content string) {
 func (e *Env) GiveToServiceUser() {
 	e.t.Helper()
 	for _, root := range []string{e.Home, e.ScanDir} {
+		// A running gateway may write its state meanwhile: an atomic write's temporary file
+		// seen by the walk can be renamed away before it is reached. What vanished is not
+		// an error; what remains is given to the service user.
 		require.NoError(e.t, filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-			if err != nil {
-				return err
+			if err == nil {
+				err = os.Lchown(p, e.UID, e.GID)
 			}
-			return os.Lchown(p, e.UID, e.GID)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
 		}))
 	}
 }
