@@ -58,6 +58,21 @@ func Command(t testing.TB, syscalls []string, name string, args ...string) *Trac
 	return &Trace{Cmd: exec.Command(bin, append(argv, args...)...), Log: log}
 }
 
+// DelayEach makes strace hold every call of the given set at its entry for d before letting
+// it run (strace -e inject=SET:delay_enter=...), so a test can kill the program between two
+// such calls: once the log shows the k-th completed, the (k+1)-th has not run yet and will not
+// for d. Call it before Cmd starts.
+func (tr *Trace) DelayEach(syscalls []string, d time.Duration) {
+	opt := "inject=" + strings.Join(syscalls, ",") + ":delay_enter=" + strconv.FormatInt(d.Microseconds(), 10)
+	args := tr.Cmd.Args
+	for i, a := range args {
+		if a == "--" {
+			tr.Cmd.Args = append(append(append([]string{}, args[:i]...), "-e", opt), args[i:]...)
+			return
+		}
+	}
+}
+
 // Calls waits until strace has recorded the exit of the traced program (it exits when the
 // program has; the log is complete then) and returns the calls it recorded.
 func (tr *Trace) Calls(t testing.TB, timeout time.Duration) Calls {

@@ -288,7 +288,8 @@ func (o *Operator) status(ctx context.Context, r *statusRun, name string) Gatewa
 	if r.scan != nil {
 		if home, err := r.openHome(o, name); err == nil {
 			p, _ := pendingOf(r.scan, home, name)
-			g.ProfileChanged = p.Changed
+			// Also a gateway still up in the process an interrupted update did not restart.
+			g.ProfileChanged = p.Changed || runsOlderSlot(p, st)
 			home.Close()
 		}
 	}

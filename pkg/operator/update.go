@@ -7,12 +7,14 @@ import (
 	"io/fs"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/s6gate/s6gate/pkg/profile"
 	"github.com/s6gate/s6gate/pkg/profileuid"
 	"github.com/s6gate/s6gate/pkg/s6"
 	"github.com/s6gate/s6gate/pkg/safedir"
 	"github.com/s6gate/s6gate/pkg/slot"
+	"github.com/s6gate/s6gate/pkg/state"
 )
 
 // UpdateOptions are update's changes to profile.json; none means "apply the file as it is".
@@ -37,8 +39,20 @@ type UpdateResult struct {
 // pending is what a profile's slot was rendered from and what profile.json says now.
 type pending struct {
 	Recorded, Current profile.Config
-	Known             bool // the slot records its configuration (slots rendered before did not)
-	Changed           bool // they differ
+	Known             bool      // the slot records its configuration (slots rendered before did not)
+	Changed           bool      // they differ
+	Written           time.Time // when the slot's run was written (slot.RecordedRun)
+}
+
+// runsOlderSlot reports whether the gateway is up in a process s6 started before the slot's
+// run was last written: an update killed after it rewrote the slot (run, with the record,
+// last) and before it restarted the gateway. The record then says "applied" while the process
+// still runs the run it replaced; status must not call that applied, and update finishes it
+// with the restart. s6's stamp is taken when it spawns run, the file's modification time when
+// it was written (on a clock that lags by up to a tick, never leads): a gateway (re)started
+// after the rewrite is never taken for an older one.
+func runsOlderSlot(p pending, st s6.Status) bool {
+	return st.Up && !st.Since.IsZero() && p.Written.After(st.Since)
 }
 
 // pendingOf compares the slot's record (slot.Recorded) with the home's profile.json. A
@@ -46,10 +60,11 @@ type pending struct {
 // ignored, and `update` refuses to apply a broken file.
 func pendingOf(scan, home *safedir.Dir, name string) (pending, error) {
 	var p pending
-	rec, ok, err := slot.Recorded(scan, name)
+	rec, ok, written, err := slot.RecordedRun(scan, name)
 	if err != nil {
 		return p, fmt.Errorf("slot of '%s': %w", name, err)
 	}
+	p.Written = written
 	p.Known = ok
 	if ok {
 		if p.Recorded, err = profile.ParseConfig([]byte(rec)); err != nil {
@@ -107,6 +122,19 @@ func (o *Operator) update(ctx context.Context, name string, opt UpdateOptions) (
 	if err != nil {
 		return res, err
 	}
+	// What an update killed half-way left in the home: the temp file of a profile.json write
+	// (only the verbs write it, under the verb lock this holds) or of a state write (under the
+	// home's lock: state.SweepTemps). The slot's are Rewrite's to sweep.
+	if entries, err := home.ReadDir(); err == nil {
+		for _, e := range entries {
+			if e.Type().IsRegular() && safedir.IsTempName(e.Name(), profile.ConfigFile) {
+				_ = home.Remove(e.Name())
+			}
+		}
+	}
+	if err := state.SweepTemps(home); err != nil {
+		o.Log.Warn("cannot sweep the temp files of the state", "profile", name, "err", err)
+	}
 	cfg := p.Current
 	restore := func() {}
 	if !opt.empty() {
@@ -130,21 +158,25 @@ func (o *Operator) update(ctx context.Context, name string, opt UpdateOptions) (
 		}
 	}
 	res.Unknown = !p.Known
-	if p.Known && p.Recorded.Canonical() == cfg.Canonical() {
-		res.Note = "unchanged"
-		return res, nil
-	}
-	res.Changes = profile.Diff(p.Recorded, cfg)
-	spec := slot.NewSpec(o.Settings, name, cfg, false)
-	if spec.UID, err = profileuid.Allocate(o.Settings, name); err != nil {
-		restore()
-		return res, fmt.Errorf("the profile's own uid: %w", err)
-	}
-	if err := slot.Rewrite(o.Settings.ScanDir, spec); err != nil {
-		restore()
-		return res, err
-	}
 	dir := o.slotDir(name)
+	if p.Known && p.Recorded.Canonical() == cfg.Canonical() {
+		// The slot is applied; the process may not be (an update killed before its restart).
+		if st, err := o.Tools.ReadStatus(ctx, dir); err != nil || !runsOlderSlot(p, st) {
+			res.Note = "unchanged"
+			return res, nil
+		}
+	} else {
+		res.Changes = profile.Diff(p.Recorded, cfg)
+		spec := slot.NewSpec(o.Settings, name, cfg, false)
+		if spec.UID, err = profileuid.Allocate(o.Settings, name); err != nil {
+			restore()
+			return res, fmt.Errorf("the profile's own uid: %w", err)
+		}
+		if err := slot.Rewrite(o.Settings.ScanDir, spec); err != nil {
+			restore()
+			return res, err
+		}
+	}
 	st, err := o.Tools.ReadStatus(ctx, dir)
 	if err != nil || !st.Up {
 		if err != nil && !errors.Is(err, s6.ErrNotSupervised) && !errors.Is(err, s6.ErrNoStatus) {
@@ -209,5 +241,9 @@ func (o *Operator) changed(name string) bool {
 	}
 	defer scan.Close()
 	p, err := pendingOf(scan, home, name)
-	return err != nil || p.Changed
+	if err != nil || p.Changed {
+		return true
+	}
+	st, err := o.Tools.ReadStatus(context.Background(), o.slotDir(name))
+	return err == nil && runsOlderSlot(p, st)
 }

@@ -496,6 +496,30 @@ func Update(home *safedir.Dir, now time.Time, change func(*State)) (warning erro
 	return warning, nil
 }
 
+// SweepTemps removes the temp files a writer of the state killed between their creation and
+// their rename left in home (safedir.IsTempName of FileName). Every write of the state is
+// Update's, under the home's lock, which SweepTemps takes too: no temp file it sees belongs
+// to a write still under way.
+func SweepTemps(home *safedir.Dir) error {
+	unlock, err := home.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	entries, err := home.ReadDir()
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && safedir.IsTempName(e.Name(), FileName) {
+			if err := home.Remove(e.Name()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // encode applies change to s, stamps updated_at and returns the document: raw's members with
 // the ones State owns replaced, as indented JSON with a final newline.
 func encode(s State, raw map[string]json.RawMessage, now time.Time, change func(*State)) ([]byte, error) {
