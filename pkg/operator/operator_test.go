@@ -187,6 +187,12 @@ func TestRegisterRefusedWhenS6SvscanIsFull(t *testing.T) {
 	op.Settings.MaxServices = n + 1
 	_, err = op.Register(ctx, "first", operator.RegisterOptions{})
 	require.NoError(t, err)
+	// The first gateway's logger makes its log directory as it starts: wait until it has
+	// (s6-log opens current last), so that the snapshot is not taken half-way through that.
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(e.Home, "logs", "gateways", "first", "current"))
+		return err == nil
+	}, 30*time.Second, 10*time.Millisecond, "the first gateway's logger started")
 	before := s6test.Snapshot(t, e.Home)
 	_, err = op.Register(ctx, "second", operator.RegisterOptions{})
 	var fe *slot.FullError
