@@ -416,7 +416,8 @@ func TestRestartSameLayer(t *testing.T) {
 	s2 := s.again()
 	s2.write("out/svc.pids", "", 0o644)
 	s2.start(modePID1, nil, "sh", "-c", "ls /run/service > /out/scandir; while ls -d /run/.s6.old-* /run/.s6-rc.old-* /run/.service.old-* >/dev/null 2>&1; do sleep 0.05; done; exit 4")
-	assert.Equal(t, 4, s2.wait())
+	// The CMD ends once the remover, an idle-priority process, has removed the old trees.
+	assert.Equal(t, 4, s2.waitFor(10*time.Minute))
 	assert.Equal(t, "boot\nboot\n", s2.read("out/boots"))
 	assert.Equal(t, "runtime-slot\nsvc\n", s2.read("out/scandir"), "rebuilt by this boot's cont-init.d and services.d only")
 	assert.Contains(t, s2.out.String(), "s6gate-init: remove-old: removed what earlier boots left under /run")
