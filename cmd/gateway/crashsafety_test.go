@@ -247,7 +247,9 @@ func TestUpdateKilledAtEveryStepConverges(t *testing.T) {
 	from := 0
 	seen := map[string]int{}
 	covered := map[int]bool{}
-	for i := 0; i < 3*n && len(covered) < n; i++ {
+	// Up to ten passes over the boundaries not covered yet: on a busy machine a kill can land
+	// one call late several times running (seen in CI at 3 passes).
+	for i := 0; i < 10*n && len(covered) < n; i++ {
 		k := i % n
 		if covered[k] {
 			continue
@@ -379,7 +381,9 @@ func TestPurgeKilledAtEveryStepConverges(t *testing.T) {
 
 	seen := map[string]int{}
 	covered := map[int]bool{}
-	for i := 0; i < 3*n && len(covered) < n; i++ {
+	// Up to ten passes over the boundaries not covered yet: on a busy machine a kill can land
+	// one call late several times running (seen in CI at 3 passes).
+	for i := 0; i < 10*n && len(covered) < n; i++ {
 		k := i % n
 		if covered[k] {
 			continue
