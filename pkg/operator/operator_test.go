@@ -440,3 +440,22 @@ func TestVerbsRescanForAnUnsupervisedSlot(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, r.PID)
 }
+
+// Update refuses a reserved variable as register does (the slot sets it, or s6gate carries
+// its own values in it), before it writes anything; unsetting only needs a valid name.
+func TestUpdateRefusesReservedEnvNames(t *testing.T) {
+	e := s6test.NewEnvAsCaller(t, nil)
+	e.Start()
+	op := newOperator(t, e, e.CommandDir)
+	ctx := context.Background()
+	_, err := op.Register(ctx, "coder", operator.RegisterOptions{})
+	require.NoError(t, err)
+	before := s6test.Snapshot(t, e.Home)
+	for _, k := range []string{"S6GATE_CONTENV", "S6GATE_SETENV_X", "GATEWAY_HOME", "GATEWAY_SUPERVISION"} {
+		_, err := op.Update(ctx, "coder", operator.UpdateOptions{Env: map[string]string{k: "1"}})
+		var re *profile.ReservedEnvError
+		assert.ErrorAs(t, err, &re, k)
+		assert.Equal(t, exitcode.Usage, exitcode.Of(err), k)
+	}
+	assert.Equal(t, before, s6test.Snapshot(t, e.Home), "nothing written")
+}

@@ -90,7 +90,14 @@ func pendingOf(scan, home *safedir.Dir, name string) (pending, error) {
 // (written last) still says old, so status reports the edit as not applied until an update or
 // the next boot applies it.
 func (o *Operator) Update(ctx context.Context, name string, opt UpdateOptions) (UpdateResult, error) {
-	for _, k := range append(slices.Sorted(maps.Keys(opt.Env)), opt.UnsetEnv...) {
+	// A variable set must be one a profile may set (the reserved ones refused, as register
+	// refuses them); one unset need only be a valid name.
+	for _, k := range slices.Sorted(maps.Keys(opt.Env)) {
+		if err := profile.ValidateProfileEnvName(k); err != nil {
+			return UpdateResult{}, err
+		}
+	}
+	for _, k := range opt.UnsetEnv {
 		if err := profile.ValidateEnvName(k); err != nil {
 			return UpdateResult{}, err
 		}
